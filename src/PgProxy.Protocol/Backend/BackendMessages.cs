@@ -1,0 +1,62 @@
+using PgProxy.Protocol.Framing;
+
+namespace PgProxy.Protocol.Backend;
+
+/// <summary>Writers for the backend messages the proxy produces when it plays the server to a client.</summary>
+public static class BackendMessages
+{
+    /// <summary>AuthenticationOk: R, len=8, 0.</summary>
+    public static void AuthenticationOk(PgMessageBuilder b) => b.Start(BackendCode.Authentication).Int32(AuthCode.Ok).End();
+
+    /// <summary>AuthenticationCleartextPassword: R, len=8, 3.</summary>
+    public static void AuthenticationCleartextPassword(PgMessageBuilder b) =>
+        b.Start(BackendCode.Authentication).Int32(AuthCode.CleartextPassword).End();
+
+    /// <summary>AuthenticationMD5Password: R, len=12, 5, salt[4].</summary>
+    public static void AuthenticationMd5Password(PgMessageBuilder b, ReadOnlySpan<byte> salt) =>
+        b.Start(BackendCode.Authentication).Int32(AuthCode.Md5Password).Bytes(salt).End();
+
+    /// <summary>AuthenticationSASL with a list of mechanisms, terminated by an empty name.</summary>
+    public static void AuthenticationSasl(PgMessageBuilder b, params string[] mechanisms)
+    {
+        b.Start(BackendCode.Authentication).Int32(AuthCode.Sasl);
+        foreach (string m in mechanisms)
+        {
+            b.CString(m);
+        }
+
+        b.Byte(0).End();
+    }
+
+    /// <summary>AuthenticationSASLContinue with server-first-message.</summary>
+    public static void AuthenticationSaslContinue(PgMessageBuilder b, string data) =>
+        b.Start(BackendCode.Authentication).Int32(AuthCode.SaslContinue).Utf8(data).End();
+
+    /// <summary>AuthenticationSASLFinal with server-final-message.</summary>
+    public static void AuthenticationSaslFinal(PgMessageBuilder b, string data) =>
+        b.Start(BackendCode.Authentication).Int32(AuthCode.SaslFinal).Utf8(data).End();
+
+    /// <summary>ParameterStatus: S, name, value.</summary>
+    public static void ParameterStatus(PgMessageBuilder b, string name, string value) =>
+        b.Start(BackendCode.ParameterStatus).CString(name).CString(value).End();
+
+    /// <summary>BackendKeyData: K, len=12, pid, secret.</summary>
+    public static void BackendKeyData(PgMessageBuilder b, int processId, int secretKey) =>
+        b.Start(BackendCode.BackendKeyData).Int32(processId).Int32(secretKey).End();
+
+    /// <summary>ReadyForQuery: Z, len=5, status ('I', 'T' or 'E').</summary>
+    public static void ReadyForQuery(PgMessageBuilder b, byte status) =>
+        b.Start(BackendCode.ReadyForQuery).Byte(status).End();
+
+    /// <summary>NegotiateProtocolVersion: v, newest minor supported, unrecognized options.</summary>
+    public static void NegotiateProtocolVersion(PgMessageBuilder b, int newestMinor, IReadOnlyList<string> unrecognized)
+    {
+        b.Start(BackendCode.NegotiateProtocolVersion).Int32(newestMinor).Int32(unrecognized.Count);
+        foreach (string option in unrecognized)
+        {
+            b.CString(option);
+        }
+
+        b.End();
+    }
+}

@@ -1,0 +1,150 @@
+using System.Globalization;
+using System.Text.Json;
+using PgProxy.Core.Configuration.Toml;
+using PgProxy.Testing;
+
+namespace PgProxy.Core.Tests.Configuration;
+
+/// <summary>Runs every TOML 1.0.0 vector of the toml-test suite in ../shared/toml-test.</summary>
+public sealed class TomlComplianceTests
+{
+    private static string TestsDir => Path.Combine(RepoPaths.Shared, "toml-test", "tests");
+
+    public static TheoryData<string> ValidFiles() => Files("valid/");
+
+    public static TheoryData<string> InvalidFiles() => Files("invalid/");
+
+    private static TheoryData<string> Files(string prefix)
+    {
+        var data = new TheoryData<string>();
+        foreach (string line in File.ReadAllLines(Path.Combine(TestsDir, "files-toml-1.0.0")))
+        {
+            if (line.StartsWith(prefix, StringComparison.Ordinal) && line.EndsWith(".toml", StringComparison.Ordinal))
+            {
+                data.Add(line);
+            }
+        }
+
+        return data;
+    }
+
+    [Fact]
+    public void Suite_IsPresent_AndLarge()
+    {
+        Assert.True(ValidFiles().Count > 150, "valid vectors");
+        Assert.True(InvalidFiles().Count > 300, "invalid vectors");
+    }
+
+    [Theory]
+    [MemberData(nameof(ValidFiles))]
+    public void Valid_Parses_ToExpectedDocument(string file)
+    {
+        string path = Path.Combine(TestsDir, file);
+        TomlTable table = TomlReader.Parse(File.ReadAllBytes(path));
+        using JsonDocument expected = JsonDocument.Parse(File.ReadAllText(Path.ChangeExtension(path, ".json")));
+        AssertEqual(expected.RootElement, table, "$");
+    }
+
+    [Theory]
+    [MemberData(nameof(InvalidFiles))]
+    public void Invalid_IsRejected(string file)
+    {
+        byte[] bytes = File.ReadAllBytes(Path.Combine(TestsDir, file));
+        TomlException ex = Assert.Throws<TomlException>(() => TomlReader.Parse(bytes));
+        Assert.True(ex.Position.Line >= 1);
+    }
+
+    private static void AssertEqual(JsonElement expected, object actual, string path)
+    {
+        if (expected.ValueKind == JsonValueKind.Array)
+        {
+            var array = Assert.IsType<TomlArray>(actual);
+            Assert.True(expected.GetArrayLength() == array.Count, $"{path}: array length");
+            int i = 0;
+            foreach (JsonElement item in expected.EnumerateArray())
+            {
+                AssertEqual(item, array[i], $"{path}[{i}]");
+                i++;
+            }
+
+            return;
+        }
+
+        Assert.Equal(JsonValueKind.Object, expected.ValueKind);
+        if (expected.TryGetProperty("type", out JsonElement type) && type.ValueKind == JsonValueKind.String &&
+            expected.TryGetProperty("value", out JsonElement value) && value.ValueKind == JsonValueKind.String &&
+            expected.EnumerateObject().Count() == 2 && actual is not TomlTable)
+        {
+            AssertScalar(type.GetString()!, value.GetString()!, actual, path);
+            return;
+        }
+
+        var table = Assert.IsType<TomlTable>(actual);
+        var expectedKeys = expected.EnumerateObject().Select(p => p.Name).OrderBy(k => k, StringComparer.Ordinal).ToList();
+        var actualKeys = table.Keys.OrderBy(k => k, StringComparer.Ordinal).ToList();
+        Assert.True(expectedKeys.SequenceEqual(actualKeys), $"{path}: keys [{string.Join(",", expectedKeys)}] vs [{string.Join(",", actualKeys)}]");
+        foreach (JsonProperty p in expected.EnumerateObject())
+        {
+            AssertEqual(p.Value, table[p.Name], $"{path}.{p.Name}");
+        }
+    }
+
+    private static void AssertScalar(string type, string value, object actual, string path)
+    {
+        switch (type)
+        {
+            case "string":
+                Assert.True(value == Assert.IsType<string>(actual), $"{path}: string");
+                break;
+            case "integer":
+                Assert.True(long.Parse(value, CultureInfo.InvariantCulture) == Assert.IsType<long>(actual), $"{path}: integer");
+                break;
+            case "bool":
+                Assert.True(bool.Parse(value) == Assert.IsType<bool>(actual), $"{path}: bool");
+                break;
+            case "float":
+                double d = Assert.IsType<double>(actual);
+                double e = value switch
+                {
+                    "inf" or "+inf" => double.PositiveInfinity,
+                    "-inf" => double.NegativeInfinity,
+                    "nan" or "+nan" or "-nan" => double.NaN,
+                    _ => double.Parse(value, CultureInfo.InvariantCulture),
+                };
+                Assert.True(e.Equals(d), $"{path}: float {value} vs {d}");
+                break;
+            default:
+                var dt = Assert.IsType<TomlDateTime>(actual);
+                string kind = dt.Kind switch
+                {
+                    TomlDateTimeKind.OffsetDateTime => "datetime",
+                    TomlDateTimeKind.LocalDateTime => "datetime-local",
+                    TomlDateTimeKind.LocalDate => "date-local",
+                    _ => "time-local",
+                };
+                Assert.True(type == kind, $"{path}: {type} vs {kind}");
+                Assert.True(Normalize(value) == Normalize(dt.Text), $"{path}: {value} vs {dt.Text}");
+                break;
+        }
+    }
+
+    private static string Normalize(string text)
+    {
+        string s = text.ToUpperInvariant().Replace(' ', 'T');
+        // Compare fractional seconds numerically: trailing zeros do not matter.
+        int dot = s.IndexOf('.', StringComparison.Ordinal);
+        if (dot < 0)
+        {
+            return s;
+        }
+
+        int end = dot + 1;
+        while (end < s.Length && char.IsAsciiDigit(s[end]))
+        {
+            end++;
+        }
+
+        string frac = s.Substring(dot + 1, end - dot - 1).TrimEnd('0');
+        return s.Substring(0, dot) + (frac.Length > 0 ? "." + frac : "") + s.Substring(end);
+    }
+}
