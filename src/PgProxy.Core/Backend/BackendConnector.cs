@@ -1,0 +1,228 @@
+using System.Net.Sockets;
+using System.Text;
+using Microsoft.AspNetCore.Connections;
+using PgProxy.Core.Infrastructure;
+using PgProxy.Core.Pooling;
+using PgProxy.Protocol;
+using PgProxy.Protocol.Auth;
+using PgProxy.Protocol.Backend;
+using PgProxy.Protocol.Framing;
+using PgProxy.Protocol.Frontend;
+
+namespace PgProxy.Core.Backend;
+
+/// <summary>
+/// Opens a backend: TCP connect, StartupMessage with the pool's user and database, authentication (SCRAM-SHA-256,
+/// md5, cleartext or trust), then ParameterStatus and BackendKeyData up to the first ReadyForQuery.
+/// The whole login is bounded by server_connect_timeout.
+/// </summary>
+public sealed class BackendConnector
+{
+    private const int MaxLoginMessageBytes = 64 * 1024;
+    private readonly IBackendTransport _transport;
+
+    /// <summary>Creates a connector over a transport.</summary>
+    public BackendConnector(IBackendTransport transport)
+    {
+        _transport = transport;
+    }
+
+    /// <summary>The transport (also used to send cancel requests).</summary>
+    public IBackendTransport Transport => _transport;
+
+    /// <summary>Connects and logs in; throws <see cref="BackendUnavailableException"/> with a client-ready message.</summary>
+    public async ValueTask<BackendConnection> ConnectAsync(Pool pool, TimeSpan timeout, CancellationToken ct)
+    {
+        PoolTarget target = pool.Target;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        if (timeout > TimeSpan.Zero)
+        {
+            cts.CancelAfter(timeout);
+        }
+
+        ConnectionContext context;
+        try
+        {
+            context = await _transport.ConnectAsync(target.Host, target.Port, cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw Unavailable(target, $"connect timed out after server_connect_timeout ({Format(timeout)})");
+        }
+        catch (SocketException ex)
+        {
+            throw Unavailable(target, ex.Message, ex);
+        }
+
+        var backend = new BackendConnection(context, target.Host, target.Port, pool);
+        try
+        {
+            await LoginAsync(backend, target, cts.Token).ConfigureAwait(false);
+            return backend;
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            await backend.CloseAsync().ConfigureAwait(false);
+            throw Unavailable(target, $"login timed out after server_connect_timeout ({Format(timeout)})");
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or SocketException)
+        {
+            await backend.CloseAsync().ConfigureAwait(false);
+            throw Unavailable(target, "connection lost during login: " + ex.Message, ex);
+        }
+        catch
+        {
+            await backend.CloseAsync().ConfigureAwait(false);
+            throw;
+        }
+    }
+
+    private static string Format(TimeSpan t) => t.TotalSeconds >= 1 ? $"{t.TotalSeconds:0.###}s" : $"{t.TotalMilliseconds:0}ms";
+
+    private static BackendUnavailableException Unavailable(PoolTarget target, string reason, Exception? inner = null) =>
+        new(SqlState.ConnectionFailure,
+            $"could not connect to server for database \"{target.DbName}\": {reason}",
+            $"server {target.Host}:{target.Port}, user \"{target.Credentials.User}\"", inner);
+
+    private static async Task LoginAsync(BackendConnection backend, PoolTarget target, CancellationToken ct)
+    {
+        var b = new PgMessageBuilder();
+        FrontendMessages.Startup(b,
+        [
+            new("user", target.Credentials.User),
+            new("database", target.DbName),
+        ]);
+        await PgMessageIO.WriteAsync(backend.Output, b, ct).ConfigureAwait(false);
+
+        ScramClientExchange? scram = null;
+        while (true)
+        {
+            PgMessage? message = await PgMessageIO.ReadAsync(backend.Input, MaxLoginMessageBytes, ct).ConfigureAwait(false)
+                ?? throw Unavailable(target, "server closed the connection during login");
+            byte[] body = message.Value.Body;
+            switch (message.Value.Type)
+            {
+                case BackendCode.Authentication:
+                    scram = await HandleAuthAsync(backend, target, body, scram, b, ct).ConfigureAwait(false);
+                    break;
+                case BackendCode.ErrorResponse:
+                    _ = ErrorResponse.TryParse(body, out ErrorResponse? error);
+                    throw new BackendUnavailableException(error?.SqlState ?? SqlState.ConnectionFailure,
+                        "server login failed: " + (error?.Message ?? "unknown error"), null, null, error);
+                case BackendCode.ParameterStatus:
+                    var reader = new PgSpanReader(body);
+                    if (reader.TryReadCString(out string name) && reader.TryReadCString(out string value))
+                    {
+                        backend.Parameters[name] = value;
+                    }
+
+                    break;
+                case BackendCode.BackendKeyData:
+                    var keyReader = new PgSpanReader(body);
+                    if (keyReader.TryReadInt32(out int pid) && keyReader.TryReadInt32(out int secret))
+                    {
+                        backend.ProcessId = pid;
+                        backend.SecretKey = secret;
+                    }
+
+                    break;
+                case BackendCode.ReadyForQuery:
+                    backend.TransactionStatus = body.Length > 0 ? body[0] : (byte)'I';
+                    return;
+                case BackendCode.NoticeResponse:
+                case BackendCode.NegotiateProtocolVersion:
+                    break;
+                default:
+                    throw Unavailable(target, $"unexpected message '{(char)message.Value.Type}' during login");
+            }
+        }
+    }
+
+    private static async Task<ScramClientExchange?> HandleAuthAsync(
+        BackendConnection backend, PoolTarget target, byte[] body, ScramClientExchange? scram, PgMessageBuilder b, CancellationToken ct)
+    {
+        BackendCredentials creds = target.Credentials;
+        var reader = new PgSpanReader(body);
+        if (!reader.TryReadInt32(out int code))
+        {
+            throw Unavailable(target, "malformed authentication request");
+        }
+
+        switch (code)
+        {
+            case AuthCode.Ok:
+                return scram;
+            case AuthCode.CleartextPassword:
+                FrontendMessages.Password(b, creds.Password ?? throw NoSecret(target, "a cleartext password"));
+                break;
+            case AuthCode.Md5Password:
+                if (!reader.TryReadBytes(4, out ReadOnlySpan<byte> salt))
+                {
+                    throw Unavailable(target, "malformed md5 request");
+                }
+
+                string hash = creds.Password is { } p ? Md5Password.Hash(p, creds.User) : creds.Md5Hash ?? throw NoSecret(target, "an md5 password");
+                FrontendMessages.Password(b, Md5Password.Response(hash, salt));
+                break;
+            case AuthCode.Sasl:
+                bool offered = false;
+                while (reader.TryReadCString(out string mechanism) && mechanism.Length > 0)
+                {
+                    offered |= mechanism == ScramSha256.Mechanism;
+                }
+
+                if (!offered)
+                {
+                    throw Unavailable(target, "server offers no supported SASL mechanism (only SCRAM-SHA-256 without channel binding is supported)");
+                }
+
+                if (creds.Password is { } password)
+                {
+                    scram = ScramClientExchange.FromPassword(password);
+                }
+                else if (creds.ScramVerifier is { } verifier && creds.ScramClientKey?.Invoke() is { } clientKey)
+                {
+                    scram = ScramClientExchange.FromKeys(clientKey, verifier);
+                }
+                else
+                {
+                    throw NoSecret(target, "a SCRAM secret (a plaintext password, or a SCRAM login of this user to the proxy first)");
+                }
+
+                FrontendMessages.SaslInitialResponse(b, ScramSha256.Mechanism, Encoding.UTF8.GetBytes(scram.ClientFirst()));
+                break;
+            case AuthCode.SaslContinue:
+                if (scram is null)
+                {
+                    throw Unavailable(target, "unexpected SASLContinue");
+                }
+
+                string? final = scram.HandleServerFirst(Encoding.UTF8.GetString(reader.ReadRest()), out string? error);
+                if (final is null)
+                {
+                    throw Unavailable(target, error ?? "SCRAM failed");
+                }
+
+                FrontendMessages.SaslResponse(b, Encoding.UTF8.GetBytes(final));
+                break;
+            case AuthCode.SaslFinal:
+                string? finalError = null;
+                if (scram is null || !scram.VerifyServerFinal(Encoding.UTF8.GetString(reader.ReadRest()), out finalError))
+                {
+                    throw Unavailable(target, "SCRAM server verification failed" + (scram is null ? "" : ": " + finalError));
+                }
+
+                return scram;
+            default:
+                throw Unavailable(target, $"server requested an unsupported authentication method (code {code})");
+        }
+
+        await PgMessageIO.WriteAsync(backend.Output, b, ct).ConfigureAwait(false);
+        return scram;
+    }
+
+    private static BackendUnavailableException NoSecret(PoolTarget target, string what) =>
+        new(SqlState.InvalidAuthorizationSpecification,
+            $"no password for server login of user \"{target.Credentials.User}\": the server asked for {what}",
+            "set password in [databases] or a plaintext secret in the [auth] file");
+}

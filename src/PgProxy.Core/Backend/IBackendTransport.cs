@@ -1,0 +1,13 @@
+using Microsoft.AspNetCore.Connections;
+
+namespace PgProxy.Core.Backend;
+
+/// <summary>Opens a connected transport to a backend. The composition root supplies the Kestrel socket implementation.</summary>
+public interface IBackendTransport
+{
+    /// <summary>Connects to host:port; throws on failure or cancellation.</summary>
+    ValueTask<ConnectionContext> ConnectAsync(string host, int port, CancellationToken ct);
+
+    /// <summary>Sends a raw CancelRequest packet on a fresh connection and closes it.</summary>
+    ValueTask SendCancelAsync(string host, int port, ReadOnlyMemory<byte> packet, CancellationToken ct);
+}

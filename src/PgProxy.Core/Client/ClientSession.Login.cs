@@ -1,0 +1,322 @@
+using System.Buffers;
+using System.Security.Cryptography;
+using System.Text;
+using PgProxy.Core.Auth;
+using PgProxy.Core.Configuration;
+using PgProxy.Core.Infrastructure;
+using PgProxy.Core.Pooling;
+using PgProxy.Protocol;
+using PgProxy.Protocol.Auth;
+using PgProxy.Protocol.Backend;
+using PgProxy.Protocol.Framing;
+
+namespace PgProxy.Core.Client;
+
+/// <summary>What a successful login produced.</summary>
+internal sealed record LoginResult(Pool Pool, List<KeyValuePair<string, string>> Settings);
+
+/// <summary>Start-up and authentication ("Message Flow: Start-up"), bounded by client_login_timeout.</summary>
+public sealed partial class ClientSession
+{
+    /// <summary>PostgreSQL's PG_MAX_AUTH_TOKEN_LENGTH.</summary>
+    private const int MaxAuthMessageBytes = 65535;
+
+    private static readonly byte[] s_mockSaltKey = RandomNumberGenerator.GetBytes(32);
+
+    private async Task<LoginResult?> LoginWithTimeoutAsync(bool counted)
+    {
+        TimeSpan timeout = Config.Proxy.ClientLoginTimeout;
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(_connection.ConnectionClosed);
+        if (timeout > TimeSpan.Zero)
+        {
+            cts.CancelAfter(timeout);
+        }
+
+        try
+        {
+            return await LoginAsync(counted, cts.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (cts.IsCancellationRequested && !_connection.ConnectionClosed.IsCancellationRequested)
+        {
+            throw new ProxyException(SqlState.QueryCanceled,
+                $"canceling authentication due to timeout (client_login_timeout {timeout.TotalSeconds:0.###}s)");
+        }
+    }
+
+    private async Task<LoginResult?> LoginAsync(bool counted, CancellationToken ct)
+    {
+        StartupPacket? startup = null;
+        int negotiations = 0;
+        while (startup is null)
+        {
+            StartupPacket? packet = await ReadStartupPacketAsync(ct).ConfigureAwait(false);
+            if (packet is null)
+            {
+                return null;
+            }
+
+            switch (packet.Kind)
+            {
+                case StartupPacketKind.SslRequest:
+                case StartupPacketKind.GssEncRequest:
+                    if (++negotiations > 2)
+                    {
+                        throw new ProxyException(SqlState.ProtocolViolation, "too many encryption negotiation requests");
+                    }
+
+                    // TLS and GSSAPI encryption are not offered (yet): 'N' tells the client to go on in plaintext.
+                    Output.Write("N"u8);
+                    await Output.FlushAsync(ct).ConfigureAwait(false);
+                    break;
+                case StartupPacketKind.CancelRequest:
+                    await HandleCancelRequestAsync(packet).ConfigureAwait(false);
+                    return null;
+                default:
+                    startup = packet;
+                    break;
+            }
+        }
+
+        if (startup.MinorVersion > 0 || startup.Parameters.Any(p => p.Key.StartsWith("_pq_.", StringComparison.Ordinal)))
+        {
+            BackendMessages.NegotiateProtocolVersion(_builder, 0,
+                [.. startup.Parameters.Where(p => p.Key.StartsWith("_pq_.", StringComparison.Ordinal)).Select(p => p.Key)]);
+        }
+
+        string? user = startup.Get("user");
+        if (string.IsNullOrEmpty(user))
+        {
+            throw new ProxyException(SqlState.InvalidAuthorizationSpecification, "no PostgreSQL user name specified in startup packet");
+        }
+
+        _user = user;
+        string? database = startup.Get("database");
+        _database = string.IsNullOrEmpty(database) ? user : database;
+        if (startup.Get("replication") is { } replication && replication != "false" && replication != "0" && replication != "off")
+        {
+            throw new ProxyException(SqlState.FeatureNotSupported, "replication connections are not supported by the pooler");
+        }
+
+        if (!counted)
+        {
+            throw new ProxyException(SqlState.TooManyConnections, "sorry, too many clients already",
+                $"max_client_conn ({Config.Proxy.MaxClientConn}) reached");
+        }
+
+        DatabaseConfig db = Config.FindDatabase(_database)
+            ?? throw new ProxyException(SqlState.InvalidCatalogName, $"database \"{_database}\" does not exist");
+        List<KeyValuePair<string, string>> settings = SessionParameters.FromStartup(startup.Parameters);
+
+        await AuthenticateAsync(user, ct).ConfigureAwait(false);
+        BackendMessages.AuthenticationOk(_builder);
+        await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
+
+        _pool = _services.Pools.GetOrCreate(db, _database, user);
+        return new LoginResult(_pool, settings);
+    }
+
+    private async Task<StartupPacket?> ReadStartupPacketAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            System.IO.Pipelines.ReadResult read = await Input.ReadAsync(ct).ConfigureAwait(false);
+            ReadOnlySequence<byte> buffer = read.Buffer;
+            if (StartupPacket.TryParse(buffer, out StartupPacket? packet, out long consumed, out StartupPacketError error))
+            {
+                Input.AdvanceTo(buffer.GetPosition(consumed));
+                return packet;
+            }
+
+            if (error != StartupPacketError.None)
+            {
+                Input.AdvanceTo(buffer.End);
+                throw error switch
+                {
+                    StartupPacketError.InvalidLength => new ProxyException(SqlState.ProtocolViolation, "invalid length of startup packet"),
+                    StartupPacketError.UnsupportedProtocol => new ProxyException(SqlState.ProtocolViolation,
+                        $"unsupported frontend protocol {DescribeCode(buffer)}: server supports 3.0 to 3.0"),
+                    StartupPacketError.MalformedCancel => new ProxyException(SqlState.ProtocolViolation, "invalid length of cancel request packet"),
+                    _ => new ProxyException(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte"),
+                };
+            }
+
+            if (read.IsCompleted)
+            {
+                Input.AdvanceTo(buffer.End);
+                return null;
+            }
+
+            Input.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    private static string DescribeCode(in ReadOnlySequence<byte> buffer)
+    {
+        Span<byte> b = stackalloc byte[8];
+        buffer.Slice(0, 8).CopyTo(b);
+        int code = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(b.Slice(4));
+        return $"{code >> 16}.{code & 0xFFFF}";
+    }
+
+    private async Task HandleCancelRequestAsync(StartupPacket packet)
+    {
+        Cancellation.ICancelTarget? target = _services.CancelKeys.Find(packet.CancelProcessId, packet.CancelSecretKey);
+        if (target is null)
+        {
+            LogCancelUnknown(_logger, _connection.ConnectionId);
+            return;
+        }
+
+        using var cts = new CancellationTokenSource(Config.Proxy.ServerConnectTimeout > TimeSpan.Zero ? Config.Proxy.ServerConnectTimeout : TimeSpan.FromSeconds(15));
+        try
+        {
+            await target.CancelAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException)
+        {
+            LogCancelFailed(_logger, _connection.ConnectionId, ex.Message);
+        }
+    }
+
+    // ---- authentication -----------------------------------------------------------------------------------
+
+    private async Task AuthenticateAsync(string user, CancellationToken ct)
+    {
+        AuthType type = Config.Auth.Type;
+        if (type == AuthType.Trust)
+        {
+            return;
+        }
+
+        UserSecret? secret = _services.Users.Find(user);
+        bool scram = type == AuthType.ScramSha256 || secret?.Kind == SecretKind.Scram;
+        bool ok = scram ? await ScramAsync(user, secret, ct).ConfigureAwait(false) : await Md5Async(user, secret, ct).ConfigureAwait(false);
+        if (!ok)
+        {
+            throw new ProxyException(SqlState.InvalidPassword, $"password authentication failed for user \"{user}\"");
+        }
+    }
+
+    private async Task<bool> ScramAsync(string user, UserSecret? secret, CancellationToken ct)
+    {
+        // An unknown user, or one whose only secret is an md5 hash, runs a mock exchange that fails at the end,
+        // so the answer does not tell whether the user exists (PostgreSQL's scram_mock_salt).
+        bool mock = secret?.Verifier is null;
+        ScramVerifier verifier = secret?.Verifier ?? MockVerifier(user);
+        var exchange = new ScramServerExchange(verifier, mock);
+
+        BackendMessages.AuthenticationSasl(_builder, ScramSha256.Mechanism);
+        await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
+
+        byte[]? initial = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
+        if (initial is null)
+        {
+            throw new OperationCanceledException("client closed during authentication");
+        }
+
+        string clientFirst = ParseSaslInitialResponse(initial);
+        string? serverFirst = exchange.HandleClientFirst(clientFirst, out string? error);
+        if (serverFirst is null)
+        {
+            throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
+        }
+
+        BackendMessages.AuthenticationSaslContinue(_builder, serverFirst);
+        await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
+
+        byte[]? final = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
+        if (final is null)
+        {
+            throw new OperationCanceledException("client closed during authentication");
+        }
+
+        string? serverFinal = exchange.HandleClientFinal(Encoding.UTF8.GetString(final), out error);
+        if (serverFinal is null)
+        {
+            if (error is "password does not match")
+            {
+                return false;
+            }
+
+            throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
+        }
+
+        BackendMessages.AuthenticationSaslFinal(_builder, serverFinal);
+        if (secret!.Kind == SecretKind.Scram && exchange.ClientKey is { } clientKey)
+        {
+            _services.Pools.RememberScramKey(user, clientKey);
+        }
+
+        return true;
+    }
+
+    private static string ParseSaslInitialResponse(byte[] body)
+    {
+        var reader = new PgSpanReader(body);
+        if (!reader.TryReadCString(out string mechanism) || !reader.TryReadInt32(out int length))
+        {
+            throw new ProxyException(SqlState.ProtocolViolation, "malformed SASLInitialResponse message");
+        }
+
+        if (mechanism != ScramSha256.Mechanism)
+        {
+            throw new ProxyException(SqlState.ProtocolViolation, "client selected an invalid SASL authentication mechanism");
+        }
+
+        if (length < 0 || !reader.TryReadBytes(length, out ReadOnlySpan<byte> data) || reader.Remaining != 0)
+        {
+            throw new ProxyException(SqlState.ProtocolViolation, "malformed SASLInitialResponse message");
+        }
+
+        return Encoding.UTF8.GetString(data);
+    }
+
+    private async Task<bool> Md5Async(string user, UserSecret? secret, CancellationToken ct)
+    {
+        byte[] salt = RandomNumberGenerator.GetBytes(4);
+        BackendMessages.AuthenticationMd5Password(_builder, salt);
+        await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
+        byte[]? body = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
+        if (body is null)
+        {
+            throw new OperationCanceledException("client closed during authentication");
+        }
+
+        var reader = new PgSpanReader(body);
+        if (!reader.TryReadCString(out ReadOnlySpan<byte> response) || reader.Remaining != 0)
+        {
+            throw new ProxyException(SqlState.ProtocolViolation, "malformed password packet");
+        }
+
+        if (secret?.Md5Hash is not { } hash)
+        {
+            return false;
+        }
+
+        byte[] expected = Encoding.ASCII.GetBytes(Md5Password.Response(hash, salt));
+        return CryptographicOperations.FixedTimeEquals(expected, response);
+    }
+
+    private async Task<byte[]?> ReadPasswordMessageAsync(CancellationToken ct)
+    {
+        PgMessage? message = await PgMessageIO.ReadAsync(Input, MaxAuthMessageBytes, ct).ConfigureAwait(false);
+        if (message is null)
+        {
+            return null;
+        }
+
+        if (message.Value.Type != FrontendCode.Password)
+        {
+            throw new ProxyException(SqlState.ProtocolViolation,
+                $"expected password response, got message type {(int)message.Value.Type}");
+        }
+
+        return message.Value.Body;
+    }
+
+    private static ScramVerifier MockVerifier(string user)
+    {
+        byte[] salt = HMACSHA256.HashData(s_mockSaltKey, Encoding.UTF8.GetBytes(user)).AsSpan(0, 16).ToArray();
+        return new ScramVerifier(4096, salt, RandomNumberGenerator.GetBytes(32), RandomNumberGenerator.GetBytes(32));
+    }
+}

@@ -1,0 +1,397 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using PgProxy.Core.Backend;
+using PgProxy.Core.Cancellation;
+using PgProxy.Core.Configuration;
+using PgProxy.Core.Diagnostics;
+using PgProxy.Core.Infrastructure;
+using PgProxy.Core.Pooling;
+using PgProxy.Core.Relay;
+using PgProxy.Protocol;
+using PgProxy.Protocol.Backend;
+using PgProxy.Protocol.Framing;
+using PgProxy.Protocol.Frontend;
+
+namespace PgProxy.Core.Client;
+
+/// <summary>
+/// One client connection: handshake and login (<c>ClientSession.Login.cs</c>), then, in session mode, one backend
+/// linked for the whole session, relayed by <see cref="SessionRelay"/>, and released clean (or closed) at the end.
+/// </summary>
+public sealed partial class ClientSession : ICancelTarget
+{
+    private readonly ConnectionContext _connection;
+    private readonly ProxyServices _services;
+    private readonly ILogger _logger;
+    private readonly PgMessageBuilder _builder = new();
+    private BackendConnection? _linked;
+    private string _database = "";
+    private string _user = "";
+    private Pool? _pool;
+
+    /// <summary>Creates a session for an accepted connection.</summary>
+    public ClientSession(ConnectionContext connection, ProxyServices services)
+    {
+        _connection = connection;
+        _services = services;
+        _logger = services.LoggerFactory.CreateLogger<ClientSession>();
+    }
+
+    private PipeReader Input => _connection.Transport.Input;
+
+    private PipeWriter Output => _connection.Transport.Output;
+
+    private ProxyConfig Config => _services.Config;
+
+    /// <summary>Runs the connection to its end. Never throws.</summary>
+    public async Task RunAsync()
+    {
+        bool counted = _services.TryAddClient();
+        int cancelPid = 0;
+        DisconnectReason reason = DisconnectReason.ClientClosed;
+        bool loggedIn = false;
+        try
+        {
+            LoginResult? login = await LoginWithTimeoutAsync(counted).ConfigureAwait(false);
+            if (login is null)
+            {
+                return;
+            }
+
+            (cancelPid, int secret) = _services.CancelKeys.Register(this);
+            reason = await ServeAsync(login, cancelPid, secret, () => loggedIn = true).ConfigureAwait(false);
+        }
+        catch (ProxyException ex)
+        {
+            reason = ex switch
+            {
+                BackendUnavailableException => DisconnectReason.BackendUnavailable,
+                _ when ex.SqlState is SqlState.InvalidPassword or SqlState.InvalidAuthorizationSpecification => DisconnectReason.AuthFailed,
+                _ when ex.SqlState == SqlState.InvalidCatalogName => DisconnectReason.UnknownDatabase,
+                _ when ex.SqlState == SqlState.TooManyConnections && !loggedIn && _pool is null => DisconnectReason.TooManyClients,
+                _ when ex.SqlState == SqlState.QueryCanceled => DisconnectReason.LoginTimeout,
+                _ => DisconnectReason.ProtocolViolation,
+            };
+            if (!loggedIn)
+            {
+                LogRefused(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, ex.SqlState, ex.Message);
+            }
+
+            await TrySendAsync(ex.ToFatal()).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException)
+        {
+            reason = DisconnectReason.ClientClosed;
+        }
+        catch (Exception ex)
+        {
+            reason = DisconnectReason.InternalError;
+            LogUnexpected(_logger, ex, _connection.ConnectionId);
+            await TrySendAsync(ErrorResponse.Fatal(SqlState.InternalError, "internal error in the pooler; see its log")).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (cancelPid != 0)
+            {
+                _services.CancelKeys.Unregister(cancelPid);
+            }
+
+            if (counted)
+            {
+                _services.RemoveClient();
+            }
+
+            if (loggedIn)
+            {
+                LogLogout(_logger, _connection.ConnectionId, _database, _user, reason);
+            }
+
+            await CompleteAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async Task<DisconnectReason> ServeAsync(LoginResult login, int cancelPid, int cancelSecret, Action markLoggedIn)
+    {
+        Pool pool = login.Pool;
+        CancellationToken closed = _connection.ConnectionClosed;
+
+        // Login completes without a backend, as PgBouncer does: a client that connects and waits (pgbench opening
+        // all its connections before the first query) must not hold a server. The client is told the pool's welcome
+        // parameters overlaid with its own settings; the first message links a backend.
+        if (pool.WelcomeParameters is null)
+        {
+            BackendConnection first = await pool.AcquireAsync(closed).ConfigureAwait(false);
+            await pool.ReleaseAsync(first, reusable: true).ConfigureAwait(false);
+        }
+
+        var told = new Dictionary<string, string>(pool.WelcomeParameters!, StringComparer.OrdinalIgnoreCase);
+        foreach (KeyValuePair<string, string> setting in login.Settings)
+        {
+            if (told.ContainsKey(setting.Key))
+            {
+                told[setting.Key] = setting.Value;
+            }
+        }
+
+        foreach (KeyValuePair<string, string> p in told)
+        {
+            BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
+        }
+
+        BackendMessages.BackendKeyData(_builder, cancelPid, cancelSecret);
+        BackendMessages.ReadyForQuery(_builder, (byte)'I');
+        await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
+        markLoggedIn();
+        LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
+
+        if (!await WaitForFirstMessageAsync(closed).ConfigureAwait(false))
+        {
+            return DisconnectReason.ClientClosed;
+        }
+
+        BackendConnection backend = await pool.AcquireAsync(closed).ConfigureAwait(false);
+        try
+        {
+            await SyncParametersAsync(backend, login.Settings, pool.Settings.ServerConnectTimeout).ConfigureAwait(false);
+        }
+        catch
+        {
+            await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.ParameterSyncFailed).ConfigureAwait(false);
+            throw;
+        }
+
+        // Whatever the server reports differently from what the client was told (canonical spellings such as
+        // DateStyle "ISO, MDY") reaches the client before its first reply.
+        foreach (KeyValuePair<string, string> p in backend.Parameters)
+        {
+            if (!told.TryGetValue(p.Key, out string? value) || value != p.Value)
+            {
+                BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
+            }
+        }
+
+        Volatile.Write(ref _linked, backend);
+        LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
+        var relay = new SessionRelay(Input, Output, backend);
+        try
+        {
+            await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
+        }
+        catch
+        {
+            Volatile.Write(ref _linked, null);
+            await pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
+            throw;
+        }
+
+        RelayStop stop = await relay.RunAsync().ConfigureAwait(false);
+        Volatile.Write(ref _linked, null);
+        switch (stop)
+        {
+            case RelayStop.BackendClosed:
+                if (!relay.SawFatal)
+                {
+                    await TrySendAsync(ErrorResponse.Fatal(SqlState.ConnectionFailure,
+                        "server closed the connection unexpectedly", "the pooler lost its server connection; reconnect to continue")).ConfigureAwait(false);
+                }
+
+                await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.BackendClosed).ConfigureAwait(false);
+                return DisconnectReason.BackendClosed;
+            case RelayStop.ClientProtocolViolation:
+                await TrySendAsync(ErrorResponse.Fatal(SqlState.ProtocolViolation, "invalid message length")).ConfigureAwait(false);
+                await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
+                return DisconnectReason.ProtocolViolation;
+            default:
+                await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
+                return DisconnectReason.ClientClosed;
+        }
+    }
+
+    /// <summary>
+    /// Waits until the client sends something, without consuming it. False when it closed or sent only Terminate.
+    /// </summary>
+    private async Task<bool> WaitForFirstMessageAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            System.IO.Pipelines.ReadResult read = await Input.ReadAsync(ct).ConfigureAwait(false);
+            ReadOnlySequence<byte> buffer = read.Buffer;
+            if (!buffer.IsEmpty)
+            {
+                bool terminate = buffer.FirstSpan[0] == FrontendCode.Terminate;
+                Input.AdvanceTo(buffer.Start);
+                return !terminate;
+            }
+
+            Input.AdvanceTo(buffer.Start, buffer.End);
+            if (read.IsCompleted || read.IsCanceled)
+            {
+                return false;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The client is gone. A quiescent backend outside a transaction gets server_reset_query; one inside a
+    /// transaction gets ROLLBACK first; anything mid-statement or mid-COPY is closed, so the next client never
+    /// inherits a dirty server.
+    /// </summary>
+    private async Task ReleaseAfterClientAsync(BackendConnection backend, SessionRelay relay)
+    {
+        Pool pool = backend.Pool;
+        if (!relay.IsQuiescent || relay.SawFatal)
+        {
+            await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.DirtyOnRelease).ConfigureAwait(false);
+            return;
+        }
+
+        var queries = new List<string>(2);
+        if (backend.TransactionStatus != (byte)'I')
+        {
+            queries.Add("ROLLBACK");
+        }
+
+        if (!string.IsNullOrWhiteSpace(pool.Settings.ServerResetQuery))
+        {
+            queries.Add(pool.Settings.ServerResetQuery);
+        }
+
+        if (queries.Count == 0)
+        {
+            await pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
+            return;
+        }
+
+        pool.MarkUsed(backend);
+        bool ok = await RunControlQueriesAsync(backend, queries, pool.Settings.ServerConnectTimeout).ConfigureAwait(false) is null;
+        if (ok)
+        {
+            backend.AppliedSettings.Clear();
+        }
+
+        await pool.ReleaseAsync(backend, ok && backend.TransactionStatus == (byte)'I', DisconnectReason.ResetFailed).ConfigureAwait(false);
+    }
+
+    /// <summary>Applies the client's startup settings on its backend (one round trip; replies are not forwarded).</summary>
+    private async Task SyncParametersAsync(BackendConnection backend, List<KeyValuePair<string, string>> settings, TimeSpan timeout)
+    {
+        string? sql = SessionParameters.BuildSync(settings, backend.Parameters, backend.AppliedSettings);
+        if (sql is null)
+        {
+            return;
+        }
+
+        ErrorResponse? error = await RunControlQueriesAsync(backend, [sql], timeout).ConfigureAwait(false);
+        if (error is not null)
+        {
+            throw new ProxyException(error.SqlState, error.Message, error.Detail);
+        }
+
+        foreach (KeyValuePair<string, string> s in settings)
+        {
+            if (!backend.Parameters.ContainsKey(s.Key))
+            {
+                backend.AppliedSettings[s.Key] = s.Value;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Sends simple queries the proxy owns and reads to the matching ReadyForQuery messages. Returns the first
+    /// error the server sent, or null. Transport failures and timeouts surface as an error too.
+    /// </summary>
+    private static async Task<ErrorResponse?> RunControlQueriesAsync(BackendConnection backend, List<string> queries, TimeSpan timeout)
+    {
+        using var cts = new CancellationTokenSource(timeout > TimeSpan.Zero ? timeout : Timeout.InfiniteTimeSpan);
+        var b = new PgMessageBuilder();
+        foreach (string q in queries)
+        {
+            FrontendMessages.Query(b, q);
+        }
+
+        ErrorResponse? first = null;
+        try
+        {
+            await PgMessageIO.WriteAsync(backend.Output, b, cts.Token).ConfigureAwait(false);
+            int remaining = queries.Count;
+            while (remaining > 0)
+            {
+                PgMessage? m = await PgMessageIO.ReadAsync(backend.Input, SessionRelay.MaxInspectedBodyBytes, cts.Token).ConfigureAwait(false);
+                if (m is null)
+                {
+                    return first ?? ErrorResponse.Fatal(SqlState.ConnectionFailure, "server closed the connection");
+                }
+
+                switch (m.Value.Type)
+                {
+                    case BackendCode.ReadyForQuery:
+                        backend.TransactionStatus = m.Value.Body.Length > 0 ? m.Value.Body[0] : (byte)'I';
+                        remaining--;
+                        break;
+                    case BackendCode.ParameterStatus:
+                        SessionRelay.ReadParameterStatus(new ReadOnlySequence<byte>(m.Value.Body), backend);
+                        break;
+                    case BackendCode.ErrorResponse:
+                        if (first is null && ErrorResponse.TryParse(m.Value.Body, out ErrorResponse? e))
+                        {
+                            first = e;
+                        }
+
+                        break;
+                }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException or InvalidOperationException or ProxyException)
+        {
+            return first ?? ErrorResponse.Fatal(SqlState.ConnectionFailure, "server did not answer: " + ex.Message);
+        }
+
+        return first;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask CancelAsync(CancellationToken ct)
+    {
+        BackendConnection? backend = Volatile.Read(ref _linked);
+        if (backend is null)
+        {
+            LogCancelIgnored(_logger, _connection.ConnectionId);
+            return;
+        }
+
+        var b = new PgMessageBuilder(16);
+        FrontendMessages.CancelRequest(b, backend.ProcessId, backend.SecretKey);
+        await _services.Pools.Connector.Transport.SendCancelAsync(backend.Host, backend.Port, b.WrittenMemory.ToArray(), ct).ConfigureAwait(false);
+        LogCancelForwarded(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
+    }
+
+    private async Task TrySendAsync(ErrorResponse error)
+    {
+        try
+        {
+            _builder.Reset();
+            error.Write(_builder);
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await PgMessageIO.WriteAsync(Output, _builder, cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException or InvalidOperationException)
+        {
+            // The client is gone; nothing to tell.
+        }
+    }
+
+    private async Task CompleteAsync()
+    {
+        try
+        {
+            await Output.CompleteAsync().ConfigureAwait(false);
+            await Input.CompleteAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is IOException or InvalidOperationException or ConnectionResetException)
+        {
+            // Already torn down.
+        }
+    }
+}

@@ -1,0 +1,61 @@
+using Microsoft.Extensions.Logging;
+using PgProxy.Core.Auth;
+using PgProxy.Core.Cancellation;
+using PgProxy.Core.Configuration;
+using PgProxy.Core.Pooling;
+
+namespace PgProxy.Core.Client;
+
+/// <summary>What every client session needs: the config snapshot, pools, cancel keys and the client quota.</summary>
+public sealed class ProxyServices
+{
+    private int _clients;
+
+    /// <summary>Creates the services.</summary>
+    public ProxyServices(ProxyConfig config, UserList users, PoolManager pools, ILoggerFactory loggerFactory)
+    {
+        Config = config;
+        Users = users;
+        Pools = pools;
+        LoggerFactory = loggerFactory;
+    }
+
+    /// <summary>The config snapshot.</summary>
+    public ProxyConfig Config { get; }
+
+    /// <summary>Client secrets.</summary>
+    public UserList Users { get; }
+
+    /// <summary>Pools.</summary>
+    public PoolManager Pools { get; }
+
+    /// <summary>Proxy-issued cancel keys.</summary>
+    public CancelKeyMap CancelKeys { get; } = new();
+
+    /// <summary>Logger factory.</summary>
+    public ILoggerFactory LoggerFactory { get; }
+
+    /// <summary>Open client connections (including ones still in login).</summary>
+    public int ClientCount => Volatile.Read(ref _clients);
+
+    /// <summary>Counts a new client; false when max_client_conn is already reached (the count is not taken).</summary>
+    public bool TryAddClient()
+    {
+        while (true)
+        {
+            int current = Volatile.Read(ref _clients);
+            if (current >= Config.Proxy.MaxClientConn)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _clients, current + 1, current) == current)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Uncounts a client.</summary>
+    public void RemoveClient() => Interlocked.Decrement(ref _clients);
+}

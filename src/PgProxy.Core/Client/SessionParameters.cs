@@ -1,0 +1,148 @@
+using PgProxy.Core.Infrastructure;
+using PgProxy.Protocol;
+
+namespace PgProxy.Core.Client;
+
+/// <summary>
+/// A client's session settings from its StartupMessage: every parameter except user, database and replication,
+/// plus each <c>-c name=value</c> / <c>--name=value</c> in <c>options</c> (applied first, as PostgreSQL does).
+/// </summary>
+public static class SessionParameters
+{
+    /// <summary>Parameters that are not settings.</summary>
+    private static readonly HashSet<string> s_notSettings = new(StringComparer.Ordinal) { "user", "database", "replication", "options" };
+
+    /// <summary>Extracts the settings, in the order PostgreSQL applies them; throws a 08P01 error for unsupported options.</summary>
+    public static List<KeyValuePair<string, string>> FromStartup(IReadOnlyList<KeyValuePair<string, string>> parameters)
+    {
+        var result = new List<KeyValuePair<string, string>>();
+        foreach (KeyValuePair<string, string> p in parameters)
+        {
+            if (p.Key == "options")
+            {
+                result.AddRange(ParseOptions(p.Value));
+            }
+        }
+
+        foreach (KeyValuePair<string, string> p in parameters)
+        {
+            if (!s_notSettings.Contains(p.Key) && !p.Key.StartsWith("_pq_.", StringComparison.Ordinal))
+            {
+                result.Add(p);
+            }
+        }
+
+        // Later values win; keep the position of the first mention.
+        var merged = new List<KeyValuePair<string, string>>();
+        var index = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
+        foreach (KeyValuePair<string, string> p in result)
+        {
+            if (index.TryGetValue(p.Key, out int i))
+            {
+                merged[i] = new(merged[i].Key, p.Value);
+            }
+            else
+            {
+                index[p.Key] = merged.Count;
+                merged.Add(p);
+            }
+        }
+
+        return merged;
+    }
+
+    /// <summary>Splits "options" like pg_split_opts: whitespace separates, backslash escapes the next character.</summary>
+    public static List<KeyValuePair<string, string>> ParseOptions(string options)
+    {
+        var words = new List<string>();
+        var current = new System.Text.StringBuilder();
+        bool inWord = false;
+        for (int i = 0; i < options.Length; i++)
+        {
+            char c = options[i];
+            if (char.IsWhiteSpace(c))
+            {
+                if (inWord)
+                {
+                    words.Add(current.ToString());
+                    current.Clear();
+                    inWord = false;
+                }
+
+                continue;
+            }
+
+            inWord = true;
+            if (c == '\\' && i + 1 < options.Length)
+            {
+                current.Append(options[++i]);
+            }
+            else
+            {
+                current.Append(c);
+            }
+        }
+
+        if (inWord)
+        {
+            words.Add(current.ToString());
+        }
+
+        var settings = new List<KeyValuePair<string, string>>();
+        for (int i = 0; i < words.Count; i++)
+        {
+            string word = words[i];
+            string? assignment = null;
+            if (word == "-c" && i + 1 < words.Count)
+            {
+                assignment = words[++i];
+            }
+            else if (word.StartsWith("-c", StringComparison.Ordinal) && word.Length > 2)
+            {
+                assignment = word.Substring(2);
+            }
+            else if (word.StartsWith("--", StringComparison.Ordinal) && word.Length > 2)
+            {
+                assignment = word.Substring(2);
+            }
+
+            int eq = assignment?.IndexOf('=', StringComparison.Ordinal) ?? -1;
+            if (assignment is null || eq <= 0)
+            {
+                throw new ProxyException(SqlState.ProtocolViolation,
+                    $"unsupported startup option \"{word}\" in \"options\"",
+                    "only -c name=value and --name=value are supported");
+            }
+
+            settings.Add(new(assignment.Substring(0, eq).Replace('-', '_'), assignment.Substring(eq + 1)));
+        }
+
+        return settings;
+    }
+
+    /// <summary>
+    /// The statement that makes a backend match <paramref name="wanted"/>. A setting the backend reports
+    /// (ParameterStatus) is skipped when it already has the value; other settings are compared with what the proxy
+    /// last applied on that backend.
+    /// </summary>
+    public static string? BuildSync(IEnumerable<KeyValuePair<string, string>> wanted,
+        IReadOnlyDictionary<string, string> reported, IReadOnlyDictionary<string, string> applied)
+    {
+        // set_config() takes the raw GUC string exactly as startup processing does ("a,b" stays a list for
+        // search_path), where SET would need per-setting syntax. Arguments go through the one quoting helper.
+        var sb = new System.Text.StringBuilder();
+        foreach (KeyValuePair<string, string> p in wanted)
+        {
+            if ((reported.TryGetValue(p.Key, out string? r) && r == p.Value) ||
+                (applied.TryGetValue(p.Key, out string? a) && a == p.Value))
+            {
+                continue;
+            }
+
+            sb.Append(sb.Length == 0 ? "SELECT " : ", ");
+            sb.Append("pg_catalog.set_config(").Append(SqlQuote.Literal(p.Key)).Append(", ").Append(SqlQuote.Literal(p.Value)).Append(", false)");
+        }
+
+        return sb.Length == 0 ? null : sb.ToString();
+    }
+}

@@ -1,0 +1,128 @@
+using System.Globalization;
+using System.Text;
+
+namespace PgProxy.Core.Configuration;
+
+/// <summary>Prints the effective configuration as TOML (every key, defaults included) with secrets masked.</summary>
+public static class ConfigPrinter
+{
+    private const string Masked = "\"********\"";
+
+    /// <summary>Renders <paramref name="config"/>.</summary>
+    public static string Print(ProxyConfig config)
+    {
+        var sb = new StringBuilder();
+        ProxySection p = config.Proxy;
+        sb.AppendLine("[proxy]");
+        sb.AppendLine($"listen = [{string.Join(", ", p.Listen.Select(Quote))}]");
+        sb.AppendLine($"pool_mode = {Quote(Mode(p.PoolMode))}");
+        sb.AppendLine($"default_pool_size = {p.DefaultPoolSize}");
+        sb.AppendLine($"min_pool_size = {p.MinPoolSize}");
+        sb.AppendLine($"reserve_pool_size = {p.ReservePoolSize}");
+        sb.AppendLine($"reserve_pool_timeout = {Duration(p.ReservePoolTimeout)}");
+        sb.AppendLine($"max_db_connections = {p.MaxDbConnections}");
+        sb.AppendLine($"max_client_conn = {p.MaxClientConn}");
+        sb.AppendLine($"query_wait_timeout = {Duration(p.QueryWaitTimeout)}");
+        sb.AppendLine($"client_login_timeout = {Duration(p.ClientLoginTimeout)}");
+        sb.AppendLine($"server_connect_timeout = {Duration(p.ServerConnectTimeout)}");
+        sb.AppendLine($"server_reset_query = {Quote(p.ServerResetQuery)}");
+        sb.AppendLine($"server_round_robin = {(p.ServerRoundRobin ? "true" : "false")}");
+        sb.AppendLine();
+        sb.AppendLine("[auth]");
+        sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", _ => "scram-sha-256" })}");
+        if (config.Auth.File is { } file)
+        {
+            sb.AppendLine($"file = {Quote(file)}");
+        }
+
+        sb.AppendLine();
+        sb.AppendLine("[log]");
+        sb.AppendLine($"level = {Quote(config.Log.Level)}");
+        sb.AppendLine($"format = {Quote(config.Log.Format == LogFormat.Json ? "json" : "text")}");
+        foreach (DatabaseConfig db in config.Databases.Values.OrderBy(d => d.Name, StringComparer.Ordinal))
+        {
+            sb.AppendLine();
+            sb.AppendLine($"[databases.{Key(db.Name)}]");
+            sb.AppendLine($"host = {Quote(db.Host)}");
+            sb.AppendLine($"port = {db.Port}");
+            sb.AppendLine(db.DbName is null ? $"# dbname = (the name the client asked for)" : $"dbname = {Quote(db.DbName)}");
+            if (db.User is not null)
+            {
+                sb.AppendLine($"user = {Quote(db.User)}");
+            }
+
+            if (db.Password is not null)
+            {
+                sb.AppendLine($"password = {Masked}");
+            }
+
+            sb.AppendLine($"pool_size = {db.PoolSize ?? p.DefaultPoolSize}");
+            sb.AppendLine($"min_pool_size = {db.MinPoolSize ?? p.MinPoolSize}");
+            sb.AppendLine($"reserve_pool_size = {db.ReservePoolSize ?? p.ReservePoolSize}");
+            sb.AppendLine($"max_db_connections = {db.MaxDbConnections ?? p.MaxDbConnections}");
+            sb.AppendLine($"pool_mode = {Quote(Mode(db.PoolMode ?? p.PoolMode))}");
+        }
+
+        foreach (UserConfig user in config.Users.Values.OrderBy(u => u.Name, StringComparer.Ordinal))
+        {
+            sb.AppendLine();
+            sb.AppendLine($"[users.{Key(user.Name)}]");
+            if (user.PoolMode is { } mode)
+            {
+                sb.AppendLine($"pool_mode = {Quote(Mode(mode))}");
+            }
+
+            sb.AppendLine($"max_user_connections = {user.MaxUserConnections}");
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Mode(PoolMode mode) => mode.ToString().ToLowerInvariant();
+
+    private static string Duration(TimeSpan t)
+    {
+        if (t == TimeSpan.Zero)
+        {
+            return "\"0\"";
+        }
+
+        if (t.TotalMilliseconds % 1000 != 0)
+        {
+            return Quote(t.TotalMilliseconds.ToString(CultureInfo.InvariantCulture) + "ms");
+        }
+
+        return Quote(t.TotalSeconds.ToString(CultureInfo.InvariantCulture) + "s");
+    }
+
+    private static string Key(string name) =>
+        name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-') ? name : Quote(name);
+
+    private static string Quote(string s)
+    {
+        var sb = new StringBuilder("\"");
+        foreach (char c in s)
+        {
+            switch (c)
+            {
+                case '"': sb.Append("\\\""); break;
+                case '\\': sb.Append("\\\\"); break;
+                case '\n': sb.Append("\\n"); break;
+                case '\t': sb.Append("\\t"); break;
+                default:
+                    if (c < 0x20 || c == 0x7F)
+                    {
+                        sb.Append(CultureInfo.InvariantCulture, $"\\u{(int)c:X4}");
+                    }
+                    else
+                    {
+                        sb.Append(c);
+                    }
+
+                    break;
+            }
+        }
+
+        return sb.Append('"').ToString();
+    }
+}

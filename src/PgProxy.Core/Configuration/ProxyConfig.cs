@@ -1,0 +1,188 @@
+using System.Collections.Frozen;
+
+namespace PgProxy.Core.Configuration;
+
+/// <summary>Pool modes (PgBouncer's names).</summary>
+public enum PoolMode
+{
+    /// <summary>A backend is linked to a client for the client's whole session.</summary>
+    Session,
+    /// <summary>A backend is linked for one transaction.</summary>
+    Transaction,
+    /// <summary>A backend is linked for one statement.</summary>
+    Statement,
+}
+
+/// <summary>Client authentication methods.</summary>
+public enum AuthType
+{
+    /// <summary>No password asked (local development only).</summary>
+    Trust,
+    /// <summary>md5 challenge; users with a SCRAM verifier are asked for SCRAM instead (as PgBouncer does).</summary>
+    Md5,
+    /// <summary>SCRAM-SHA-256 (RFC 7677).</summary>
+    ScramSha256,
+}
+
+/// <summary>Log output format.</summary>
+public enum LogFormat
+{
+    /// <summary>One readable line per event.</summary>
+    Text,
+    /// <summary>One JSON object per event.</summary>
+    Json,
+}
+
+/// <summary>
+/// The immutable, validated configuration snapshot the runtime reads. Built by <see cref="ConfigLoader"/> from TOML.
+/// How to add a setting: the property here (with its default), its parsing and validation in
+/// <see cref="ConfigLoader"/>, its entry in proxy.toml.example, its line in <see cref="ConfigPrinter"/> (pgproxy check),
+/// and a test.
+/// </summary>
+public sealed record ProxyConfig
+{
+    /// <summary>[proxy]: listener, pool defaults and timeouts.</summary>
+    public ProxySection Proxy { get; init; } = new();
+
+    /// <summary>[auth]: client authentication.</summary>
+    public AuthSection Auth { get; init; } = new();
+
+    /// <summary>[log]: logging.</summary>
+    public LogSection Log { get; init; } = new();
+
+    /// <summary>[databases.NAME] entries; "*" is the fallback.</summary>
+    public FrozenDictionary<string, DatabaseConfig> Databases { get; init; } = FrozenDictionary<string, DatabaseConfig>.Empty;
+
+    /// <summary>[users.NAME] entries.</summary>
+    public FrozenDictionary<string, UserConfig> Users { get; init; } = FrozenDictionary<string, UserConfig>.Empty;
+
+    /// <summary>The file this snapshot was read from (for relative paths and messages).</summary>
+    public string? SourcePath { get; init; }
+
+    /// <summary>Finds the database entry for a client's requested database: exact name, else "*".</summary>
+    public DatabaseConfig? FindDatabase(string name)
+    {
+        if (Databases.TryGetValue(name, out DatabaseConfig? db))
+        {
+            return db;
+        }
+
+        return Databases.TryGetValue("*", out DatabaseConfig? fallback) ? fallback : null;
+    }
+}
+
+/// <summary>[proxy] section.</summary>
+public sealed record ProxySection
+{
+    /// <summary>Addresses to accept clients on ("host:port"). Default 127.0.0.1:6432.</summary>
+    public IReadOnlyList<string> Listen { get; init; } = ["127.0.0.1:6432"];
+
+    /// <summary>Default pool mode. Default session.</summary>
+    public PoolMode PoolMode { get; init; } = PoolMode.Session;
+
+    /// <summary>Backends per (database, user) pool. Default 20.</summary>
+    public int DefaultPoolSize { get; init; } = 20;
+
+    /// <summary>Backends kept open per pool even when idle. Default 0.</summary>
+    public int MinPoolSize { get; init; }
+
+    /// <summary>Extra backends a pool may open when a client has waited <see cref="ReservePoolTimeout"/>. Default 0.</summary>
+    public int ReservePoolSize { get; init; }
+
+    /// <summary>How long a client waits before the reserve pool may be used. Default 5 s.</summary>
+    public TimeSpan ReservePoolTimeout { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>Backends per database across all its pools; 0 = no limit. Default 0.</summary>
+    public int MaxDbConnections { get; init; }
+
+    /// <summary>Client connections the proxy accepts in all. Default 100.</summary>
+    public int MaxClientConn { get; init; } = 100;
+
+    /// <summary>How long a client may wait for a backend before it gets an error; 0 = forever. Default 120 s.</summary>
+    public TimeSpan QueryWaitTimeout { get; init; } = TimeSpan.FromSeconds(120);
+
+    /// <summary>How long a client has to finish startup and authentication; 0 = forever. Default 60 s.</summary>
+    public TimeSpan ClientLoginTimeout { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>Timeout for a backend TCP connect plus login. Default 15 s.</summary>
+    public TimeSpan ServerConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
+
+    /// <summary>SQL run on a backend before another client may use it (session mode); empty = none. Default DISCARD ALL.</summary>
+    public string ServerResetQuery { get; init; } = "DISCARD ALL";
+
+    /// <summary>Reuse idle backends FIFO instead of LIFO. Default false.</summary>
+    public bool ServerRoundRobin { get; init; }
+}
+
+/// <summary>[auth] section.</summary>
+public sealed record AuthSection
+{
+    /// <summary>Client authentication method. Default scram-sha-256.</summary>
+    public AuthType Type { get; init; } = AuthType.ScramSha256;
+
+    /// <summary>PgBouncer-style userlist file ("user" "secret" per line). Required unless type = trust.</summary>
+    public string? File { get; init; }
+}
+
+/// <summary>[log] section.</summary>
+public sealed record LogSection
+{
+    /// <summary>Minimum level: trace, debug, info, warning, error. Default info.</summary>
+    public string Level { get; init; } = "info";
+
+    /// <summary>text or json. Default text.</summary>
+    public LogFormat Format { get; init; } = LogFormat.Text;
+}
+
+/// <summary>[databases.NAME]: where a client-visible database lives and how its pools are sized.</summary>
+public sealed record DatabaseConfig
+{
+    /// <summary>The client-visible name ("*" for the fallback).</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Backend host name or address. Default 127.0.0.1.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>Backend port. Default 5432.</summary>
+    public int Port { get; init; } = 5432;
+
+    /// <summary>Backend database name; default: the client-visible name (for "*": what the client asked for).</summary>
+    public string? DbName { get; init; }
+
+    /// <summary>When set, every client of this database uses this backend user (forced user).</summary>
+    public string? User { get; init; }
+
+    /// <summary>Password for <see cref="User"/> (or for client users without a plaintext secret).</summary>
+    public string? Password { get; init; }
+
+    /// <summary>Overrides [proxy] default_pool_size.</summary>
+    public int? PoolSize { get; init; }
+
+    /// <summary>Overrides [proxy] min_pool_size.</summary>
+    public int? MinPoolSize { get; init; }
+
+    /// <summary>Overrides [proxy] reserve_pool_size.</summary>
+    public int? ReservePoolSize { get; init; }
+
+    /// <summary>Overrides [proxy] max_db_connections.</summary>
+    public int? MaxDbConnections { get; init; }
+
+    /// <summary>Overrides [proxy] pool_mode.</summary>
+    public PoolMode? PoolMode { get; init; }
+
+    /// <summary>The backend database name for a client that asked for <paramref name="requested"/>.</summary>
+    public string BackendDbName(string requested) => DbName ?? (Name == "*" ? requested : Name);
+}
+
+/// <summary>[users.NAME]: per-user overrides.</summary>
+public sealed record UserConfig
+{
+    /// <summary>The user name.</summary>
+    public required string Name { get; init; }
+
+    /// <summary>Overrides the database's and [proxy]'s pool_mode.</summary>
+    public PoolMode? PoolMode { get; init; }
+
+    /// <summary>Backends this user may hold across all pools; 0 = no limit.</summary>
+    public int MaxUserConnections { get; init; }
+}

@@ -1,0 +1,36 @@
+namespace PgProxy.Core.Diagnostics;
+
+/// <summary>Stable reasons a client or backend connection ends (wording follows PgBouncer's where it has one).</summary>
+public enum DisconnectReason
+{
+    /// <summary>The client sent Terminate or closed its socket.</summary>
+    ClientClosed,
+    /// <summary>The client broke the protocol.</summary>
+    ProtocolViolation,
+    /// <summary>Authentication failed.</summary>
+    AuthFailed,
+    /// <summary>Login took longer than client_login_timeout.</summary>
+    LoginTimeout,
+    /// <summary>The client asked for a database that is not configured.</summary>
+    UnknownDatabase,
+    /// <summary>max_client_conn reached.</summary>
+    TooManyClients,
+    /// <summary>No backend could be had (connect failure or query_wait_timeout).</summary>
+    BackendUnavailable,
+    /// <summary>The linked backend closed or failed.</summary>
+    BackendClosed,
+    /// <summary>The proxy is shutting down.</summary>
+    Shutdown,
+    /// <summary>An unexpected error (a bug): logged at Error.</summary>
+    InternalError,
+    /// <summary>A backend was returned dirty (mid-transaction, mid-COPY) and closed instead of reused.</summary>
+    DirtyOnRelease,
+    /// <summary>The backend's reset query failed.</summary>
+    ResetFailed,
+    /// <summary>The pool was closed (reload, shutdown).</summary>
+    PoolClosed,
+    /// <summary>The backend's startup parameters could not be applied.</summary>
+    ParameterSyncFailed,
+    /// <summary>Closed to give another pool of the same database its slot (max_db_connections/max_user_connections).</summary>
+    Evicted,
+}

@@ -1,0 +1,60 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using PgProxy.Protocol;
+using PgProxy.Protocol.Framing;
+
+namespace PgProxy.Core.Infrastructure;
+
+/// <summary>One whole, buffered message read outside the relay (login, auth, reset). Allocates; never on the hot path.</summary>
+public readonly record struct PgMessage(byte Type, byte[] Body);
+
+/// <summary>Whole-message reads and writes for the proxy's control flows (login, auth, reset, parameter sync).</summary>
+public static class PgMessageIO
+{
+    /// <summary>Reads one message; null when the peer closed cleanly. Bodies above <paramref name="maxBody"/> are a protocol violation.</summary>
+    public static async ValueTask<PgMessage?> ReadAsync(PipeReader reader, int maxBody, CancellationToken ct)
+    {
+        while (true)
+        {
+            ReadResult result = await reader.ReadAsync(ct).ConfigureAwait(false);
+            ReadOnlySequence<byte> buffer = result.Buffer;
+            if (MessageHeader.TryRead(buffer, out MessageHeader header, out bool malformed))
+            {
+                if (malformed)
+                {
+                    reader.AdvanceTo(buffer.Start);
+                    throw new ProxyException(SqlState.ProtocolViolation, $"invalid message length {header.Length}");
+                }
+
+                if (header.BodyLength > maxBody)
+                {
+                    reader.AdvanceTo(buffer.Start);
+                    throw new ProxyException(SqlState.ProtocolViolation,
+                        $"message of type '{(char)header.Type}' is too large ({header.BodyLength} bytes, limit {maxBody})");
+                }
+
+                if (buffer.Length >= header.TotalLength)
+                {
+                    byte[] body = buffer.Slice(MessageHeader.Size, header.BodyLength).ToArray();
+                    reader.AdvanceTo(buffer.GetPosition(header.TotalLength));
+                    return new PgMessage(header.Type, body);
+                }
+            }
+
+            if (result.IsCompleted || result.IsCanceled)
+            {
+                reader.AdvanceTo(buffer.Start, buffer.End);
+                return null;
+            }
+
+            reader.AdvanceTo(buffer.Start, buffer.End);
+        }
+    }
+
+    /// <summary>Writes what <paramref name="builder"/> holds and flushes.</summary>
+    public static async ValueTask WriteAsync(PipeWriter writer, PgMessageBuilder builder, CancellationToken ct)
+    {
+        builder.FlushTo(writer);
+        await writer.FlushAsync(ct).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,42 @@
+using PgProxy.Protocol.Backend;
+
+namespace PgProxy.Core.Infrastructure;
+
+/// <summary>A failure the client must hear about as a PostgreSQL error with a SQLSTATE.</summary>
+public class ProxyException : Exception
+{
+    /// <summary>Creates an error.</summary>
+    public ProxyException(string sqlState, string message, string? detail = null, Exception? inner = null)
+        : base(message, inner)
+    {
+        SqlState = sqlState;
+        Detail = detail;
+    }
+
+    /// <summary>The SQLSTATE.</summary>
+    public string SqlState { get; }
+
+    /// <summary>Optional detail line.</summary>
+    public string? Detail { get; }
+
+    /// <summary>The client-visible FATAL error.</summary>
+    public virtual ErrorResponse ToFatal() => ErrorResponse.Fatal(SqlState, Message, Detail);
+}
+
+/// <summary>A backend could not be had: connect or login failed, or the wait timed out.</summary>
+public sealed class BackendUnavailableException : ProxyException
+{
+    /// <summary>Creates an error.</summary>
+    public BackendUnavailableException(string sqlState, string message, string? detail = null, Exception? inner = null, ErrorResponse? serverError = null)
+        : base(sqlState, message, detail, inner)
+    {
+        ServerError = serverError;
+    }
+
+    /// <summary>The backend's own error, when it sent one during login (forwarded as is).</summary>
+    public ErrorResponse? ServerError { get; }
+
+    /// <inheritdoc />
+    public override ErrorResponse ToFatal() =>
+        ServerError is { } e ? ErrorResponse.Fatal(e.SqlState, e.Message, e.Detail, e.Hint) : base.ToFatal();
+}

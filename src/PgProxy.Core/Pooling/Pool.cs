@@ -1,0 +1,510 @@
+using System.Diagnostics;
+using Microsoft.Extensions.Logging;
+using PgProxy.Core.Backend;
+using PgProxy.Core.Infrastructure;
+using PgProxy.Protocol;
+
+namespace PgProxy.Core.Pooling;
+
+/// <summary>
+/// A bounded pool of backends for one (database, user). Idle backends are reused LIFO (or FIFO with
+/// server_round_robin); waiting clients are served in arrival order; a client that waited reserve_pool_timeout may
+/// open up to reserve_pool_size extra backends; max_db_connections and max_user_connections are shared limiters.
+/// Every state change of a backend goes through <see cref="Transition"/>, which keeps the counters.
+/// </summary>
+public sealed partial class Pool
+{
+    private readonly Lock _lock = new();
+    private readonly LinkedList<BackendConnection> _idle = new();
+    private readonly LinkedList<PoolWaiter> _waiters = new();
+    private readonly int[] _counts = new int[Enum.GetValues<BackendState>().Length];
+    private readonly ConnectionLimiter[] _limiters;
+    private readonly Func<Pool, CancellationToken, ValueTask<BackendConnection>> _open;
+    private readonly ILogger _logger;
+    private int _connectingSlots;
+    private bool _closed;
+
+    internal Pool(PoolKey key, PoolTarget target, PoolSettings settings, ConnectionLimiter[] limiters,
+        Func<Pool, CancellationToken, ValueTask<BackendConnection>> open, ILogger logger)
+    {
+        Key = key;
+        Target = target;
+        Settings = settings;
+        _limiters = limiters;
+        _open = open;
+        _logger = logger;
+    }
+
+    /// <summary>The pool's key.</summary>
+    public PoolKey Key { get; }
+
+    /// <summary>Where backends connect.</summary>
+    public PoolTarget Target { get; }
+
+    /// <summary>Effective settings.</summary>
+    public PoolSettings Settings { get; }
+
+    /// <summary>
+    /// The ParameterStatus set of the first backend this pool opened: what a client is told at login before any
+    /// backend is linked to it (PgBouncer's welcome message). Null until a backend has connected.
+    /// </summary>
+    public IReadOnlyDictionary<string, string>? WelcomeParameters { get; internal set; }
+
+    /// <summary>Called after a limiter slot was freed, to wake waiters of every pool sharing it.</summary>
+    internal Action<ConnectionLimiter[]>? LimiterReleased { get; set; }
+
+    /// <summary>Called when a waiter is blocked by a shared limiter, to evict an idle backend elsewhere.</summary>
+    internal Action<Pool, ConnectionLimiter>? LimiterBlocked { get; set; }
+
+    /// <summary>Called to close a backend off the caller's path (logging included).</summary>
+    internal Func<BackendConnection, Diagnostics.DisconnectReason, ValueTask>? CloseBackend { get; set; }
+
+    /// <summary>Counters, consistent with each other.</summary>
+    public PoolCounts Counts
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return CountsLocked();
+            }
+        }
+    }
+
+    private PoolCounts CountsLocked() => new(
+        _counts[(int)BackendState.Active], _counts[(int)BackendState.Idle], _counts[(int)BackendState.Used], _connectingSlots, _waiters.Count);
+
+    private int TotalLocked => _connectingSlots + _counts[(int)BackendState.Active] + _counts[(int)BackendState.Idle] + _counts[(int)BackendState.Used];
+
+    /// <summary>The one place a backend changes state; keeps the counters.</summary>
+    private void Transition(BackendConnection backend, BackendState to)
+    {
+        if (backend.State != BackendState.Connecting)
+        {
+            _counts[(int)backend.State]--;
+        }
+
+        backend.State = to;
+        if (to is not (BackendState.Connecting or BackendState.Closing))
+        {
+            _counts[(int)to]++;
+        }
+    }
+
+    /// <summary>
+    /// Gets a backend for a client: an idle one at once, a new one while under pool_size, otherwise waits in line
+    /// until query_wait_timeout (then throws a 53300 error that names the timeout).
+    /// </summary>
+    public ValueTask<BackendConnection> AcquireAsync(CancellationToken ct)
+    {
+        lock (_lock)
+        {
+            ThrowIfClosed();
+            if (_waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
+            {
+                return new ValueTask<BackendConnection>(idle);
+            }
+        }
+
+        return AcquireSlowAsync(ct);
+    }
+
+    private async ValueTask<BackendConnection> AcquireSlowAsync(CancellationToken ct)
+    {
+        PoolWaiter? waiter = null;
+        ConnectionLimiter? blockedBy = null;
+        lock (_lock)
+        {
+            ThrowIfClosed();
+            if (_waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
+            {
+                return idle;
+            }
+
+            if (_waiters.Count > 0 || !TryReserveSlotLocked(reserve: false, out blockedBy))
+            {
+                waiter = new PoolWaiter(Stopwatch.GetTimestamp());
+                _waiters.AddLast(waiter.Node);
+            }
+        }
+
+        if (waiter is null)
+        {
+            return await OpenInSlotAsync(ct).ConfigureAwait(false);
+        }
+
+        if (blockedBy is not null)
+        {
+            LimiterBlocked?.Invoke(this, blockedBy);
+        }
+
+        return await WaitAsync(waiter, ct).ConfigureAwait(false);
+    }
+
+    private async ValueTask<BackendConnection> WaitAsync(PoolWaiter waiter, CancellationToken ct)
+    {
+        TimeSpan waitLimit = Settings.QueryWaitTimeout;
+        TimeSpan reserveAt = Settings.ReservePoolTimeout;
+        bool useReserve = Settings.ReservePoolSize > 0 && (waitLimit <= TimeSpan.Zero || reserveAt < waitLimit);
+        bool leftQueue = false;
+        try
+        {
+            if (useReserve)
+            {
+                Task delay = Task.Delay(reserveAt, ct);
+                if (await Task.WhenAny(waiter.Task, delay).ConfigureAwait(false) != waiter.Task)
+                {
+                    bool slot = false;
+                    lock (_lock)
+                    {
+                        if (waiter.IsQueued && TryReserveSlotLocked(reserve: true, out _))
+                        {
+                            _waiters.Remove(waiter.Node);
+                            slot = true;
+                            leftQueue = true;
+                        }
+                    }
+
+                    if (slot)
+                    {
+                        return await OpenInSlotAsync(ct).ConfigureAwait(false);
+                    }
+                }
+            }
+
+            if (waitLimit > TimeSpan.Zero)
+            {
+                TimeSpan left = waitLimit - Stopwatch.GetElapsedTime(waiter.EnqueuedAt);
+                if (left > TimeSpan.Zero)
+                {
+                    await Task.WhenAny(waiter.Task, Task.Delay(left, ct)).ConfigureAwait(false);
+                }
+            }
+            else
+            {
+                await Task.WhenAny(waiter.Task, Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            if (!leftQueue && !waiter.Task.IsCompleted)
+            {
+                bool removed;
+                lock (_lock)
+                {
+                    removed = waiter.IsQueued;
+                    if (removed)
+                    {
+                        _waiters.Remove(waiter.Node);
+                    }
+                }
+
+                if (!removed)
+                {
+                    // Granted at the same moment we gave up: give it back so nothing leaks.
+                    _ = GiveBackAsync(waiter);
+                }
+            }
+        }
+
+        if (!waiter.Task.IsCompleted)
+        {
+            ct.ThrowIfCancellationRequested();
+            PoolCounts counts = Counts;
+            LogWaitTimeout(_logger, Key.Database, Key.User, waitLimit.TotalSeconds, counts.Active);
+            throw new BackendUnavailableException(SqlState.TooManyConnections,
+                $"query_wait_timeout: no server connection became free within {FormatSeconds(waitLimit)} for pool \"{Key}\"",
+                $"{counts.Total} of {Settings.PoolSize} (+{Settings.ReservePoolSize} reserve) server connections are in use and {counts.Waiting} clients are waiting; " +
+                "raise pool_size or query_wait_timeout, or shorten transactions");
+        }
+
+        BackendConnection? handed = await waiter.Task.ConfigureAwait(false);
+        return handed ?? await OpenInSlotAsync(ct).ConfigureAwait(false);
+    }
+
+    private static string FormatSeconds(TimeSpan t) => t.TotalSeconds >= 1 ? $"{t.TotalSeconds:0.###}s" : $"{t.TotalMilliseconds:0}ms";
+
+    private async Task GiveBackAsync(PoolWaiter waiter)
+    {
+        BackendConnection? handed = await waiter.Task.ConfigureAwait(false);
+        if (handed is not null)
+        {
+            await ReleaseAsync(handed, reusable: true).ConfigureAwait(false);
+        }
+        else
+        {
+            ReleaseSlot();
+        }
+    }
+
+    /// <summary>Opens a backend in a slot already counted in _connectingSlots.</summary>
+    private async ValueTask<BackendConnection> OpenInSlotAsync(CancellationToken ct)
+    {
+        BackendConnection backend;
+        try
+        {
+            backend = await _open(this, ct).ConfigureAwait(false);
+        }
+        catch
+        {
+            ReleaseSlot();
+            throw;
+        }
+
+        lock (_lock)
+        {
+            _connectingSlots--;
+            Transition(backend, BackendState.Active);
+        }
+
+        return backend;
+    }
+
+    private void ReleaseSlot()
+    {
+        lock (_lock)
+        {
+            _connectingSlots--;
+            ReleaseLimitersLocked();
+            ServeWaitersLocked();
+        }
+
+        LimiterReleased?.Invoke(_limiters);
+    }
+
+    /// <summary>
+    /// Gives a backend back. A reusable one goes to the first waiter or to the idle list; otherwise it is closed
+    /// and its slot is offered to the first waiter.
+    /// </summary>
+    public async ValueTask ReleaseAsync(BackendConnection backend, bool reusable, Diagnostics.DisconnectReason reason = Diagnostics.DisconnectReason.DirtyOnRelease)
+    {
+        bool close;
+        lock (_lock)
+        {
+            close = !reusable || _closed || backend.IsClosed;
+            if (close)
+            {
+                Transition(backend, BackendState.Closing);
+                ReleaseLimitersLocked();
+                ServeWaitersLocked();
+            }
+            else
+            {
+                backend.LastUsedAt = Stopwatch.GetTimestamp();
+                IdleOrHandOffLocked(backend);
+            }
+        }
+
+        if (close)
+        {
+            LimiterReleased?.Invoke(_limiters);
+            if (CloseBackend is { } closer)
+            {
+                await closer(backend, _closed ? Diagnostics.DisconnectReason.PoolClosed : reason).ConfigureAwait(false);
+            }
+            else
+            {
+                await backend.CloseAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    /// <summary>Marks a linked backend as being cleaned (reset query) after its client left.</summary>
+    public void MarkUsed(BackendConnection backend)
+    {
+        lock (_lock)
+        {
+            Transition(backend, BackendState.Used);
+        }
+    }
+
+    private void IdleOrHandOffLocked(BackendConnection backend)
+    {
+        if (_waiters.First is { } first)
+        {
+            _waiters.RemoveFirst();
+            Transition(backend, BackendState.Active);
+            first.Value.Hand(backend);
+            return;
+        }
+
+        Transition(backend, BackendState.Idle);
+        _idle.AddLast(backend);
+    }
+
+    private bool TryTakeIdleLocked([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BackendConnection? backend)
+    {
+        LinkedListNode<BackendConnection>? node = Settings.RoundRobin ? _idle.First : _idle.Last;
+        if (node is null)
+        {
+            backend = null;
+            return false;
+        }
+
+        _idle.Remove(node);
+        backend = node.Value;
+        Transition(backend, BackendState.Active);
+        return true;
+    }
+
+    private bool TryReserveSlotLocked(bool reserve, out ConnectionLimiter? blockedBy)
+    {
+        blockedBy = null;
+        if (_closed)
+        {
+            return false;
+        }
+
+        int limit = Settings.PoolSize + (reserve ? Settings.ReservePoolSize : 0);
+        if (TotalLocked >= limit)
+        {
+            return false;
+        }
+
+        for (int i = 0; i < _limiters.Length; i++)
+        {
+            if (!_limiters[i].TryAcquire())
+            {
+                for (int j = 0; j < i; j++)
+                {
+                    _limiters[j].Release();
+                }
+
+                blockedBy = _limiters[i];
+                return false;
+            }
+        }
+
+        _connectingSlots++;
+        return true;
+    }
+
+    private void ReleaseLimitersLocked()
+    {
+        foreach (ConnectionLimiter limiter in _limiters)
+        {
+            limiter.Release();
+        }
+    }
+
+    private void ServeWaitersLocked()
+    {
+        while (_waiters.First is { } first && TryReserveSlotLocked(reserve: false, out _))
+        {
+            _waiters.RemoveFirst();
+            first.Value.GrantSlot();
+        }
+    }
+
+    /// <summary>Offers freed shared capacity to this pool's waiters.</summary>
+    internal void ServeWaiters()
+    {
+        lock (_lock)
+        {
+            ServeWaitersLocked();
+        }
+    }
+
+    /// <summary>True when clients are waiting.</summary>
+    internal bool HasWaiters
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _waiters.Count > 0;
+            }
+        }
+    }
+
+    /// <summary>Closes one idle backend (oldest first) so another pool may use its shared slot.</summary>
+    internal BackendConnection? TryEvictIdle()
+    {
+        lock (_lock)
+        {
+            if (_idle.First is not { } node)
+            {
+                return null;
+            }
+
+            _idle.Remove(node);
+            Transition(node.Value, BackendState.Closing);
+            ReleaseLimitersLocked();
+            return node.Value;
+        }
+    }
+
+    /// <summary>Opens backends up to min_pool_size ahead of demand (called by the janitor).</summary>
+    internal async Task EnsureMinimumAsync(CancellationToken ct)
+    {
+        while (true)
+        {
+            lock (_lock)
+            {
+                if (_closed || TotalLocked >= Settings.MinPoolSize || !TryReserveSlotLocked(reserve: false, out _))
+                {
+                    return;
+                }
+            }
+
+            BackendConnection backend;
+            try
+            {
+                backend = await _open(this, ct).ConfigureAwait(false);
+            }
+            catch (Exception ex) when (ex is BackendUnavailableException or OperationCanceledException)
+            {
+                ReleaseSlot();
+                return;
+            }
+
+            lock (_lock)
+            {
+                _connectingSlots--;
+                backend.LastUsedAt = Stopwatch.GetTimestamp();
+                IdleOrHandOffLocked(backend);
+            }
+        }
+    }
+
+    /// <summary>Closes the pool: idle backends close now, linked ones when released; waiters get an error.</summary>
+    internal async Task CloseAsync()
+    {
+        List<BackendConnection> idle;
+        lock (_lock)
+        {
+            _closed = true;
+            idle = [.. _idle];
+            _idle.Clear();
+            foreach (BackendConnection b in idle)
+            {
+                Transition(b, BackendState.Closing);
+                ReleaseLimitersLocked();
+            }
+        }
+
+        foreach (BackendConnection b in idle)
+        {
+            if (CloseBackend is { } closer)
+            {
+                await closer(b, Diagnostics.DisconnectReason.PoolClosed).ConfigureAwait(false);
+            }
+            else
+            {
+                await b.CloseAsync().ConfigureAwait(false);
+            }
+        }
+    }
+
+    private void ThrowIfClosed()
+    {
+        if (_closed)
+        {
+            throw new BackendUnavailableException(SqlState.AdminShutdown, "the pooler is shutting down");
+        }
+    }
+
+    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning,
+        Message = "Pool {Database}/{User}: a client waited longer than query_wait_timeout ({Seconds}s) with {Active} servers active")]
+    private static partial void LogWaitTimeout(ILogger logger, string database, string user, double seconds, int active);
+}

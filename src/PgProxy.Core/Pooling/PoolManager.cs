@@ -1,0 +1,258 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Logging;
+using PgProxy.Core.Auth;
+using PgProxy.Core.Backend;
+using PgProxy.Core.Configuration;
+using PgProxy.Core.Diagnostics;
+
+namespace PgProxy.Core.Pooling;
+
+/// <summary>
+/// The map of pools, created on first use from the config snapshot; the shared limiters; the SCRAM keys captured
+/// at client login (for SCRAM passthrough to backends); and the janitor that keeps min_pool_size backends open.
+/// </summary>
+public sealed partial class PoolManager : IAsyncDisposable
+{
+    private readonly ConcurrentDictionary<PoolKey, Pool> _pools = new();
+    private readonly ConcurrentDictionary<string, ConnectionLimiter> _dbLimiters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, ConnectionLimiter> _userLimiters = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, byte[]> _scramKeys = new(StringComparer.Ordinal);
+    private readonly Lock _createLock = new();
+    private readonly BackendConnector _connector;
+    private readonly ILogger<PoolManager> _logger;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _janitor;
+
+    /// <summary>Creates a manager.</summary>
+    public PoolManager(ProxyConfig config, UserList users, BackendConnector connector, ILogger<PoolManager> logger)
+    {
+        Config = config;
+        Users = users;
+        _connector = connector;
+        _logger = logger;
+    }
+
+    /// <summary>The config snapshot in force.</summary>
+    public ProxyConfig Config { get; }
+
+    /// <summary>The client secrets.</summary>
+    public UserList Users { get; }
+
+    /// <summary>The connector (its transport also sends cancel requests).</summary>
+    public BackendConnector Connector => _connector;
+
+    /// <summary>All pools.</summary>
+    public IEnumerable<Pool> Pools => _pools.Values;
+
+    /// <summary>Remembers the ClientKey proven by a client's SCRAM login, for logging that user in to backends.</summary>
+    public void RememberScramKey(string user, byte[] clientKey) => _scramKeys[user] = clientKey;
+
+    /// <summary>The pool for a client of <paramref name="database"/> (config entry <paramref name="db"/>) as <paramref name="user"/>.</summary>
+    public Pool GetOrCreate(DatabaseConfig db, string database, string user)
+    {
+        var key = new PoolKey(database, user);
+        if (_pools.TryGetValue(key, out Pool? pool))
+        {
+            return pool;
+        }
+
+        lock (_createLock)
+        {
+            if (_pools.TryGetValue(key, out pool))
+            {
+                return pool;
+            }
+
+            pool = CreatePool(key, db);
+            _pools[key] = pool;
+        }
+
+        LogPoolCreated(_logger, key.Database, key.User, pool.Target.Host, pool.Target.Port, pool.Target.DbName, pool.Settings.PoolSize, pool.Settings.Mode);
+        if (pool.Settings.MinPoolSize > 0)
+        {
+            _ = pool.EnsureMinimumAsync(_stopping.Token);
+        }
+
+        return pool;
+    }
+
+    private Pool CreatePool(PoolKey key, DatabaseConfig db)
+    {
+        ProxySection p = Config.Proxy;
+        Config.Users.TryGetValue(key.User, out UserConfig? userConfig);
+        var settings = new PoolSettings
+        {
+            Mode = userConfig?.PoolMode ?? db.PoolMode ?? p.PoolMode,
+            PoolSize = db.PoolSize ?? p.DefaultPoolSize,
+            MinPoolSize = db.MinPoolSize ?? p.MinPoolSize,
+            ReservePoolSize = db.ReservePoolSize ?? p.ReservePoolSize,
+            ReservePoolTimeout = p.ReservePoolTimeout,
+            QueryWaitTimeout = p.QueryWaitTimeout,
+            ServerConnectTimeout = p.ServerConnectTimeout,
+            ServerResetQuery = p.ServerResetQuery,
+            RoundRobin = p.ServerRoundRobin,
+        };
+
+        string backendUser = db.User ?? key.User;
+        UserSecret? secret = Users.Find(backendUser);
+        var credentials = new BackendCredentials
+        {
+            User = backendUser,
+            Password = db.Password ?? (secret?.Kind == SecretKind.Plain ? secret.Secret : null),
+            Md5Hash = secret?.Md5Hash,
+            ScramVerifier = secret?.Kind == SecretKind.Scram ? secret.Verifier : null,
+            ScramClientKey = () => _scramKeys.TryGetValue(backendUser, out byte[]? k) ? k : null,
+        };
+        var target = new PoolTarget(db.Host, db.Port, db.BackendDbName(key.Database), credentials);
+
+        var limiters = new List<ConnectionLimiter>();
+        int maxDb = db.MaxDbConnections ?? p.MaxDbConnections;
+        limiters.Add(_dbLimiters.GetOrAdd(key.Database, name => new ConnectionLimiter($"max_db_connections of database \"{name}\"", maxDb)));
+        limiters.Add(_userLimiters.GetOrAdd(key.User, name => new ConnectionLimiter($"max_user_connections of user \"{name}\"", userConfig?.MaxUserConnections ?? 0)));
+
+        var pool = new Pool(key, target, settings, [.. limiters], OpenAsync, _logger)
+        {
+            LimiterReleased = OnLimiterReleased,
+            LimiterBlocked = OnLimiterBlocked,
+            CloseBackend = CloseBackendAsync,
+        };
+        foreach (ConnectionLimiter limiter in limiters)
+        {
+            lock (limiter.Pools)
+            {
+                limiter.Pools.Add(pool);
+            }
+        }
+
+        return pool;
+    }
+
+    private async ValueTask<BackendConnection> OpenAsync(Pool pool, CancellationToken ct)
+    {
+        try
+        {
+            BackendConnection backend = await _connector.ConnectAsync(pool, pool.Settings.ServerConnectTimeout, ct).ConfigureAwait(false);
+            LogBackendConnected(_logger, backend.Id, pool.Key.Database, pool.Key.User, backend.Host, backend.Port, backend.ProcessId);
+            pool.WelcomeParameters ??= new Dictionary<string, string>(backend.Parameters, StringComparer.OrdinalIgnoreCase);
+            return backend;
+        }
+        catch (Infrastructure.BackendUnavailableException ex)
+        {
+            LogBackendConnectFailed(_logger, pool.Key.Database, pool.Key.User, pool.Target.Host, pool.Target.Port, ex.Message);
+            throw;
+        }
+    }
+
+    /// <summary>Closes a backend and logs why.</summary>
+    public async ValueTask CloseBackendAsync(BackendConnection backend, DisconnectReason reason)
+    {
+        await backend.CloseAsync().ConfigureAwait(false);
+        LogBackendClosed(_logger, backend.Id, backend.Pool.Key.Database, backend.Pool.Key.User, backend.ProcessId, reason);
+    }
+
+    private static void OnLimiterReleased(ConnectionLimiter[] limiters)
+    {
+        foreach (ConnectionLimiter limiter in limiters)
+        {
+            if (limiter.Max == 0)
+            {
+                continue;
+            }
+
+            Pool[] pools;
+            lock (limiter.Pools)
+            {
+                pools = [.. limiter.Pools];
+            }
+
+            foreach (Pool pool in pools)
+            {
+                pool.ServeWaiters();
+            }
+        }
+    }
+
+    private void OnLimiterBlocked(Pool blocked, ConnectionLimiter limiter)
+    {
+        Pool[] pools;
+        lock (limiter.Pools)
+        {
+            pools = [.. limiter.Pools];
+        }
+
+        foreach (Pool pool in pools)
+        {
+            if (pool != blocked && pool.TryEvictIdle() is { } victim)
+            {
+                _ = EvictAsync(pool, victim, limiter);
+                return;
+            }
+        }
+    }
+
+    private async Task EvictAsync(Pool owner, BackendConnection victim, ConnectionLimiter limiter)
+    {
+        await CloseBackendAsync(victim, DisconnectReason.Evicted).ConfigureAwait(false);
+        OnLimiterReleased([limiter]);
+        _ = owner;
+    }
+
+    /// <summary>Starts the janitor: every second, pools below min_pool_size are topped up.</summary>
+    public void Start()
+    {
+        _janitor = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+                {
+                    foreach (Pool pool in _pools.Values)
+                    {
+                        if (pool.Settings.MinPoolSize > 0)
+                        {
+                            await pool.EnsureMinimumAsync(_stopping.Token).ConfigureAwait(false);
+                        }
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping.
+            }
+        });
+    }
+
+    /// <summary>Stops the janitor and closes every pool's idle backends.</summary>
+    public async ValueTask DisposeAsync()
+    {
+        await _stopping.CancelAsync().ConfigureAwait(false);
+        if (_janitor is not null)
+        {
+            await _janitor.ConfigureAwait(false);
+        }
+
+        foreach (Pool pool in _pools.Values)
+        {
+            await pool.CloseAsync().ConfigureAwait(false);
+        }
+
+        _stopping.Dispose();
+    }
+
+    [LoggerMessage(EventId = 4001, Level = LogLevel.Information,
+        Message = "Pool {Database}/{User} created: server {Host}:{Port} database {DbName}, pool_size {PoolSize}, mode {Mode}")]
+    private static partial void LogPoolCreated(ILogger logger, string database, string user, string host, int port, string dbName, int poolSize, PoolMode mode);
+
+    [LoggerMessage(EventId = 3001, Level = LogLevel.Information,
+        Message = "Backend {BackendId} connected for {Database}/{User} to {Host}:{Port} (server pid {ServerPid})")]
+    private static partial void LogBackendConnected(ILogger logger, long backendId, string database, string user, string host, int port, int serverPid);
+
+    [LoggerMessage(EventId = 3002, Level = LogLevel.Information,
+        Message = "Backend {BackendId} for {Database}/{User} closed (server pid {ServerPid}): {Reason}")]
+    private static partial void LogBackendClosed(ILogger logger, long backendId, string database, string user, int serverPid, DisconnectReason reason);
+
+    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning,
+        Message = "Backend connect for {Database}/{User} to {Host}:{Port} failed: {Reason}")]
+    private static partial void LogBackendConnectFailed(ILogger logger, string database, string user, string host, int port, string reason);
+}

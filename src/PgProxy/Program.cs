@@ -1,0 +1,100 @@
+using System.CommandLine;
+using PgProxy.Core.Auth;
+using PgProxy.Core.Configuration;
+using PgProxy.Hosting;
+using PgProxy.Logging;
+using Microsoft.Extensions.Logging;
+using Serilog.Extensions.Logging;
+
+namespace PgProxy;
+
+/// <summary>Command line: <c>pgproxy [run] --config FILE</c> and <c>pgproxy check --config FILE</c>.</summary>
+public static class Program
+{
+    /// <summary>Entry point.</summary>
+    public static async Task<int> Main(string[] args)
+    {
+        var runConfig = ConfigOption();
+        var checkConfig = ConfigOption();
+        var run = new Command("run", "Run the proxy (the default command).") { runConfig };
+        run.SetAction((parse, ct) => RunAsync(parse.GetValue(runConfig)!, ct));
+        var check = new Command("check", "Validate the config and print the effective settings with secrets masked.") { checkConfig };
+        check.SetAction(parse => Check(parse.GetValue(checkConfig)!));
+        var rootConfig = ConfigOption();
+        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check };
+        root.SetAction((parse, ct) => RunAsync(parse.GetValue(rootConfig)!, ct));
+        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+    }
+
+    private static Option<string> ConfigOption() => new("--config", "-c")
+    {
+        Description = "Path to the TOML config file.",
+        DefaultValueFactory = _ => "proxy.toml",
+    };
+
+    internal static (ProxyConfig? Config, UserList? Users, List<string> Errors) Load(string path)
+    {
+        ConfigResult result = ConfigLoader.LoadFile(path);
+        var errors = result.Errors.ToList();
+        UserList? users = null;
+        if (result.Config is { } config)
+        {
+            users = config.Auth.File is { } file ? UserList.Load(file, errors) : UserList.Empty;
+        }
+
+        return (errors.Count == 0 ? result.Config : null, users, errors);
+    }
+
+    private static int Check(string path)
+    {
+        (ProxyConfig? config, UserList? users, List<string> errors) = Load(path);
+        if (config is null)
+        {
+            foreach (string error in errors)
+            {
+                Console.Error.WriteLine(error);
+            }
+
+            Console.Error.WriteLine($"{path}: {errors.Count} error(s); the proxy would not start.");
+            return 1;
+        }
+
+        Console.Out.Write(ConfigPrinter.Print(config));
+        Console.Out.WriteLine();
+        Console.Out.WriteLine($"# {path}: OK ({config.Databases.Count} database entries, {users!.Count} users in the auth file)");
+        return 0;
+    }
+
+    private static async Task<int> RunAsync(string path, CancellationToken ct)
+    {
+        (ProxyConfig? config, UserList? users, List<string> errors) = Load(path);
+        if (config is null)
+        {
+            foreach (string error in errors)
+            {
+                Console.Error.WriteLine(error);
+            }
+
+            Console.Error.WriteLine($"{path}: {errors.Count} error(s); not starting.");
+            return 1;
+        }
+
+        Serilog.Core.Logger serilog = SerilogSetup.Create(config.Log);
+        try
+        {
+            await using ProxyHost host = await ProxyHost.StartAsync(config, users!,
+                logging => logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: false)), ct).ConfigureAwait(false);
+            await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
+            return 0;
+        }
+        catch (IOException ex)
+        {
+            serilog.Fatal("Cannot start: {Reason}", ex.Message);
+            return 2;
+        }
+        finally
+        {
+            await serilog.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+}
