@@ -129,8 +129,7 @@ public sealed partial class ClientSession
 
             if (error != StartupPacketError.None)
             {
-                Input.AdvanceTo(buffer.End);
-                throw error switch
+                ProxyException failure = error switch
                 {
                     StartupPacketError.InvalidLength => new ProxyException(SqlState.ProtocolViolation, "invalid length of startup packet"),
                     StartupPacketError.UnsupportedProtocol => new ProxyException(SqlState.ProtocolViolation,
@@ -138,6 +137,8 @@ public sealed partial class ClientSession
                     StartupPacketError.MalformedCancel => new ProxyException(SqlState.ProtocolViolation, "invalid length of cancel request packet"),
                     _ => new ProxyException(SqlState.ProtocolViolation, "invalid startup packet layout: expected terminator as last byte"),
                 };
+                Input.AdvanceTo(buffer.End);
+                throw failure;
             }
 
             if (read.IsCompleted)

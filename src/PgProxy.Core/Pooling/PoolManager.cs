@@ -22,6 +22,7 @@ public sealed partial class PoolManager : IAsyncDisposable
     private readonly ILogger<PoolManager> _logger;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _janitor;
+    private int _disposed;
 
     /// <summary>Creates a manager.</summary>
     public PoolManager(ProxyConfig config, UserList users, BackendConnector connector, ILogger<PoolManager> logger)
@@ -184,17 +185,16 @@ public sealed partial class PoolManager : IAsyncDisposable
         {
             if (pool != blocked && pool.TryEvictIdle() is { } victim)
             {
-                _ = EvictAsync(pool, victim, limiter);
+                _ = EvictAsync(victim, limiter);
                 return;
             }
         }
     }
 
-    private async Task EvictAsync(Pool owner, BackendConnection victim, ConnectionLimiter limiter)
+    private async Task EvictAsync(BackendConnection victim, ConnectionLimiter limiter)
     {
         await CloseBackendAsync(victim, DisconnectReason.Evicted).ConfigureAwait(false);
         OnLimiterReleased([limiter]);
-        _ = owner;
     }
 
     /// <summary>Starts the janitor: every second, pools below min_pool_size are topped up.</summary>
@@ -226,6 +226,11 @@ public sealed partial class PoolManager : IAsyncDisposable
     /// <summary>Stops the janitor and closes every pool's idle backends.</summary>
     public async ValueTask DisposeAsync()
     {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            return;
+        }
+
         await _stopping.CancelAsync().ConfigureAwait(false);
         if (_janitor is not null)
         {

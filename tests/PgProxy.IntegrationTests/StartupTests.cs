@@ -1,0 +1,173 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace PgProxy.IntegrationTests;
+
+[Collection(PostgresCollection.Name)]
+public sealed class StartupTests(PostgresFixture pg)
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    private static async Task<Dictionary<char, string>> ExpectFatalAsync(RawPgClient client)
+    {
+        (char Type, byte[] Body)? m = await client.ReadMessageAsync(Wait);
+        while (m is { Type: 'v' })
+        {
+            m = await client.ReadMessageAsync(Wait);
+        }
+
+        Assert.NotNull(m);
+        Assert.Equal('E', m.Value.Type);
+        Dictionary<char, string> fields = RawPgClient.ErrorFields(m.Value.Body);
+        Assert.Equal("FATAL", fields['V']);
+        Assert.True(await client.IsClosedAsync(Wait), "socket closed after FATAL");
+        return fields;
+    }
+
+    [Theory(Timeout = 60_000)]
+    [InlineData(4)]
+    [InlineData(7)]
+    [InlineData(10_001)]
+    [InlineData(-1)]
+    public async Task StartupLength_OutOfRange_Fatal08P01(int length)
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        byte[] packet = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(packet, length);
+        BinaryPrimitives.WriteInt32BigEndian(packet.AsSpan(4), 196608);
+        await client.SendAsync(packet);
+        Dictionary<char, string> e = await ExpectFatalAsync(client);
+        Assert.Equal("08P01", e['C']);
+        Assert.Equal("invalid length of startup packet", e['M']);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task UnknownProtocolCode_Fatal08P01()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        await client.SendAsync(RawPgClient.Startup(0x00020000, ("user", "alice")));
+        Dictionary<char, string> e = await ExpectFatalAsync(client);
+        Assert.Equal("08P01", e['C']);
+        Assert.Contains("unsupported frontend protocol 2.0", e['M'], StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task UnterminatedParameters_Fatal08P01()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        byte[] packet = RawPgClient.Startup(196608, ("user", "alice"));
+        packet[^1] = (byte)'x';
+        await client.SendAsync(packet);
+        Assert.Equal("08P01", (await ExpectFatalAsync(client))['C']);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task SslAndGssRequests_AnsweredN_ThenStartupProceeds()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        byte[] gss = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(gss, 8);
+        BinaryPrimitives.WriteInt32BigEndian(gss.AsSpan(4), 80877104);
+        await client.SendAsync(gss);
+        Assert.Equal('N', await client.ReadByteAsync(Wait));
+        byte[] ssl = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(ssl, 8);
+        BinaryPrimitives.WriteInt32BigEndian(ssl.AsSpan(4), 80877103);
+        await client.SendAsync(ssl);
+        Assert.Equal('N', await client.ReadByteAsync(Wait));
+        await client.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "appdb")));
+        (char Type, byte[] Body)? m = await client.ReadMessageAsync(Wait);
+        Assert.Equal('R', m!.Value.Type);
+        Assert.Equal(10, BinaryPrimitives.ReadInt32BigEndian(m.Value.Body)); // AuthenticationSASL
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task NewerMinorAndPqOptions_GetNegotiateProtocolVersion()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        await client.SendAsync(RawPgClient.Startup(196610, ("user", "alice"), ("database", "appdb"), ("_pq_.future", "on")));
+        (char Type, byte[] Body)? m = await client.ReadMessageAsync(Wait);
+        Assert.Equal('v', m!.Value.Type);
+        Assert.Equal(0, BinaryPrimitives.ReadInt32BigEndian(m.Value.Body));
+        Assert.Equal(1, BinaryPrimitives.ReadInt32BigEndian(m.Value.Body.AsSpan(4)));
+        Assert.Equal("_pq_.future\0", Encoding.UTF8.GetString(m.Value.Body, 8, m.Value.Body.Length - 8));
+        Assert.Equal('R', (await client.ReadMessageAsync(Wait))!.Value.Type);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task NoUser_Fatal28000()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        await client.SendAsync(RawPgClient.Startup(196608, ("database", "appdb")));
+        Dictionary<char, string> e = await ExpectFatalAsync(client);
+        Assert.Equal("28000", e['C']);
+        Assert.Equal("no PostgreSQL user name specified in startup packet", e['M']);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task UnknownDatabase_Fatal3D000_WordedLikePostgres()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg);
+        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(database: "nosuchdb"));
+        Assert.Equal("3D000", ex.SqlState);
+        Assert.Equal("database \"nosuchdb\" does not exist", ex.MessageText);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task OversizedPasswordMessage_Fatal08P01()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "md5");
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        await client.SendAsync(RawPgClient.Startup(196608, ("user", "bob"), ("database", "appdb")));
+        Assert.Equal('R', (await client.ReadMessageAsync(Wait))!.Value.Type);
+        byte[] header = new byte[5];
+        header[0] = (byte)'p';
+        BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(1), 100_000_000);
+        await client.SendAsync(header);
+        Dictionary<char, string> e = await ExpectFatalAsync(client);
+        Assert.Equal("08P01", e['C']);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task MaxClientConn_RefusesTheNextClient_With53300()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "max_client_conn = 3");
+        var held = new List<NpgsqlConnection>();
+        try
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                held.Add(await proxy.OpenAsync());
+            }
+
+            PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync());
+            Assert.Equal("53300", ex.SqlState);
+            Assert.Equal("sorry, too many clients already", ex.MessageText);
+        }
+        finally
+        {
+            foreach (NpgsqlConnection c in held)
+            {
+                await c.DisposeAsync();
+            }
+        }
+
+        // Slots free again once clients leave.
+        await using NpgsqlConnection again = await proxy.OpenAsync();
+        Assert.Equal(System.Data.ConnectionState.Open, again.State);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task SilentClient_DroppedAfterClientLoginTimeout()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "client_login_timeout = \"500ms\"");
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        Assert.True(await client.IsClosedAsync(TimeSpan.FromSeconds(10)));
+    }
+}

@@ -1,0 +1,234 @@
+using System.Net;
+using System.Net.Sockets;
+using Npgsql;
+using Xunit;
+
+namespace PgProxy.Testing;
+
+/// <summary>
+/// A real PostgreSQL for the integration tests. Uses the server named by PROXY_TEST_PG (host:port, superuser
+/// "postgres" with the password in PROXY_TEST_PG_PASSWORD) when set; otherwise runs initdb into a temp dir and
+/// pg_ctl start on a free loopback port, as the "postgres" OS user when running as root (initdb refuses root).
+/// Creates the roles and databases the tests use: alice (SCRAM), bob (md5) and database appdb.
+/// </summary>
+public sealed class PostgresFixture : IAsyncLifetime
+{
+    /// <summary>Superuser password of the throwaway cluster.</summary>
+    public const string SuperPassword = "pgproxy-super";
+
+    /// <summary>SCRAM user.</summary>
+    public const string Alice = "alice";
+
+    /// <summary>Alice's password.</summary>
+    public const string AlicePassword = "alice-secret";
+
+    /// <summary>md5 user.</summary>
+    public const string Bob = "bob";
+
+    /// <summary>Bob's password.</summary>
+    public const string BobPassword = "bob-secret";
+
+    /// <summary>The test database.</summary>
+    public const string Database = "appdb";
+
+    private string? _dir;
+    private string? _binDir;
+    private bool _external;
+
+    /// <summary>Server host.</summary>
+    public string Host { get; private set; } = "127.0.0.1";
+
+    /// <summary>Server port.</summary>
+    public int Port { get; private set; }
+
+    /// <summary>Directory of psql and pgbench.</summary>
+    public string BinDir => _binDir ?? "/usr/bin";
+
+    /// <summary>Alice's SCRAM verifier as stored in pg_authid (for SCRAM passthrough tests).</summary>
+    public string AliceVerifier { get; private set; } = "";
+
+    /// <summary>A superuser connection string straight to PostgreSQL.</summary>
+    public string AdminConnectionString(string database = "postgres") =>
+        $"Host={Host};Port={Port};Username=postgres;Password={SuperPassword};Database={database};Pooling=false";
+
+    /// <inheritdoc />
+    public async Task InitializeAsync()
+    {
+        string? external = Environment.GetEnvironmentVariable("PROXY_TEST_PG");
+        if (!string.IsNullOrEmpty(external))
+        {
+            _external = true;
+            int colon = external.LastIndexOf(':');
+            Host = external[..colon];
+            Port = int.Parse(external[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture);
+            _binDir = FindBinDir();
+        }
+        else
+        {
+            await StartClusterAsync();
+        }
+
+        await CreateObjectsAsync();
+    }
+
+    private static string FindBinDir()
+    {
+        string? env = Environment.GetEnvironmentVariable("PG_BIN");
+        if (!string.IsNullOrEmpty(env))
+        {
+            return env;
+        }
+
+        const string root = "/usr/lib/postgresql";
+        if (Directory.Exists(root))
+        {
+            foreach (string dir in Directory.GetDirectories(root).OrderByDescending(d => int.TryParse(Path.GetFileName(d), out int v) ? v : 0))
+            {
+                if (File.Exists(Path.Combine(dir, "bin", "initdb")))
+                {
+                    return Path.Combine(dir, "bin");
+                }
+            }
+        }
+
+        throw new InvalidOperationException("PostgreSQL server binaries not found: install postgresql (the test script does) or set PG_BIN");
+    }
+
+    private static bool IsRoot => Environment.UserName == "root";
+
+    private async Task StartClusterAsync()
+    {
+        _binDir = FindBinDir();
+        _dir = Path.Combine(Path.GetTempPath(), "pgproxy-pg-" + Guid.NewGuid().ToString("N")[..8]);
+        Directory.CreateDirectory(_dir);
+        File.SetUnixFileMode(_dir, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute |
+            UnixFileMode.GroupRead | UnixFileMode.GroupExecute | UnixFileMode.OtherRead | UnixFileMode.OtherExecute);
+        string pwfile = Path.Combine(_dir, "pw");
+        await File.WriteAllTextAsync(pwfile, SuperPassword + "\n");
+        if (IsRoot)
+        {
+            await RunAsync("chown", ["-R", "postgres:", _dir], TimeSpan.FromSeconds(10));
+        }
+
+        Port = FreePort();
+        string data = Path.Combine(_dir, "data");
+        await RunPgAsync("initdb", ["-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--pwfile", pwfile, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], TimeSpan.FromMinutes(2));
+        await File.AppendAllTextAsync(Path.Combine(data, "pg_hba.conf"), "\nhost all all 127.0.0.1/32 scram-sha-256\n");
+        string options = $"-p {Port} -k {_dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off " +
+                         "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB";
+        await RunPgAsync("pg_ctl", ["-D", data, "-o", options, "-l", Path.Combine(_dir, "postgres.log"), "-w", "-t", "60", "start"], TimeSpan.FromMinutes(2));
+    }
+
+    private static int FreePort()
+    {
+        using var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        return ((IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    private Task<ProcessRunner.Result> RunPgAsync(string tool, string[] args, TimeSpan timeout)
+    {
+        string exe = Path.Combine(_binDir!, tool);
+        return IsRoot ? RunAsync("runuser", ["-u", "postgres", "--", exe, .. args], timeout) : RunAsync(exe, args, timeout);
+    }
+
+    private static async Task<ProcessRunner.Result> RunAsync(string file, string[] args, TimeSpan timeout)
+    {
+        ProcessRunner.Result result = await ProcessRunner.RunAsync(file, args, timeout);
+        if (result.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} {string.Join(' ', args)} failed ({result.ExitCode}): {result.All}");
+        }
+
+        return result;
+    }
+
+    private async Task CreateObjectsAsync()
+    {
+        await using var conn = new NpgsqlConnection(AdminConnectionString());
+        await conn.OpenAsync();
+        foreach (string sql in new[]
+        {
+            $"DROP DATABASE IF EXISTS {Database}",
+            $"DROP ROLE IF EXISTS {Alice}",
+            $"DROP ROLE IF EXISTS {Bob}",
+            "SET password_encryption = 'scram-sha-256'",
+            $"CREATE ROLE {Alice} LOGIN PASSWORD '{AlicePassword}'",
+            "SET password_encryption = 'md5'",
+            $"CREATE ROLE {Bob} LOGIN PASSWORD '{BobPassword}'",
+            $"CREATE DATABASE {Database} OWNER {Alice}",
+            $"GRANT ALL ON DATABASE {Database} TO {Bob}",
+        })
+        {
+            await using var cmd = new NpgsqlCommand(sql, conn);
+            await cmd.ExecuteNonQueryAsync();
+        }
+
+        await using (var cmd = new NpgsqlCommand($"SELECT rolpassword FROM pg_authid WHERE rolname = '{Alice}'", conn))
+        {
+            AliceVerifier = (string)(await cmd.ExecuteScalarAsync())!;
+        }
+
+        // bob's md5 login to the server: pg_hba's scram-sha-256 lines accept md5 secrets via md5 auth only with "md5"
+        // method, so give bob a dedicated md5 line ahead of the rest.
+        if (!_external && _dir is not null)
+        {
+            string hba = Path.Combine(_dir, "data", "pg_hba.conf");
+            string text = await File.ReadAllTextAsync(hba);
+            await File.WriteAllTextAsync(hba, $"host all {Bob} 127.0.0.1/32 md5\n" + text);
+            await using var reload = new NpgsqlCommand("SELECT pg_reload_conf()", conn);
+            await reload.ExecuteNonQueryAsync();
+        }
+
+        await using var app = new NpgsqlConnection(AdminConnectionString(Database));
+        await app.OpenAsync();
+        await using var grant = new NpgsqlCommand($"GRANT ALL ON SCHEMA public TO {Bob}; GRANT ALL ON SCHEMA public TO {Alice}", app);
+        await grant.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>The server log (attached to failures).</summary>
+    public string ReadLog() => _dir is not null && File.Exists(Path.Combine(_dir, "postgres.log")) ? File.ReadAllText(Path.Combine(_dir, "postgres.log")) : "";
+
+    /// <summary>Runs a query straight on the server and returns the first column of the first row.</summary>
+    public async Task<T> ScalarAsync<T>(string sql, string database = Database)
+    {
+        await using var conn = new NpgsqlConnection(AdminConnectionString(database));
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        return (T)(await cmd.ExecuteScalarAsync())!;
+    }
+
+    /// <summary>Runs a statement straight on the server.</summary>
+    public async Task ExecuteAsync(string sql, string database = Database)
+    {
+        await using var conn = new NpgsqlConnection(AdminConnectionString(database));
+        await conn.OpenAsync();
+        await using var cmd = new NpgsqlCommand(sql, conn);
+        await cmd.ExecuteNonQueryAsync();
+    }
+
+    /// <inheritdoc />
+    public async Task DisposeAsync()
+    {
+        if (_external || _dir is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await RunPgAsync("pg_ctl", ["-D", Path.Combine(_dir, "data"), "-m", "fast", "-w", "stop"], TimeSpan.FromMinutes(1));
+        }
+        finally
+        {
+            try
+            {
+                Directory.Delete(_dir, recursive: true);
+            }
+            catch (IOException)
+            {
+                // Best effort.
+            }
+        }
+    }
+}
