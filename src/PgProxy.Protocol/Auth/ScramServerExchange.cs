@@ -36,7 +36,13 @@ public sealed class ScramServerExchange
     public string? HandleClientFirst(string message, out string? error)
     {
         error = null;
-        // gs2-header = gs2-cbind-flag "," [ authzid ] ","
+        // gs2-header = gs2-cbind-flag "," [ authzid ] ","; gs2-cbind-flag = "p=" cb-name / "n" / "y"
+        if (message.StartsWith("p=", StringComparison.Ordinal))
+        {
+            error = "channel binding is not supported by this server";
+            return null;
+        }
+
         if (message.Length < 3 || message[1] != ',')
         {
             error = "malformed SCRAM message";
@@ -44,11 +50,6 @@ public sealed class ScramServerExchange
         }
 
         char flag = message[0];
-        if (flag == 'p')
-        {
-            error = "channel binding is not supported by this server";
-            return null;
-        }
 
         if (flag is not ('n' or 'y'))
         {

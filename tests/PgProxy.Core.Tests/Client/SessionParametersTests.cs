@@ -1,0 +1,56 @@
+using PgProxy.Core.Client;
+using PgProxy.Core.Infrastructure;
+
+namespace PgProxy.Core.Tests.Client;
+
+public sealed class SessionParametersTests
+{
+    [Fact]
+    public void Options_AndParameters_InPostgresOrder_LaterWins()
+    {
+        List<KeyValuePair<string, string>> settings = SessionParameters.FromStartup(
+        [
+            new("user", "u"),
+            new("database", "d"),
+            new("application_name", "app"),
+            new("options", @"-c search_path=a,b --work-mem=8MB -cstatement_timeout=5s -c x.y=with\ space"),
+            new("search_path", "c"),
+            new("_pq_.ext", "1"),
+        ]);
+        Assert.Equal(
+        [
+            new("search_path", "c"),
+            new("work_mem", "8MB"),
+            new("statement_timeout", "5s"),
+            new("x.y", "with space"),
+            new("application_name", "app"),
+        ], settings);
+    }
+
+    [Fact]
+    public void UnsupportedOption_Is08P01()
+    {
+        ProxyException ex = Assert.Throws<ProxyException>(() => SessionParameters.ParseOptions("-B 100"));
+        Assert.Equal("08P01", ex.SqlState);
+    }
+
+    [Fact]
+    public void Sync_SkipsValuesTheBackendAlreadyHas_AndQuotesSafely()
+    {
+        var reported = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["application_name"] = "app", ["TimeZone"] = "UTC" };
+        var applied = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["work_mem"] = "8MB" };
+        string? sql = SessionParameters.BuildSync(
+            [new("application_name", "app"), new("timezone", "Europe/Paris"), new("work_mem", "8MB"), new("search_path", @"o'brien\x")],
+            reported, applied);
+        Assert.Equal(@"SELECT pg_catalog.set_config(E'timezone', E'Europe/Paris', false), pg_catalog.set_config(E'search_path', E'o''brien\\x', false)", sql);
+        Assert.Null(SessionParameters.BuildSync([new("application_name", "app")], reported, applied));
+    }
+
+    [Fact]
+    public void SqlQuote_RejectsNul_AndDoublesQuotes()
+    {
+        Assert.Equal("E'a''b\\\\c'", SqlQuote.Literal(@"a'b\c"));
+        Assert.Equal("\"we\"\"ird\"", SqlQuote.Identifier("we\"ird"));
+        Assert.Throws<ArgumentException>(() => SqlQuote.Literal("a\0b"));
+    }
+}

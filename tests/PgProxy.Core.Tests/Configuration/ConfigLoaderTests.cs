@@ -1,0 +1,148 @@
+using System.Text;
+using PgProxy.Core.Configuration;
+
+namespace PgProxy.Core.Tests.Configuration;
+
+public sealed class ConfigLoaderTests
+{
+    private static ConfigResult Load(string toml, Func<string, string?>? env = null) =>
+        ConfigLoader.Load(Encoding.UTF8.GetBytes(toml), "proxy.toml", env ?? (_ => null));
+
+    private const string Minimal = """
+        [auth]
+        type = "trust"
+
+        [databases.app]
+        host = "10.0.0.1"
+        """;
+
+    [Fact]
+    public void Minimal_Config_HasDocumentedDefaults()
+    {
+        ConfigResult r = Load(Minimal);
+        Assert.Empty(r.Errors);
+        ProxyConfig c = r.Config!;
+        Assert.Equal(["127.0.0.1:6432"], c.Proxy.Listen);
+        Assert.Equal(PoolMode.Session, c.Proxy.PoolMode);
+        Assert.Equal(20, c.Proxy.DefaultPoolSize);
+        Assert.Equal(100, c.Proxy.MaxClientConn);
+        Assert.Equal(TimeSpan.FromSeconds(120), c.Proxy.QueryWaitTimeout);
+        Assert.Equal(TimeSpan.FromSeconds(5), c.Proxy.ReservePoolTimeout);
+        Assert.Equal("DISCARD ALL", c.Proxy.ServerResetQuery);
+        Assert.False(c.Proxy.ServerRoundRobin);
+        DatabaseConfig db = c.FindDatabase("app")!;
+        Assert.Equal("10.0.0.1", db.Host);
+        Assert.Equal(5432, db.Port);
+        Assert.Equal("app", db.BackendDbName("app"));
+        Assert.Null(c.FindDatabase("other"));
+    }
+
+    [Fact]
+    public void Fallback_Database_MatchesAnyName()
+    {
+        ConfigResult r = Load("[auth]\ntype = \"trust\"\n[databases.\"*\"]\nport = 5433\n");
+        Assert.Empty(r.Errors);
+        DatabaseConfig db = r.Config!.FindDatabase("whatever")!;
+        Assert.Equal("whatever", db.BackendDbName("whatever"));
+        Assert.Equal(5433, db.Port);
+    }
+
+    [Fact]
+    public void UnknownKeys_AndBadValues_AreAllReported_WithFileLineColumn()
+    {
+        ConfigResult r = Load("""
+            [proxy]
+            listen = "127.0.0.1:6432"
+            pool_sise = 10
+            query_wait_timeout = 30
+            reserve_pool_timeout = "5 minutes"
+            default_pool_size = 0
+            pool_mode = "banana"
+
+            [auth]
+            type = "trust"
+
+            [databases.app]
+            port = "5432"
+            """);
+        Assert.Null(r.Config);
+        Assert.Contains("proxy.toml:3:1: unknown key 'pool_sise' in [proxy]", r.Errors);
+        Assert.Contains("proxy.toml:4:1: query_wait_timeout: expected a string, got integer 30", r.Errors);
+        Assert.Contains(r.Errors, e => e.StartsWith("proxy.toml:5:1: reserve_pool_timeout: expected a duration", StringComparison.Ordinal));
+        Assert.Contains("proxy.toml:6:1: default_pool_size: expected an integer from 1 to 100000, got 0", r.Errors);
+        Assert.Contains(r.Errors, e => e.StartsWith("proxy.toml:7:1: pool_mode: expected one of \"session\"", StringComparison.Ordinal));
+        Assert.Contains("proxy.toml:13:1: port: expected an integer, got a string", r.Errors);
+        Assert.Equal(6, r.Errors.Count);
+    }
+
+    [Fact]
+    public void TomlSyntaxError_HasPosition()
+    {
+        ConfigResult r = Load("[proxy]\nlisten = \"unterminated\n");
+        Assert.Null(r.Config);
+        Assert.StartsWith("proxy.toml:2:", Assert.Single(r.Errors), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void EnvironmentReferences_AreExpanded_AndMissingOnesReported()
+    {
+        var env = new Dictionary<string, string> { ["DB_PASSWORD"] = "s3cret", ["DB_HOST"] = "db.internal" };
+        ConfigResult r = Load(Minimal + "\npassword = \"${DB_PASSWORD}\"\n[databases.other]\nhost = \"${DB_HOST}\"\n", k => env.GetValueOrDefault(k));
+        Assert.Empty(r.Errors);
+        Assert.Equal("s3cret", r.Config!.Databases["app"].Password);
+        Assert.Equal("db.internal", r.Config.Databases["other"].Host);
+
+        ConfigResult missing = Load(Minimal + "\npassword = \"${NOPE}\"\n");
+        Assert.Contains("proxy.toml:6:1: password: environment variable 'NOPE' is not set", missing.Errors);
+    }
+
+    [Fact]
+    public void CrossField_Rules()
+    {
+        ConfigResult r = Load("[proxy]\ndefault_pool_size = 2\nmin_pool_size = 3\n[auth]\ntype = \"md5\"\n");
+        Assert.Contains(r.Errors, e => e.Contains("min_pool_size must not exceed default_pool_size", StringComparison.Ordinal));
+        Assert.Contains(r.Errors, e => e.Contains("[auth] file is required", StringComparison.Ordinal));
+        Assert.Contains(r.Errors, e => e.Contains("no databases configured", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void TransactionMode_IsRefused_NotSilentlyIgnored()
+    {
+        ConfigResult r = Load("[proxy]\npool_mode = \"transaction\"\n" + Minimal);
+        Assert.Contains(r.Errors, e => e.Contains("not available in this version", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("250ms", 250)]
+    [InlineData("30s", 30_000)]
+    [InlineData("5m", 300_000)]
+    [InlineData("1h", 3_600_000)]
+    [InlineData("1.5s", 1_500)]
+    [InlineData("0", 0)]
+    public void Durations(string text, double ms)
+    {
+        Assert.True(ConfigLoader.TryParseDuration(text, out TimeSpan d));
+        Assert.Equal(ms, d.TotalMilliseconds);
+    }
+
+    [Theory]
+    [InlineData("30")]
+    [InlineData("-1s")]
+    [InlineData("1 s")]
+    [InlineData("1w")]
+    public void BadDurations(string text) => Assert.False(ConfigLoader.TryParseDuration(text, out _));
+
+    [Fact]
+    public void Printer_MasksSecrets_AndPrintsEveryKey()
+    {
+        ConfigResult r = Load(Minimal + "\nuser = \"app\"\npassword = \"hunter2\"\n");
+        string printed = ConfigPrinter.Print(r.Config!);
+        Assert.DoesNotContain("hunter2", printed, StringComparison.Ordinal);
+        Assert.Contains("password = \"********\"", printed, StringComparison.Ordinal);
+        // The printout is itself a valid config that loads to the same values.
+        ConfigResult again = Load(printed.Replace("# dbname", "#", StringComparison.Ordinal));
+        Assert.Empty(again.Errors);
+        Assert.Equal(r.Config!.Proxy with { Listen = [] }, again.Config!.Proxy with { Listen = [] });
+        Assert.Equal(r.Config.Proxy.Listen, again.Config.Proxy.Listen);
+    }
+}

@@ -1,0 +1,51 @@
+using System.IO.Pipelines;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging.Abstractions;
+using PgProxy.Core.Backend;
+using PgProxy.Core.Infrastructure;
+using PgProxy.Core.Pooling;
+using PgProxy.Protocol;
+
+namespace PgProxy.Core.Tests.Pooling;
+
+/// <summary>Pools whose backends are in-memory pipes: no sockets, no PostgreSQL.</summary>
+internal sealed class FakeBackends
+{
+    public int Opened;
+    public bool Fail;
+
+    public static BackendConnection NewBackend(Pool pool)
+    {
+        var toBackend = new Pipe();
+        var fromBackend = new Pipe();
+        var context = new DefaultConnectionContext(Guid.NewGuid().ToString(), new Duplex(fromBackend.Reader, toBackend.Writer), new Duplex(toBackend.Reader, fromBackend.Writer));
+        return new BackendConnection(context, "fake", 1, pool);
+    }
+
+    public Pool CreatePool(PoolSettings settings, params ConnectionLimiter[] limiters)
+    {
+        var target = new PoolTarget("fake", 1, "db", new BackendCredentials { User = "u" });
+        return new Pool(new PoolKey("db", "u"), target, settings, limiters.Length == 0 ? [new ConnectionLimiter("db", 0)] : limiters, OpenAsync,
+            NullLogger.Instance);
+    }
+
+    private async ValueTask<BackendConnection> OpenAsync(Pool pool, CancellationToken ct)
+    {
+        await Task.Yield();
+        ct.ThrowIfCancellationRequested();
+        if (Fail)
+        {
+            throw new BackendUnavailableException(SqlState.ConnectionFailure, "could not connect to server: refused");
+        }
+
+        Interlocked.Increment(ref Opened);
+        return NewBackend(pool);
+    }
+
+    private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe
+    {
+        public PipeReader Input { get; } = input;
+
+        public PipeWriter Output { get; } = output;
+    }
+}

@@ -1,0 +1,212 @@
+using PgProxy.Core.Backend;
+using PgProxy.Core.Infrastructure;
+using PgProxy.Core.Pooling;
+
+namespace PgProxy.Core.Tests.Pooling;
+
+public sealed class PoolTests
+{
+    private static readonly PoolSettings Small = new() { PoolSize = 2, QueryWaitTimeout = TimeSpan.FromSeconds(5) };
+
+    private static void AssertInvariant(Pool pool, int expectedTotal)
+    {
+        PoolCounts c = pool.Counts;
+        Assert.Equal(expectedTotal, c.Active + c.Idle + c.Used + c.Connecting);
+        Assert.True(c.Total <= pool.Settings.PoolSize + pool.Settings.ReservePoolSize);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task Acquire_OpensUpToPoolSize_ThenReusesIdle_Lifo()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small);
+        BackendConnection a = await pool.AcquireAsync(default);
+        BackendConnection b = await pool.AcquireAsync(default);
+        Assert.Equal(2, fakes.Opened);
+        AssertInvariant(pool, 2);
+        await pool.ReleaseAsync(a, reusable: true);
+        await pool.ReleaseAsync(b, reusable: true);
+        Assert.Equal(2, pool.Counts.Idle);
+
+        ValueTask<BackendConnection> next = pool.AcquireAsync(default);
+        Assert.True(next.IsCompletedSuccessfully, "an idle backend is handed out synchronously");
+        Assert.Same(b, await next);
+        Assert.Equal(BackendState.Active, b.State);
+        Assert.Equal(2, fakes.Opened);
+        AssertInvariant(pool, 2);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task RoundRobin_ReusesFifo()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { RoundRobin = true });
+        BackendConnection a = await pool.AcquireAsync(default);
+        BackendConnection b = await pool.AcquireAsync(default);
+        await pool.ReleaseAsync(a, reusable: true);
+        await pool.ReleaseAsync(b, reusable: true);
+        Assert.Same(a, await pool.AcquireAsync(default));
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task Waiters_AreServedInArrivalOrder_ByHandOff()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
+        BackendConnection only = await pool.AcquireAsync(default);
+        var order = new List<int>();
+        var waiters = new List<Task>();
+        for (int i = 0; i < 5; i++)
+        {
+            int id = i;
+            waiters.Add(Task.Run(async () =>
+            {
+                BackendConnection b = await pool.AcquireAsync(default);
+                lock (order)
+                {
+                    order.Add(id);
+                }
+
+                await Task.Yield();
+                await pool.ReleaseAsync(b, reusable: true);
+            }));
+            await WaitUntilAsync(() => pool.Counts.Waiting == id + 1); // arrival order is known
+        }
+
+        await pool.ReleaseAsync(only, reusable: true);
+        await Task.WhenAll(waiters);
+        Assert.Equal([0, 1, 2, 3, 4], order);
+        Assert.Equal(1, fakes.Opened);
+        Assert.Equal(0, pool.Counts.Waiting);
+        AssertInvariant(pool, 1);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task WaitTimeout_Throws53300_NamingTheTimeout_AndLeavesNoWaiter()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, QueryWaitTimeout = TimeSpan.FromMilliseconds(100) });
+        await pool.AcquireAsync(default);
+        BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
+        Assert.Equal("53300", ex.SqlState);
+        Assert.Contains("query_wait_timeout", ex.Message, StringComparison.Ordinal);
+        Assert.Equal(0, pool.Counts.Waiting);
+        AssertInvariant(pool, 1);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task CanceledWaiter_ReleasesItsPlace()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
+        BackendConnection held = await pool.AcquireAsync(default);
+        using var cts = new CancellationTokenSource(50);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pool.AcquireAsync(cts.Token).AsTask());
+        Assert.Equal(0, pool.Counts.Waiting);
+        await pool.ReleaseAsync(held, reusable: true);
+        Assert.Equal(1, pool.Counts.Idle);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task ClosedBackend_FreesItsSlot_ForTheNextWaiter()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
+        BackendConnection a = await pool.AcquireAsync(default);
+        Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
+        await Task.Delay(50);
+        await pool.ReleaseAsync(a, reusable: false);
+        BackendConnection b = await waiting;
+        Assert.NotSame(a, b);
+        Assert.True(a.IsClosed);
+        Assert.Equal(2, fakes.Opened);
+        AssertInvariant(pool, 1);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task ConnectFailure_ReleasesTheSlot()
+    {
+        var fakes = new FakeBackends { Fail = true };
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
+        BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
+        Assert.Equal("08006", ex.SqlState);
+        AssertInvariant(pool, 0);
+        fakes.Fail = false;
+        await pool.AcquireAsync(default);
+        AssertInvariant(pool, 1);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task Reserve_IsUsedOnlyAfterReserveTimeout()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, ReservePoolSize = 1, ReservePoolTimeout = TimeSpan.FromMilliseconds(150) });
+        await pool.AcquireAsync(default);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        await pool.AcquireAsync(default);
+        Assert.True(sw.ElapsedMilliseconds >= 120, $"reserve opened after {sw.ElapsedMilliseconds} ms");
+        Assert.Equal(2, pool.Counts.Active);
+        AssertInvariant(pool, 2);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task SharedLimiter_CapsAcrossPools()
+    {
+        var fakes = new FakeBackends();
+        var limiter = new ConnectionLimiter("max_db_connections", 1);
+        Pool p1 = fakes.CreatePool(Small, limiter);
+        Pool p2 = fakes.CreatePool(Small with { QueryWaitTimeout = TimeSpan.FromMilliseconds(100) }, limiter);
+        await p1.AcquireAsync(default);
+        await Assert.ThrowsAsync<BackendUnavailableException>(() => p2.AcquireAsync(default).AsTask());
+        Assert.Equal(1, limiter.Count);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task MinPoolSize_IsFilledAhead()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 3, MinPoolSize = 2 });
+        await pool.EnsureMinimumAsync(default);
+        Assert.Equal(2, pool.Counts.Idle);
+        await pool.EnsureMinimumAsync(default);
+        Assert.Equal(2, fakes.Opened);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task ManyConcurrentClients_NeverExceedPoolSize_AndAllComplete()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 3 });
+        int maxActive = 0;
+        await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ =>
+        {
+            BackendConnection b = await pool.AcquireAsync(default);
+            int active = pool.Counts.Active;
+            InterlockedMax(ref maxActive, active);
+            await Task.Yield();
+            await pool.ReleaseAsync(b, reusable: true);
+        }));
+        Assert.InRange(maxActive, 1, 3);
+        Assert.InRange(fakes.Opened, 1, 3);
+        AssertInvariant(pool, fakes.Opened);
+        Assert.Equal(0, pool.Counts.Active);
+    }
+
+    private static async Task WaitUntilAsync(Func<bool> condition)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (!condition())
+        {
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(5), "condition not reached");
+            await Task.Delay(5);
+        }
+    }
+
+    private static void InterlockedMax(ref int target, int value)
+    {
+        int current;
+        while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current)
+        {
+        }
+    }
+}
