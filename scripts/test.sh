@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs the whole test suite: unit tests (codec, TOML, pool, relay) and integration tests against a real
+# PostgreSQL that the test fixture starts in a temp dir (or the server in PROXY_TEST_PG=host:port).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/ensure-deps.sh
+if [ ! -d ../shared/toml-test ]; then
+  echo "../shared/toml-test is missing: the TOML compliance tests read it from beside the checkout" >&2
+  exit 1
+fi
+dotnet build Proxy.slnx -c Release --nologo -v quiet
+log=$(mktemp)
+status=0
+dotnet test Proxy.slnx -c Release --no-build --nologo --logger "console;verbosity=minimal" 2>&1 | tee "$log" || status=$?
+# One plain summary line over all test assemblies.
+passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+skipped=$(grep -oE 'Skipped: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
+rm -f "$log"
+echo "$passed passed, $failed failed, $skipped skipped"
+if [ "$passed" -eq 0 ]; then echo "no test ran" >&2; exit 1; fi
+exit "$status"
