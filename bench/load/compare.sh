@@ -20,11 +20,16 @@ PGBOUNCER=$(command -v pgbouncer || echo /usr/sbin/pgbouncer)
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 RUN=$(mktemp -d /tmp/pgproxy-bench.XXXXXX)
 chmod 755 "$RUN"
-PG_PORT=55432; BOUNCER_PORT=56432; PROXY_PORT=57432
+# Fixed ports below Linux's ephemeral range (32768-60999), so outgoing sockets never hold them.
+PG_PORT=15432; BOUNCER_PORT=16432; PROXY_PORT=17432
+ulimit -n 20000 2>/dev/null || true
 PASSWORD=bench-secret
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PIDS=()
+BOUNCER_PID=""
 cleanup() {
+  # runuser does not pass the signal on to PgBouncer: stop PgBouncer itself.
+  [ -n "$BOUNCER_PID" ] && kill "$BOUNCER_PID" 2>/dev/null || true
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   as_pg "$PG_BIN/pg_ctl" -D "$RUN/data" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$RUN"
@@ -53,7 +58,6 @@ pool_mode = session
 default_pool_size = 20
 max_client_conn = 2000
 logfile = $RUN/pgbouncer.log
-pidfile = $RUN/pgbouncer.pid
 INI
 cat > "$RUN/proxy.toml" <<TOML
 [proxy]
@@ -75,7 +79,10 @@ as_pg "$PGBOUNCER" -q "$RUN/pgbouncer.ini" & PIDS+=($!)
 dotnet src/PgProxy/bin/Release/net10.0/pgproxy.dll run --config "$RUN/proxy.toml" & PIDS+=($!)
 PROXY_PID=${PIDS[1]}
 sleep 3
-BOUNCER_PID=$(cat "$RUN/pgbouncer.pid")
+# PgBouncer in the foreground writes no pidfile: find it by its config path.
+BOUNCER_PID=$(pgrep -n -f "pgbouncer -q $RUN/pgbouncer.ini" || true)
+[ -n "$BOUNCER_PID" ] || { echo "PgBouncer did not start:"; cat "$RUN/pgbouncer.log"; exit 1; }
+kill -0 "$PROXY_PID" 2>/dev/null || { echo "PgProxy did not start"; exit 1; }
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)

@@ -70,10 +70,18 @@ public sealed class SessionRelay
         return first.Result;
     }
 
-    private async Task<RelayStop> ClientToBackendAsync()
+    private Task<RelayStop> ClientToBackendAsync() => PumpAsync(_clientInput, _backend.Output, fromClient: true);
+
+    private Task<RelayStop> BackendToClientAsync() => PumpAsync(_backend.Input, _clientOutput, fromClient: false);
+
+    /// <summary>
+    /// One direction's long-lived loop: read what is there, forward it synchronously, flush once per batch. The
+    /// flush awaits the peer's pipe thresholds, so a slow client slows its backend instead of buffering.
+    /// </summary>
+    private async Task<RelayStop> PumpAsync(PipeReader from, PipeWriter to, bool fromClient)
     {
-        PipeReader from = _clientInput;
-        PipeWriter to = _backend.Output;
+        RelayStop readerGone = fromClient ? RelayStop.ClientClosed : RelayStop.BackendClosed;
+        RelayStop writerGone = fromClient ? RelayStop.BackendClosed : RelayStop.ClientClosed;
         try
         {
             while (true)
@@ -87,8 +95,18 @@ public sealed class SessionRelay
 
                 ReadOnlySequence<byte> buffer = read.Buffer;
                 long before = buffer.Length;
-                RelayStop stop = ForwardFromClient(ref buffer, to);
-                BytesFromClient += before - buffer.Length;
+                RelayStop stop;
+                if (fromClient)
+                {
+                    stop = ForwardFromClient(ref buffer, to);
+                    BytesFromClient += before - buffer.Length;
+                }
+                else
+                {
+                    stop = ForwardFromBackend(ref buffer, to);
+                    BytesFromBackend += before - buffer.Length;
+                }
+
                 from.AdvanceTo(buffer.Start, read.Buffer.End);
                 FlushResult flush;
                 try
@@ -97,7 +115,7 @@ public sealed class SessionRelay
                 }
                 catch (Exception ex) when (IsTransportError(ex))
                 {
-                    return RelayStop.BackendClosed;
+                    return writerGone;
                 }
 
                 if (stop != RelayStop.None)
@@ -112,75 +130,18 @@ public sealed class SessionRelay
 
                 if (flush.IsCompleted)
                 {
-                    return RelayStop.BackendClosed;
+                    return writerGone;
                 }
 
                 if (read.IsCompleted)
                 {
-                    return RelayStop.ClientClosed;
+                    return readerGone;
                 }
             }
         }
         catch (Exception ex) when (IsTransportError(ex))
         {
-            return RelayStop.ClientClosed;
-        }
-    }
-
-    private async Task<RelayStop> BackendToClientAsync()
-    {
-        PipeReader from = _backend.Input;
-        PipeWriter to = _clientOutput;
-        try
-        {
-            while (true)
-            {
-                ReadResult read = await from.ReadAsync().ConfigureAwait(false);
-                if (read.IsCanceled)
-                {
-                    from.AdvanceTo(read.Buffer.Start);
-                    return RelayStop.Canceled;
-                }
-
-                ReadOnlySequence<byte> buffer = read.Buffer;
-                long before = buffer.Length;
-                RelayStop stop = ForwardFromBackend(ref buffer, to);
-                BytesFromBackend += before - buffer.Length;
-                from.AdvanceTo(buffer.Start, read.Buffer.End);
-                FlushResult flush;
-                try
-                {
-                    flush = await to.FlushAsync().ConfigureAwait(false);
-                }
-                catch (Exception ex) when (IsTransportError(ex))
-                {
-                    return RelayStop.ClientClosed;
-                }
-
-                if (stop != RelayStop.None)
-                {
-                    return stop;
-                }
-
-                if (flush.IsCanceled)
-                {
-                    return RelayStop.Canceled;
-                }
-
-                if (flush.IsCompleted)
-                {
-                    return RelayStop.ClientClosed;
-                }
-
-                if (read.IsCompleted)
-                {
-                    return RelayStop.BackendClosed;
-                }
-            }
-        }
-        catch (Exception ex) when (IsTransportError(ex))
-        {
-            return RelayStop.BackendClosed;
+            return readerGone;
         }
     }
 

@@ -22,6 +22,8 @@ public static class SerilogSetup
         LoggerConfiguration configuration = new LoggerConfiguration()
             .MinimumLevel.Is(level)
             .MinimumLevel.Override("Microsoft", LogEventLevel.Warning)
+            // Startup failures (port in use) are reported once, in one line, by Program; not again with a stack trace.
+            .MinimumLevel.Override("Microsoft.Extensions.Hosting", LogEventLevel.Fatal)
             .Enrich.FromLogContext();
         configuration = log.Format == LogFormat.Json
             ? configuration.WriteTo.Console(new JsonFormatter(renderMessage: true), standardErrorFromLevel: LogEventLevel.Verbose)
