@@ -55,6 +55,9 @@ public sealed class BackendConnection
     /// <summary>Values of non-reported parameters the proxy SET on this backend since its last reset.</summary>
     public Dictionary<string, string> AppliedSettings { get; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>Protocol-level statements prepared on this backend by the proxy (transaction mode).</summary>
+    public Prepared.BackendStatements Statements { get; } = new();
+
     /// <summary>Transaction status from the last ReadyForQuery ('I', 'T', 'E').</summary>
     public byte TransactionStatus { get; internal set; } = (byte)'I';
 

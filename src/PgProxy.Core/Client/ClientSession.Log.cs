@@ -18,6 +18,9 @@ public sealed partial class ClientSession
         Message = "Client {ConnectionId} ({Database}/{User}) logged out: {Reason}")]
     private static partial void LogLogout(ILogger logger, string connectionId, string database, string user, DisconnectReason reason);
 
+    [LoggerMessage(EventId = 2010, Level = LogLevel.Debug, Message = "Client {ConnectionId} unlinked from backend {BackendId}: {Stop}")]
+    private static partial void LogUnlinked(ILogger logger, string connectionId, long backendId, Relay.RelayStop stop);
+
     [LoggerMessage(EventId = 2003, Level = LogLevel.Warning,
         Message = "Client {ConnectionId} from {Remote} refused (database {Database}, user {User}): {SqlState} {Reason}")]
     private static partial void LogRefused(ILogger logger, string connectionId, string remote, string database, string user, string sqlState, string reason);

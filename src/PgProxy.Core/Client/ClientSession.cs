@@ -115,17 +115,19 @@ public sealed partial class ClientSession : ICancelTarget
     private async Task<DisconnectReason> ServeAsync(LoginResult login, int cancelPid, int cancelSecret, Action markLoggedIn)
     {
         Pool pool = login.Pool;
+        PoolSettings settings = pool.Settings;
         CancellationToken closed = _connection.ConnectionClosed;
 
         // Login completes without a backend, as PgBouncer does: a client that connects and waits (pgbench opening
         // all its connections before the first query) must not hold a server. The client is told the pool's welcome
-        // parameters overlaid with its own settings; the first message links a backend.
+        // parameters overlaid with its own settings; its first message links a backend.
         if (pool.WelcomeParameters is null)
         {
             BackendConnection first = await pool.AcquireAsync(closed).ConfigureAwait(false);
             await pool.ReleaseAsync(first, reusable: true).ConfigureAwait(false);
         }
 
+        // The client's view of every reported parameter: what it was told, then whatever its backends reported.
         var told = new Dictionary<string, string>(pool.WelcomeParameters!, StringComparer.OrdinalIgnoreCase);
         foreach (KeyValuePair<string, string> setting in login.Settings)
         {
@@ -146,67 +148,143 @@ public sealed partial class ClientSession : ICancelTarget
         markLoggedIn();
         LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
 
-        if (!await WaitForFirstMessageAsync(closed).ConfigureAwait(false))
-        {
-            return DisconnectReason.ClientClosed;
-        }
+        // Settings PostgreSQL does not report back (search_path before PG 18, work_mem, ...) come from startup only.
+        List<KeyValuePair<string, string>> unreported = login.Settings.Where(s => !told.ContainsKey(s.Key)).ToList();
+        Dictionary<string, Prepared.PreparedStatement>? statements =
+            settings.Mode != PoolMode.Session && settings.MaxPreparedStatements > 0 ? new(StringComparer.Ordinal) : null;
 
-        BackendConnection backend = await pool.AcquireAsync(closed).ConfigureAwait(false);
-        try
+        while (true)
         {
-            await SyncParametersAsync(backend, login.Settings, pool.Settings.ServerConnectTimeout).ConfigureAwait(false);
-        }
-        catch
-        {
-            await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.ParameterSyncFailed).ConfigureAwait(false);
-            throw;
-        }
-
-        // Whatever the server reports differently from what the client was told (canonical spellings such as
-        // DateStyle "ISO, MDY") reaches the client before its first reply.
-        foreach (KeyValuePair<string, string> p in backend.Parameters)
-        {
-            if (!told.TryGetValue(p.Key, out string? value) || value != p.Value)
+            if (!await WaitForFirstMessageAsync(closed).ConfigureAwait(false))
             {
-                BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
+                return DisconnectReason.ClientClosed;
+            }
+
+            BackendConnection backend = await pool.AcquireAsync(closed).ConfigureAwait(false);
+            backend.Statements.NextGeneration();
+            try
+            {
+                await SyncParametersAsync(backend, DesiredSettings(told, unreported), settings.ServerConnectTimeout).ConfigureAwait(false);
+            }
+            catch
+            {
+                await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.ParameterSyncFailed).ConfigureAwait(false);
+                throw;
+            }
+
+            // Whatever the server reports differently from what the client was told (canonical spellings such as
+            // DateStyle "ISO, MDY") reaches the client before its first reply.
+            foreach (KeyValuePair<string, string> p in backend.Parameters)
+            {
+                if (!told.TryGetValue(p.Key, out string? value) || value != p.Value)
+                {
+                    BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
+                    told[p.Key] = p.Value;
+                }
+            }
+
+            Volatile.Write(ref _linked, backend);
+            LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
+            var relay = new SessionRelay(Input, Output, backend, settings.Mode, statements, settings.MaxPreparedStatements);
+            try
+            {
+                await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
+            }
+            catch
+            {
+                Volatile.Write(ref _linked, null);
+                await pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
+                throw;
+            }
+
+            RelayStop stop = await relay.RunAsync().ConfigureAwait(false);
+            Volatile.Write(ref _linked, null);
+            LogUnlinked(_logger, _connection.ConnectionId, backend.Id, stop);
+            foreach (KeyValuePair<string, string> p in backend.Parameters)
+            {
+                told[p.Key] = p.Value; // every ParameterStatus the backend sent was forwarded to the client
+            }
+
+            switch (stop)
+            {
+                case RelayStop.Released:
+                    await ReleaseAfterTransactionAsync(backend, relay).ConfigureAwait(false);
+                    continue;
+                case RelayStop.TransactionInStatementMode:
+                    await RefuseTransactionAsync(backend).ConfigureAwait(false);
+                    continue;
+                case RelayStop.BackendClosed:
+                    if (!relay.SawFatal)
+                    {
+                        await TrySendAsync(ErrorResponse.Fatal(SqlState.ConnectionFailure,
+                            "server closed the connection unexpectedly", "the pooler lost its server connection; reconnect to continue")).ConfigureAwait(false);
+                    }
+
+                    await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.BackendClosed).ConfigureAwait(false);
+                    return DisconnectReason.BackendClosed;
+                case RelayStop.ClientProtocolViolation:
+                    await TrySendAsync(ErrorResponse.Fatal(SqlState.ProtocolViolation, "invalid message length")).ConfigureAwait(false);
+                    await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
+                    return DisconnectReason.ProtocolViolation;
+                case RelayStop.ClientMessageTooLarge:
+                    await TrySendAsync(ErrorResponse.Fatal(SqlState.ProgramLimitExceeded,
+                        $"prepared statement text is too large for the pooler (limit {SessionRelay.MaxParseBytes} bytes)")).ConfigureAwait(false);
+                    await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.ProtocolViolation).ConfigureAwait(false);
+                    return DisconnectReason.ProtocolViolation;
+                default:
+                    await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
+                    return DisconnectReason.ClientClosed;
+            }
+        }
+    }
+
+    /// <summary>Reported parameters PostgreSQL owns (not settable by a client).</summary>
+    private static readonly HashSet<string> s_serverOwned = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "server_version", "server_encoding", "integer_datetimes", "is_superuser", "session_authorization", "in_hot_standby",
+        "scram_iterations",
+    };
+
+    /// <summary>The client's settings a backend must match: its reported view plus its unreported startup settings.</summary>
+    private static List<KeyValuePair<string, string>> DesiredSettings(Dictionary<string, string> told, List<KeyValuePair<string, string>> unreported)
+    {
+        var desired = new List<KeyValuePair<string, string>>(told.Count + unreported.Count);
+        foreach (KeyValuePair<string, string> p in told)
+        {
+            if (!s_serverOwned.Contains(p.Key))
+            {
+                desired.Add(p);
             }
         }
 
-        Volatile.Write(ref _linked, backend);
-        LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
-        var relay = new SessionRelay(Input, Output, backend);
-        try
+        desired.AddRange(unreported);
+        return desired;
+    }
+
+    /// <summary>
+    /// Transaction/statement mode: the transaction is over. The backend goes straight back, unless the client ran
+    /// something that leaves session state (SET, LISTEN, temp tables...): then server_reset_query runs first.
+    /// </summary>
+    private async Task ReleaseAfterTransactionAsync(BackendConnection backend, SessionRelay relay)
+    {
+        if (!relay.NeedsReset)
         {
-            await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
-        }
-        catch
-        {
-            Volatile.Write(ref _linked, null);
-            await pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
-            throw;
+            await backend.Pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
+            return;
         }
 
-        RelayStop stop = await relay.RunAsync().ConfigureAwait(false);
-        Volatile.Write(ref _linked, null);
-        switch (stop)
-        {
-            case RelayStop.BackendClosed:
-                if (!relay.SawFatal)
-                {
-                    await TrySendAsync(ErrorResponse.Fatal(SqlState.ConnectionFailure,
-                        "server closed the connection unexpectedly", "the pooler lost its server connection; reconnect to continue")).ConfigureAwait(false);
-                }
+        await ResetAndReleaseAsync(backend, rollback: false).ConfigureAwait(false);
+    }
 
-                await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.BackendClosed).ConfigureAwait(false);
-                return DisconnectReason.BackendClosed;
-            case RelayStop.ClientProtocolViolation:
-                await TrySendAsync(ErrorResponse.Fatal(SqlState.ProtocolViolation, "invalid message length")).ConfigureAwait(false);
-                await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
-                return DisconnectReason.ProtocolViolation;
-            default:
-                await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
-                return DisconnectReason.ClientClosed;
-        }
+    /// <summary>Statement mode: a statement opened a transaction. Roll it back and tell the client, as PgBouncer does.</summary>
+    private async Task RefuseTransactionAsync(BackendConnection backend)
+    {
+        bool ok = await RunControlQueriesAsync(backend, ["ROLLBACK"], backend.Pool.Settings.ServerConnectTimeout).ConfigureAwait(false) is null;
+        ErrorResponse.Error(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode",
+            "the transaction was rolled back; use a transaction- or session-mode pool for multi-statement transactions").Write(_builder);
+        BackendMessages.ReadyForQuery(_builder, (byte)'I');
+        await backend.Pool.ReleaseAsync(backend, ok && backend.TransactionStatus == (byte)'I', DisconnectReason.ResetFailed).ConfigureAwait(false);
+        await PgMessageIO.WriteAsync(Output, _builder, _connection.ConnectionClosed).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -226,10 +304,12 @@ public sealed partial class ClientSession : ICancelTarget
             }
 
             Input.AdvanceTo(buffer.Start, buffer.End);
-            if (read.IsCompleted || read.IsCanceled)
+            if (read.IsCompleted)
             {
                 return false;
             }
+
+            // IsCanceled here is a stale cancellation from the previous link's relay: keep waiting.
         }
     }
 
@@ -247,15 +327,36 @@ public sealed partial class ClientSession : ICancelTarget
             return;
         }
 
-        var queries = new List<string>(2);
-        if (backend.TransactionStatus != (byte)'I')
+        // Session mode always resets; transaction mode only when the client left session state behind.
+        bool reset = pool.Settings.Mode == PoolMode.Session || relay.NeedsReset;
+        bool rollback = backend.TransactionStatus != (byte)'I';
+        if (!reset && !rollback)
+        {
+            await pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
+            return;
+        }
+
+        await ResetAndReleaseAsync(backend, rollback, reset).ConfigureAwait(false);
+    }
+
+    /// <summary>ROLLBACK if asked, then server_reset_query (and DEALLOCATE ALL, so the statement set is known empty).</summary>
+    private static async Task ResetAndReleaseAsync(BackendConnection backend, bool rollback, bool reset = true)
+    {
+        Pool pool = backend.Pool;
+        var queries = new List<string>(3);
+        if (rollback)
         {
             queries.Add("ROLLBACK");
         }
 
-        if (!string.IsNullOrWhiteSpace(pool.Settings.ServerResetQuery))
+        if (reset && !string.IsNullOrWhiteSpace(pool.Settings.ServerResetQuery))
         {
             queries.Add(pool.Settings.ServerResetQuery);
+        }
+
+        if (reset && backend.Statements.Count > 0)
+        {
+            queries.Add("DEALLOCATE ALL");
         }
 
         if (queries.Count == 0)
@@ -266,9 +367,10 @@ public sealed partial class ClientSession : ICancelTarget
 
         pool.MarkUsed(backend);
         bool ok = await RunControlQueriesAsync(backend, queries, pool.Settings.ServerConnectTimeout).ConfigureAwait(false) is null;
-        if (ok)
+        if (ok && reset)
         {
             backend.AppliedSettings.Clear();
+            backend.Statements.Clear();
         }
 
         await pool.ReleaseAsync(backend, ok && backend.TransactionStatus == (byte)'I', DisconnectReason.ResetFailed).ConfigureAwait(false);
@@ -289,12 +391,19 @@ public sealed partial class ClientSession : ICancelTarget
             throw new ProxyException(error.SqlState, error.Message, error.Detail);
         }
 
+        var wanted = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (KeyValuePair<string, string> s in settings)
         {
+            wanted.Add(s.Key);
             if (!backend.Parameters.ContainsKey(s.Key))
             {
                 backend.AppliedSettings[s.Key] = s.Value;
             }
+        }
+
+        foreach (string name in backend.AppliedSettings.Keys.Where(n => !wanted.Contains(n)).ToList())
+        {
+            backend.AppliedSettings.Remove(name);
         }
     }
 

@@ -121,9 +121,10 @@ public static class SessionParameters
     }
 
     /// <summary>
-    /// The statement that makes a backend match <paramref name="wanted"/>. A setting the backend reports
-    /// (ParameterStatus) is skipped when it already has the value; other settings are compared with what the proxy
-    /// last applied on that backend.
+    /// The statement that makes a backend match <paramref name="wanted"/>: one SELECT of set_config() calls. A
+    /// setting the backend reports (ParameterStatus) is skipped when it already has the value; other settings are
+    /// compared with what the proxy last applied on that backend, and those the client does not want any more are put
+    /// back to the backend's own default (pg_settings.reset_val). Null when nothing needs doing.
     /// </summary>
     public static string? BuildSync(IEnumerable<KeyValuePair<string, string>> wanted,
         IReadOnlyDictionary<string, string> reported, IReadOnlyDictionary<string, string> applied)
@@ -131,8 +132,10 @@ public static class SessionParameters
         // set_config() takes the raw GUC string exactly as startup processing does ("a,b" stays a list for
         // search_path), where SET would need per-setting syntax. Arguments go through the one quoting helper.
         var sb = new System.Text.StringBuilder();
+        var wantedNames = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
         foreach (KeyValuePair<string, string> p in wanted)
         {
+            wantedNames.Add(p.Key);
             if ((reported.TryGetValue(p.Key, out string? r) && r == p.Value) ||
                 (applied.TryGetValue(p.Key, out string? a) && a == p.Value))
             {
@@ -141,6 +144,16 @@ public static class SessionParameters
 
             sb.Append(sb.Length == 0 ? "SELECT " : ", ");
             sb.Append("pg_catalog.set_config(").Append(SqlQuote.Literal(p.Key)).Append(", ").Append(SqlQuote.Literal(p.Value)).Append(", false)");
+        }
+
+        foreach (string name in applied.Keys)
+        {
+            if (!wantedNames.Contains(name))
+            {
+                sb.Append(sb.Length == 0 ? "SELECT " : ", ");
+                sb.Append("(SELECT pg_catalog.set_config(name, reset_val, false) FROM pg_catalog.pg_settings WHERE name = ")
+                  .Append(SqlQuote.Literal(name.ToLowerInvariant())).Append(')');
+            }
         }
 
         return sb.Length == 0 ? null : sb.ToString();

@@ -146,6 +146,7 @@ public sealed partial class ConfigLoader
                 "server_connect_timeout" => s with { ServerConnectTimeout = Duration(v, key, at) ?? s.ServerConnectTimeout },
                 "server_reset_query" => s with { ServerResetQuery = Str(v, key, at) ?? s.ServerResetQuery },
                 "server_round_robin" => s with { ServerRoundRobin = Bool(v, key, at) ?? s.ServerRoundRobin },
+                "max_prepared_statements" => s with { MaxPreparedStatements = Int(v, key, at, 0, 100_000) ?? s.MaxPreparedStatements },
                 _ => Unknown(s, "proxy", key, at),
             };
         }
@@ -309,18 +310,7 @@ public sealed partial class ConfigLoader
         ["statement"] = PoolMode.Statement,
     };
 
-    private PoolMode? Mode(object v, string key, TomlPosition at)
-    {
-        PoolMode? mode = Enum(v, key, at, s_modes);
-        if (mode is PoolMode.Transaction or PoolMode.Statement)
-        {
-            // Refused rather than silently run as session mode: transaction and statement pooling land with issue #3.
-            Error(at, $"{key} = \"{v}\" is not available in this version; only \"session\" is");
-            return null;
-        }
-
-        return mode;
-    }
+    private PoolMode? Mode(object v, string key, TomlPosition at) => Enum(v, key, at, s_modes);
 
     private T? Enum<T>(object v, string key, TomlPosition at, Dictionary<string, T> names)
         where T : struct

@@ -27,6 +27,7 @@ public static class ConfigPrinter
         sb.AppendLine($"server_connect_timeout = {Duration(p.ServerConnectTimeout)}");
         sb.AppendLine($"server_reset_query = {Quote(p.ServerResetQuery)}");
         sb.AppendLine($"server_round_robin = {(p.ServerRoundRobin ? "true" : "false")}");
+        sb.AppendLine($"max_prepared_statements = {p.MaxPreparedStatements}");
         sb.AppendLine();
         sb.AppendLine("[auth]");
         sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", _ => "scram-sha-256" })}");

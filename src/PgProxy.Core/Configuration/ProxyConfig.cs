@@ -77,7 +77,7 @@ public sealed record ProxySection
     /// <summary>Addresses to accept clients on ("host:port"). Default 127.0.0.1:6432.</summary>
     public IReadOnlyList<string> Listen { get; init; } = ["127.0.0.1:6432"];
 
-    /// <summary>Default pool mode. Default session.</summary>
+    /// <summary>Default pool mode: session, transaction or statement. Default session.</summary>
     public PoolMode PoolMode { get; init; } = PoolMode.Session;
 
     /// <summary>Backends per (database, user) pool. Default 20.</summary>
@@ -109,6 +109,12 @@ public sealed record ProxySection
 
     /// <summary>SQL run on a backend before another client may use it (session mode); empty = none. Default DISCARD ALL.</summary>
     public string ServerResetQuery { get; init; } = "DISCARD ALL";
+
+    /// <summary>
+    /// Transaction/statement mode: protocol-level prepared statements kept per backend (LRU); clients' statements keep
+    /// working whichever backend they land on. 0 turns the mapping off. Default 200.
+    /// </summary>
+    public int MaxPreparedStatements { get; init; } = 200;
 
     /// <summary>Reuse idle backends FIFO instead of LIFO. Default false.</summary>
     public bool ServerRoundRobin { get; init; }

@@ -41,11 +41,13 @@ public static class PgMessageIO
                 }
             }
 
-            if (result.IsCompleted || result.IsCanceled)
+            if (result.IsCompleted)
             {
                 reader.AdvanceTo(buffer.Start, buffer.End);
                 return null;
             }
+
+            // IsCanceled without completion is a stale cancellation left by a relay: keep reading.
 
             reader.AdvanceTo(buffer.Start, buffer.End);
         }

@@ -92,6 +92,7 @@ public sealed partial class PoolManager : IAsyncDisposable
             ServerConnectTimeout = p.ServerConnectTimeout,
             ServerResetQuery = p.ServerResetQuery,
             RoundRobin = p.ServerRoundRobin,
+            MaxPreparedStatements = p.MaxPreparedStatements,
         };
 
         string backendUser = db.User ?? key.User;

@@ -25,6 +25,9 @@ public sealed record PoolSettings
     public TimeSpan ServerConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>Run before a backend is reused by another client; empty = none.</summary>
     public string ServerResetQuery { get; init; } = "DISCARD ALL";
+    /// <summary>Protocol-level prepared statements kept per backend in transaction/statement mode; 0 = no mapping.</summary>
+    public int MaxPreparedStatements { get; init; } = 200;
+
     /// <summary>FIFO reuse of idle backends instead of LIFO.</summary>
     public bool RoundRobin { get; init; }
 }

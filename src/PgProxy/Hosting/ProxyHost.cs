@@ -40,6 +40,8 @@ public sealed class ProxyHost : IAsyncDisposable
     {
         WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
         builder.Logging.ClearProviders();
+        // The provider applies [log] level; the framework's default Information filter would hide debug and trace.
+        builder.Logging.SetMinimumLevel(LogLevel.Trace);
         configureLogging(builder.Logging);
         builder.Services.Configure<HostOptions>(o => o.ShutdownTimeout = TimeSpan.FromSeconds(30));
         builder.Services.AddSingleton(config);

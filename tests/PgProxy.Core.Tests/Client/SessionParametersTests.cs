@@ -43,7 +43,10 @@ public sealed class SessionParametersTests
             [new("application_name", "app"), new("timezone", "Europe/Paris"), new("work_mem", "8MB"), new("search_path", @"o'brien\x")],
             reported, applied);
         Assert.Equal(@"SELECT pg_catalog.set_config(E'timezone', E'Europe/Paris', false), pg_catalog.set_config(E'search_path', E'o''brien\\x', false)", sql);
-        Assert.Null(SessionParameters.BuildSync([new("application_name", "app")], reported, applied));
+        Assert.Null(SessionParameters.BuildSync([new("application_name", "app"), new("work_mem", "8MB")], reported, applied));
+        // A setting the proxy applied for an earlier client that this one does not want goes back to the default.
+        Assert.Equal("SELECT (SELECT pg_catalog.set_config(name, reset_val, false) FROM pg_catalog.pg_settings WHERE name = E'work_mem')",
+            SessionParameters.BuildSync([new("application_name", "app")], reported, applied));
     }
 
     [Fact]

@@ -106,10 +106,15 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
-    public void TransactionMode_IsRefused_NotSilentlyIgnored()
+    public void PoolMode_PerProxyDatabaseAndUser()
     {
-        ConfigResult r = Load("[proxy]\npool_mode = \"transaction\"\n" + Minimal);
-        Assert.Contains(r.Errors, e => e.Contains("not available in this version", StringComparison.Ordinal));
+        ConfigResult r = Load("[proxy]\npool_mode = \"transaction\"\nmax_prepared_statements = 0\n" + Minimal +
+                              "\npool_mode = \"statement\"\n[users.bob]\npool_mode = \"session\"\n");
+        Assert.Empty(r.Errors);
+        Assert.Equal(PoolMode.Transaction, r.Config!.Proxy.PoolMode);
+        Assert.Equal(0, r.Config.Proxy.MaxPreparedStatements);
+        Assert.Equal(PoolMode.Statement, r.Config.Databases["app"].PoolMode);
+        Assert.Equal(PoolMode.Session, r.Config.Users["bob"].PoolMode);
     }
 
     [Theory]

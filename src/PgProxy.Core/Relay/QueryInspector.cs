@@ -1,0 +1,115 @@
+using System.Text;
+
+namespace PgProxy.Core.Relay;
+
+/// <summary>What a simple Query means to a transaction-mode pool.</summary>
+public enum QueryKind
+{
+    /// <summary>Ordinary SQL.</summary>
+    Plain,
+    /// <summary>DEALLOCATE [PREPARE] name: the proxy forgets the client's name and answers itself.</summary>
+    Deallocate,
+    /// <summary>DEALLOCATE [PREPARE] ALL.</summary>
+    DeallocateAll,
+    /// <summary>DISCARD ALL.</summary>
+    DiscardAll,
+    /// <summary>LISTEN: cannot work when the server changes between transactions.</summary>
+    Listen,
+}
+
+/// <summary>
+/// Looks at the few statements a transaction-mode pool must act on, and at whether a statement leaves session state
+/// on the server (which then gets server_reset_query before another client uses it). Works on the raw text; only
+/// messages up to <see cref="SessionRelay.MaxInspectedBodyBytes"/> are inspected.
+/// </summary>
+public static class QueryInspector
+{
+    private static readonly string[] s_sessionStateMarkers =
+    [
+        "advisory_lock", "advisory_unlock", "with hold", "temp", "prepare", "set_config", "listen", "declare",
+        "load ", "session authorization", "set role",
+    ];
+
+    /// <summary>Classifies a whole single-statement Query text.</summary>
+    public static QueryKind Classify(string sql, out string? name)
+    {
+        name = null;
+        string s = sql.Trim().TrimEnd(';').Trim();
+        if (s.Contains(';', StringComparison.Ordinal))
+        {
+            return QueryKind.Plain;
+        }
+
+        string[] words = s.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+        if (words.Length == 0)
+        {
+            return QueryKind.Plain;
+        }
+
+        string first = words[0].ToUpperInvariant();
+        if (first == "LISTEN")
+        {
+            return QueryKind.Listen;
+        }
+
+        if (first == "DISCARD" && words.Length == 2 && words[1].Equals("ALL", StringComparison.OrdinalIgnoreCase))
+        {
+            return QueryKind.DiscardAll;
+        }
+
+        if (first == "DEALLOCATE")
+        {
+            int i = words.Length > 1 && words[1].Equals("PREPARE", StringComparison.OrdinalIgnoreCase) ? 2 : 1;
+            if (words.Length == i + 1)
+            {
+                if (words[i].Equals("ALL", StringComparison.OrdinalIgnoreCase))
+                {
+                    return QueryKind.DeallocateAll;
+                }
+
+                name = Unquote(words[i]);
+                return QueryKind.Deallocate;
+            }
+        }
+
+        return QueryKind.Plain;
+    }
+
+    /// <summary>
+    /// True when the text may leave session state behind: session-level SET (not SET LOCAL / SET TRANSACTION),
+    /// set_config, advisory locks, LISTEN, temp tables, WITH HOLD cursors, SQL-level PREPARE, ... False positives
+    /// only cost a reset.
+    /// </summary>
+    public static bool MayLeaveSessionState(string sql)
+    {
+        string lower = sql.ToLowerInvariant();
+        foreach (string marker in s_sessionStateMarkers)
+        {
+            if (lower.Contains(marker, StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        // SET at the start of a statement, unless LOCAL, TRANSACTION, CONSTRAINTS or SESSION CHARACTERISTICS.
+        foreach (string statement in lower.Split(';'))
+        {
+            string t = statement.TrimStart();
+            if (t.StartsWith("set ", StringComparison.Ordinal) || t.StartsWith("set\t", StringComparison.Ordinal) ||
+                t.StartsWith("reset ", StringComparison.Ordinal))
+            {
+                string rest = t.Substring(t.IndexOf(' ', StringComparison.Ordinal) + 1).TrimStart();
+                if (!rest.StartsWith("local ", StringComparison.Ordinal) && !rest.StartsWith("transaction", StringComparison.Ordinal) &&
+                    !rest.StartsWith("constraints", StringComparison.Ordinal))
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
+    private static string Unquote(string name) =>
+        name.Length >= 2 && name[0] == '"' && name[^1] == '"' ? name[1..^1].Replace("\"\"", "\"", StringComparison.Ordinal) : name.ToLowerInvariant();
+}

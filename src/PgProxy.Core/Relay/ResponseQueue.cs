@@ -1,0 +1,185 @@
+using PgProxy.Protocol.Framing;
+
+namespace PgProxy.Core.Relay;
+
+/// <summary>What a request sent to the backend (or answered by the proxy) expects back.</summary>
+public enum Expect : byte
+{
+    /// <summary>Parse: ParseComplete.</summary>
+    Parse,
+    /// <summary>Bind: BindComplete.</summary>
+    Bind,
+    /// <summary>Describe: [ParameterDescription] RowDescription or NoData.</summary>
+    Describe,
+    /// <summary>Execute: rows, then CommandComplete, EmptyQueryResponse or PortalSuspended (COPY in between).</summary>
+    Execute,
+    /// <summary>Close: CloseComplete.</summary>
+    Close,
+    /// <summary>Sync: ReadyForQuery.</summary>
+    Sync,
+    /// <summary>Simple Query or FunctionCall: everything up to ReadyForQuery.</summary>
+    Query,
+    /// <summary>No backend request: the proxy answers with <see cref="Synthetic"/> bytes when this reaches the head.</summary>
+    Synthetic,
+}
+
+/// <summary>One expected response.</summary>
+/// <param name="Kind">What answers it.</param>
+/// <param name="Swallow">The proxy injected the request: its reply is not forwarded.</param>
+/// <param name="Statement">The backend statement name a Parse creates or an eviction Close drops.</param>
+/// <param name="Synthetic">The reply the proxy sends itself.</param>
+/// <param name="Evicts">An LRU Close.</param>
+/// <param name="ClientName">The client's statement name a Parse (forwarded or answered by the proxy) registers.</param>
+public readonly record struct Expectation(
+    Expect Kind, bool Swallow = false, string? Statement = null, byte[]? Synthetic = null, bool Evicts = false, string? ClientName = null);
+
+/// <summary>What to do with one backend message.</summary>
+public enum ResponseAction
+{
+    /// <summary>Forward to the client.</summary>
+    Forward,
+    /// <summary>Drop: it answers a request the proxy injected.</summary>
+    Swallow,
+}
+
+/// <summary>
+/// Keeps responses in request order when the proxy injects requests (a Parse a backend lacks, an LRU Close) or answers
+/// some itself (Parse of a statement the backend has, Close, DEALLOCATE, errors). Every request the client sends that
+/// the backend answers gets an entry, in order; each backend message is matched against the head. An ErrorResponse in
+/// the extended protocol ends the head and, as the backend then skips to Sync, drops every entry before the next Sync,
+/// synthetic replies included ("Extended Query": after an error the backend discards messages until Sync).
+/// Not thread-safe: the relay calls it under its lock.
+/// </summary>
+public sealed class ResponseQueue
+{
+    private Expectation[] _items = new Expectation[16];
+    private int _head;
+    private int _count;
+
+    /// <summary>Entries not answered yet.</summary>
+    public int Count => _count;
+
+    /// <summary>Called for an entry dropped because an error made the backend skip it (to undo its bookkeeping).</summary>
+    public Action<Expectation>? Dropped { get; set; }
+
+    /// <summary>Called when an entry completes normally.</summary>
+    public Action<Expectation>? Completed { get; set; }
+
+    /// <summary>Adds an entry at the tail.</summary>
+    public void Enqueue(in Expectation e)
+    {
+        if (_count == _items.Length)
+        {
+            var bigger = new Expectation[_items.Length * 2];
+            for (int i = 0; i < _count; i++)
+            {
+                bigger[i] = _items[(_head + i) % _items.Length];
+            }
+
+            _items = bigger;
+            _head = 0;
+        }
+
+        _items[(_head + _count) % _items.Length] = e;
+        _count++;
+    }
+
+    /// <summary>The head entry; only valid when <see cref="Count"/> &gt; 0.</summary>
+    public ref readonly Expectation Head => ref _items[_head];
+
+    /// <summary>Removes and returns the head if it is a synthetic reply ready to send.</summary>
+    public bool TryTakeSynthetic(out byte[] bytes)
+    {
+        if (_count > 0 && _items[_head].Kind == Expect.Synthetic)
+        {
+            bytes = _items[_head].Synthetic!;
+            Pop(completed: true);
+            return true;
+        }
+
+        bytes = [];
+        return false;
+    }
+
+    /// <summary>
+    /// Matches one backend message type against the head. Messages that answer no request (notices, parameter
+    /// status, notifications) are forwarded and leave the queue alone.
+    /// </summary>
+    public ResponseAction OnBackendMessage(byte type)
+    {
+        switch (type)
+        {
+            case BackendCode.NoticeResponse:
+            case BackendCode.ParameterStatus:
+            case (byte)'A': // NotificationResponse
+                return ResponseAction.Forward;
+        }
+
+        if (_count == 0)
+        {
+            return ResponseAction.Forward;
+        }
+
+        Expectation head = _items[_head];
+        ResponseAction action = head.Swallow ? ResponseAction.Swallow : ResponseAction.Forward;
+        if (type == BackendCode.ErrorResponse)
+        {
+            if (head.Kind is Expect.Query or Expect.Sync)
+            {
+                return ResponseAction.Forward; // a ReadyForQuery still ends this cycle
+            }
+
+            // The error answers the head (a failed injected Parse is the client's error too: forward it), and the
+            // backend skips everything up to the next Sync.
+            Pop(completed: false);
+            while (_count > 0 && _items[_head].Kind != Expect.Sync)
+            {
+                Pop(completed: false);
+            }
+
+            return ResponseAction.Forward;
+        }
+
+        if (Ends(head.Kind, type))
+        {
+            Pop(completed: true);
+        }
+
+        return action;
+    }
+
+    private static bool Ends(Expect kind, byte type) => kind switch
+    {
+        Expect.Parse => type == (byte)'1',
+        Expect.Bind => type == (byte)'2',
+        Expect.Close => type == (byte)'3',
+        Expect.Describe => type is BackendCode.RowDescription or (byte)'n',
+        Expect.Execute => type is BackendCode.CommandComplete or BackendCode.EmptyQueryResponse or (byte)'s',
+        Expect.Sync or Expect.Query => type == BackendCode.ReadyForQuery,
+        _ => false,
+    };
+
+    private void Pop(bool completed)
+    {
+        Expectation e = _items[_head];
+        _items[_head] = default;
+        _head = (_head + 1) % _items.Length;
+        _count--;
+        if (completed)
+        {
+            Completed?.Invoke(e);
+        }
+        else
+        {
+            Dropped?.Invoke(e);
+        }
+    }
+
+    /// <summary>Forgets everything (the backend is being closed).</summary>
+    public void Clear()
+    {
+        Array.Clear(_items);
+        _head = 0;
+        _count = 0;
+    }
+}

@@ -1,0 +1,151 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using PgProxy.Core.Backend;
+using PgProxy.Core.Configuration;
+using PgProxy.Core.Pooling;
+using PgProxy.Core.Prepared;
+using PgProxy.Core.Relay;
+using PgProxy.Core.Tests.Pooling;
+using PgProxy.Testing;
+
+namespace PgProxy.Core.Tests.Relay;
+
+/// <summary>Response-order bookkeeping, on message types and on byte vectors through the relay.</summary>
+public sealed class ResponseQueueTests
+{
+    [Fact]
+    public void ExtendedBatch_EachReplyEndsItsRequest()
+    {
+        var q = new ResponseQueue();
+        q.Enqueue(new Expectation(Expect.Parse));
+        q.Enqueue(new Expectation(Expect.Bind));
+        q.Enqueue(new Expectation(Expect.Describe));
+        q.Enqueue(new Expectation(Expect.Execute));
+        q.Enqueue(new Expectation(Expect.Sync));
+        foreach (char t in "12tTDDC") // ParseComplete, BindComplete, ParameterDescription, RowDescription, rows, CommandComplete
+        {
+            Assert.Equal(ResponseAction.Forward, q.OnBackendMessage((byte)t));
+        }
+
+        Assert.Equal(1, q.Count);
+        q.OnBackendMessage((byte)'Z');
+        Assert.Equal(0, q.Count);
+    }
+
+    [Fact]
+    public void InjectedParse_ReplyIsSwallowed_NoticesStillForwarded()
+    {
+        var q = new ResponseQueue();
+        q.Enqueue(new Expectation(Expect.Parse, Swallow: true, Statement: "pgproxy_x"));
+        q.Enqueue(new Expectation(Expect.Bind));
+        Assert.Equal(ResponseAction.Forward, q.OnBackendMessage((byte)'N'));
+        Assert.Equal(ResponseAction.Swallow, q.OnBackendMessage((byte)'1'));
+        Assert.Equal(ResponseAction.Forward, q.OnBackendMessage((byte)'2'));
+        Assert.Equal(0, q.Count);
+    }
+
+    [Fact]
+    public void Error_DropsEverythingUpToTheNextSync_SyntheticsIncluded()
+    {
+        var dropped = new List<Expectation>();
+        var q = new ResponseQueue { Dropped = dropped.Add };
+        q.Enqueue(new Expectation(Expect.Parse, Statement: "a", ClientName: "s1"));
+        q.Enqueue(new Expectation(Expect.Synthetic, Synthetic: [(byte)'1', 0, 0, 0, 4], ClientName: "s2"));
+        q.Enqueue(new Expectation(Expect.Bind));
+        q.Enqueue(new Expectation(Expect.Sync));
+        q.Enqueue(new Expectation(Expect.Parse)); // next batch, after the Sync
+        q.Enqueue(new Expectation(Expect.Sync));
+
+        Assert.Equal(ResponseAction.Forward, q.OnBackendMessage((byte)'E'));
+        Assert.Equal(["s1", "s2", null], dropped.Select(d => d.ClientName));
+        Assert.False(q.TryTakeSynthetic(out _));
+        q.OnBackendMessage((byte)'Z');
+        Assert.Equal(2, q.Count); // the next batch is untouched
+        q.OnBackendMessage((byte)'1');
+        q.OnBackendMessage((byte)'Z');
+        Assert.Equal(0, q.Count);
+    }
+
+    [Fact]
+    public void ErrorInsideASimpleQuery_DoesNotEndIt()
+    {
+        var q = new ResponseQueue();
+        q.Enqueue(new Expectation(Expect.Query));
+        q.Enqueue(new Expectation(Expect.Query));
+        q.OnBackendMessage((byte)'E');
+        Assert.Equal(2, q.Count);
+        q.OnBackendMessage((byte)'Z');
+        Assert.Equal(1, q.Count);
+    }
+
+    [Fact]
+    public void Synthetic_IsReleasedOnlyAtTheHead()
+    {
+        var q = new ResponseQueue();
+        q.Enqueue(new Expectation(Expect.Bind));
+        q.Enqueue(new Expectation(Expect.Synthetic, Synthetic: [1]));
+        Assert.False(q.TryTakeSynthetic(out _));
+        q.OnBackendMessage((byte)'2');
+        Assert.True(q.TryTakeSynthetic(out byte[] bytes));
+        Assert.Equal([1], bytes);
+    }
+
+    [Fact]
+    public void Copy_RepliesBelongToTheirExecute()
+    {
+        var q = new ResponseQueue();
+        q.Enqueue(new Expectation(Expect.Execute));
+        q.Enqueue(new Expectation(Expect.Sync));
+        foreach (char t in "Gddd") // CopyInResponse, then the client's data flows the other way
+        {
+            q.OnBackendMessage((byte)t);
+        }
+
+        Assert.Equal(2, q.Count);
+        q.OnBackendMessage((byte)'C');
+        Assert.Equal(1, q.Count);
+    }
+
+    private static byte[] Drain(Pipe pipe)
+    {
+        pipe.Writer.FlushAsync().AsTask().Wait();
+        pipe.Reader.TryRead(out ReadResult r);
+        byte[] bytes = r.Buffer.ToArray();
+        pipe.Reader.AdvanceTo(r.Buffer.End);
+        return bytes;
+    }
+
+    [Fact]
+    public void Relay_BindOnABackendWithoutTheStatement_InjectsParse_AndSwallowsItsReply()
+    {
+        Pool pool = new FakeBackends().CreatePool(new PoolSettings { Mode = PoolMode.Transaction });
+        BackendConnection backend = FakeBackends.NewBackend(pool);
+        var statements = new Dictionary<string, PreparedStatement>
+        {
+            ["s1"] = PreparedStatement.FromParseTail(Segments.Hex("53454c454354203100 0000")), // "SELECT 1", 0 params
+        };
+        var client = new Pipe();
+        var relay = new SessionRelay(client.Reader, client.Writer, backend, PoolMode.Transaction, statements, 10);
+        string proxyName = statements["s1"].ProxyName;
+
+        // B: portal "", statement "s1", no formats/params/result formats; then S
+        var toBackend = new Pipe();
+        var fromClient = new ReadOnlySequence<byte>(Segments.Hex("42 0000000e 00 733100 0000 0000 0000 53 00000004"));
+        Assert.Equal(RelayStop.None, relay.ForwardFromClient(ref fromClient, toBackend.Writer));
+        Assert.True(fromClient.IsEmpty);
+        byte[] sent = Drain(toBackend);
+        byte[] name = System.Text.Encoding.ASCII.GetBytes(proxyName);
+        byte[] expectedParse = [(byte)'P', .. BigEndian(4 + name.Length + 1 + 9 + 2), .. name, 0, .. Segments.Hex("53454c454354203100 0000")];
+        byte[] expectedBind = [(byte)'B', .. BigEndian(4 + 1 + name.Length + 1 + 6), 0, .. name, 0, 0, 0, 0, 0, 0, 0];
+        Assert.Equal([.. expectedParse, .. expectedBind, (byte)'S', 0, 0, 0, 4], sent);
+        Assert.True(backend.Statements.Touch(proxyName));
+
+        // ParseComplete (swallowed), BindComplete, ReadyForQuery 'I' → released
+        var toClient = new Pipe();
+        var reply = new ReadOnlySequence<byte>(Segments.Hex("31 00000004 32 00000004 5a 00000005 49"));
+        Assert.Equal(RelayStop.Released, relay.ForwardFromBackend(ref reply, toClient.Writer));
+        Assert.Equal(Segments.Hex("32 00000004 5a 00000005 49"), Drain(toClient));
+    }
+
+    private static byte[] BigEndian(int value) => [(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value];
+}

@@ -1,0 +1,137 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace PgProxy.IntegrationTests;
+
+/// <summary>Protocol-level behaviour of prepared statements in transaction mode, driven byte by byte.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class PreparedStatementTests(PostgresFixture pg)
+{
+    private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
+
+    private static byte[] Parse(string name, string sql) =>
+        RawPgClient.Message('P', [.. Encoding.UTF8.GetBytes(name), 0, .. Encoding.UTF8.GetBytes(sql), 0, 0, 0]);
+
+    private static byte[] Bind(string statement) =>
+        RawPgClient.Message('B', [0, .. Encoding.UTF8.GetBytes(statement), 0, 0, 0, 0, 0, 0, 0]);
+
+    private static byte[] Execute() => RawPgClient.Message('E', [0, 0, 0, 0, 0]);
+
+    private static byte[] Sync() => RawPgClient.Message('S', []);
+
+    private static byte[] Query(string sql) => RawPgClient.Message('Q', [.. Encoding.UTF8.GetBytes(sql), 0]);
+
+    private static byte[] Close(string name) => RawPgClient.Message('C', [(byte)'S', .. Encoding.UTF8.GetBytes(name), 0]);
+
+    private static async Task<RawPgClient> LoginAsync(TestProxy proxy)
+    {
+        RawPgClient c = await RawPgClient.ConnectAsync(proxy.Port);
+        await c.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "appdb")));
+        while ((await c.ReadMessageAsync(Wait))!.Value.Type != 'Z')
+        {
+        }
+
+        return c;
+    }
+
+    private static async Task<string> ReadUntilReadyAsync(RawPgClient c)
+    {
+        var types = new StringBuilder();
+        while (true)
+        {
+            (char Type, byte[] Body) m = (await c.ReadMessageAsync(Wait))!.Value;
+            types.Append(m.Type);
+            if (m.Type == 'E')
+            {
+                types.Append('[').Append(RawPgClient.ErrorFields(m.Body)['C']).Append(']');
+            }
+
+            if (m.Type == 'Z')
+            {
+                return types.ToString();
+            }
+        }
+    }
+
+    private static Task<TestProxy> StartAsync(PostgresFixture pg, string extra = "") =>
+        TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 1\n" + extra, authType: "trust");
+
+    [Fact(Timeout = 60_000)]
+    public async Task DuplicateName_Is42P05_AndTheRestOfTheBatchIsSkipped()
+    {
+        await using TestProxy proxy = await StartAsync(pg);
+        await using RawPgClient c = await LoginAsync(proxy);
+        await c.SendAsync([.. Parse("s1", "SELECT 1"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Parse("s1", "SELECT 2"), .. Bind("s1"), .. Execute(), .. Sync()]);
+        Assert.Equal("E[42P05]Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Bind("s1"), .. Execute(), .. Sync()]);
+        Assert.Equal("2DCZ", await ReadUntilReadyAsync(c)); // s1 is still "SELECT 1"
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ReplyOrder_IsKept_WhenTheProxyAnswersParse()
+    {
+        await using TestProxy proxy = await StartAsync(pg);
+        await using RawPgClient first = await LoginAsync(proxy);
+        await first.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(first));
+
+        // A second client parses the same text: the server has it already, so the proxy answers ParseComplete itself,
+        // between the server's replies to the surrounding requests.
+        await using RawPgClient second = await LoginAsync(proxy);
+        await second.SendAsync([.. Parse("", "SELECT 7"), .. Bind(""), .. Execute(), .. Parse("mine", "SELECT 1"), .. Bind("mine"), .. Execute(), .. Sync()]);
+        Assert.Equal("12DC12DCZ", await ReadUntilReadyAsync(second));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ErrorBeforeAProxyAnsweredParse_DropsItsReply()
+    {
+        await using TestProxy proxy = await StartAsync(pg);
+        await using RawPgClient c = await LoginAsync(proxy);
+        await c.SendAsync([.. Parse("known", "SELECT 1"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Close("known"), .. Sync()]);
+        Assert.Equal("3Z", await ReadUntilReadyAsync(c));
+        // The failing Parse makes the server skip to Sync; the proxy's own ParseComplete for "again" must vanish too.
+        await c.SendAsync([.. Parse("", "SELECT * FROM no_such_table"), .. Parse("again", "SELECT 1"), .. Sync()]);
+        Assert.Equal("E[42P01]Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Bind("again"), .. Execute(), .. Sync()]);
+        Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c)); // never created, as in PostgreSQL
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Deallocate_ForgetsTheClientsName()
+    {
+        await using TestProxy proxy = await StartAsync(pg);
+        await using RawPgClient c = await LoginAsync(proxy);
+        await c.SendAsync([.. Parse("d1", "SELECT 1"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync(Query("DEALLOCATE d1"));
+        Assert.Equal("CZ", await ReadUntilReadyAsync(c));
+        await c.SendAsync(Query("DEALLOCATE d1"));
+        Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Parse("d1", "SELECT 5"), .. Bind("d1"), .. Execute(), .. Sync()]);
+        Assert.Equal("12DCZ", await ReadUntilReadyAsync(c));
+        await c.SendAsync(Query("DISCARD ALL"));
+        Assert.Equal("CZ", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Parse("d1", "SELECT 6"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task FlushWithoutSync_GetsTheProxysReply()
+    {
+        await using TestProxy proxy = await StartAsync(pg);
+        await using RawPgClient c = await LoginAsync(proxy);
+        await c.SendAsync([.. Parse("f", "SELECT 1"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync(Query("DEALLOCATE f"));
+        Assert.Equal("CZ", await ReadUntilReadyAsync(c));
+        // The server already has the statement: nothing goes to the server, yet the client must get ParseComplete.
+        await c.SendAsync([.. Parse("f", "SELECT 1"), .. RawPgClient.Message('H', [])]);
+        Assert.Equal('1', (await c.ReadMessageAsync(Wait))!.Value.Type);
+        await c.SendAsync(Sync());
+        Assert.Equal("Z", await ReadUntilReadyAsync(c));
+    }
+}
