@@ -4,13 +4,15 @@
 # 1000 transactions (from /proc/PID/stat). Bounded: ROUNDS x scenarios x 3 targets x DURATION seconds.
 #   bench/load/compare.sh                      # defaults: 3 rounds of 10 s
 #   ROUNDS=5 DURATION=20 bench/load/compare.sh
-# Session pool mode, pool of 20 in both poolers, SCRAM for clients.
+#   POOL_MODE=session bench/load/compare.sh    # session mode (20 clients, as a session pool of 20 can serve no more)
+# Transaction pool mode by default, pool of 20 in both poolers, SCRAM for clients.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 OUT=${OUT:-$ROOT/bench/results}
+POOL_MODE=${POOL_MODE:-transaction}
 scripts/ensure-deps.sh
 if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   echo "Installing PgBouncer from Debian packages..."
@@ -54,7 +56,7 @@ listen_port = $BOUNCER_PORT
 unix_socket_dir =
 auth_type = scram-sha-256
 auth_file = $RUN/userlist.txt
-pool_mode = session
+pool_mode = $POOL_MODE
 default_pool_size = 20
 max_client_conn = 2000
 logfile = $RUN/pgbouncer.log
@@ -62,7 +64,7 @@ INI
 cat > "$RUN/proxy.toml" <<TOML
 [proxy]
 listen = "127.0.0.1:$PROXY_PORT"
-pool_mode = "session"
+pool_mode = "$POOL_MODE"
 default_pool_size = 20
 max_client_conn = 2000
 [auth]
@@ -87,13 +89,25 @@ kill -0 "$PROXY_PID" 2>/dev/null || { echo "PgProxy did not start"; exit 1; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
-# name|pgbench arguments
-SCENARIOS=(
-  "select-only, 20 clients|-S -c 20 -j 2"
-  "select-only, connection per transaction (-C), 20 clients|-S -C -c 20 -j 2"
-  "select-only, 1 client (latency)|-S -c 1 -j 1"
-  "TPC-B-like, 20 clients|-c 20 -j 2"
-)
+# name|pgbench arguments. -M prepared runs one pgbench thread per client: pgbench prepares with a blocking call,
+# which would otherwise stall a thread's other clients while they hold servers inside transactions.
+if [ "$POOL_MODE" = session ]; then
+  SCENARIOS=(
+    "select-only, 20 clients|-S -c 20 -j 2"
+    "select-only, connection per transaction (-C), 20 clients|-S -C -c 20 -j 2"
+    "select-only, 1 client (latency)|-S -c 1 -j 1"
+    "TPC-B-like, 20 clients|-c 20 -j 2"
+  )
+else
+  SCENARIOS=(
+    "select-only, 50 clients|-S -c 50 -j 2"
+    "select-only extended protocol, 50 clients|-S -M extended -c 50 -j 2"
+    "select-only prepared, 50 clients|-S -M prepared -c 50 -j 50"
+    "select-only, connection per transaction (-C), 20 clients|-S -C -c 20 -j 2"
+    "select-only, 1 client (latency)|-S -c 1 -j 1"
+    "TPC-B-like, 50 clients|-c 50 -j 2"
+  )
+fi
 declare -A TPS CPU LAT
 for ((round = 1; round <= ROUNDS; round++)); do
   for s in "${SCENARIOS[@]}"; do
@@ -111,6 +125,12 @@ for ((round = 1; round <= ROUNDS; round++)); do
       tx=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' | head -1); tx=${tx:-0}
       failed=$(echo "$out" | sed -n 's/^number of failed transactions: \([0-9]*\).*/\1/p' | head -1)
       [ "${failed:-0}" != "0" ] && echo "WARN: $t / $name: $failed failed transactions" >&2
+      # pgbench aborts a client on an error (e.g. PgBouncer 1.18 with -M prepared in transaction mode) and still
+      # prints a TPS for the survivors: count such a run as failed, not as a result.
+      if echo "$out" | grep -qE "aborted|Run was aborted"; then
+        echo "WARN: $t / $name: clients aborted: $(echo "$out" | grep -m1 -E 'error|aborted')" >&2
+        tps=0
+      fi
       [ "$tps" = "0" ] && echo "WARN: $t / $name: no result: $(echo "$out" | tail -2)" >&2
       cpu="-"
       if [ -n "$pid" ] && [ "$tx" -gt 0 ]; then cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$tx" 'BEGIN {printf "%.3f", d / t / n * 1000}'); fi
@@ -125,9 +145,11 @@ minmax() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{min=$1} {max=$1} EN
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a != "-" && b != "-") printf "%.2f", a / b; else print "-"}'; }
 
 mkdir -p "$OUT"
-REPORT="$OUT/latest.md"
+REPORT="$OUT/latest-$POOL_MODE.md"
 {
-  echo "# PgProxy vs PgBouncer vs direct ($(date -u +%Y-%m-%d), session mode, pool 20, $ROUNDS rounds x ${DURATION}s)"
+  echo "# PgProxy vs PgBouncer vs direct ($(date -u +%Y-%m-%d), $POOL_MODE mode, pool 20, $ROUNDS rounds x ${DURATION}s)"
+  echo
+  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\`. TPS are medians; \"-\" or 0 means the target failed the scenario (see warnings in the run's output)."
   echo
   echo "| scenario | direct TPS | PgBouncer TPS | PgProxy TPS (min-max) | PgProxy/PgBouncer | PgProxy/direct | latency ms direct / bouncer / proxy | pooler CPU s per 1000 tx: bouncer / proxy |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"

@@ -96,6 +96,33 @@ public sealed class PoolTests(PostgresFixture pg)
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task MaxDbConnections_IdleServerOfAnotherUser_YieldsToAWaiter()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "default_pool_size = 5\nmax_db_connections = 1\nquery_wait_timeout = \"20s\"",
+            authType: "md5");
+        NpgsqlConnection alice = await proxy.OpenAsync();
+        await using (var hold = new NpgsqlCommand("SELECT 1", alice))
+        {
+            await hold.ExecuteScalarAsync();
+        }
+
+        Task<NpgsqlConnection> bob = proxy.OpenAsync(PostgresFixture.Bob, PostgresFixture.BobPassword);
+        var sw = Stopwatch.StartNew();
+        while (!proxy.Services.Pools.Pools.Any(p => p.Key.User == PostgresFixture.Bob && p.Counts.Waiting == 1))
+        {
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10), "bob never queued");
+            await Task.Delay(20);
+        }
+
+        // Alice leaves: her server is clean and would go idle in her pool, but bob's pool is waiting on the shared limit.
+        await alice.DisposeAsync();
+        await using NpgsqlConnection bobConn = await bob.WaitAsync(TimeSpan.FromSeconds(10));
+        await using var cmd = new NpgsqlCommand("SELECT current_user", bobConn);
+        Assert.Equal(PostgresFixture.Bob, await cmd.ExecuteScalarAsync());
+        Assert.Contains(proxy.Log, l => l.Contains("Evicted", StringComparison.Ordinal));
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task MinPoolSize_OpensServersAheadOfDemand()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "default_pool_size = 5\nmin_pool_size = 3");

@@ -8,6 +8,16 @@ public static class Segments
     /// <summary>Hex with spaces, e.g. "5a 00000005 49".</summary>
     public static byte[] Hex(string hex) => Convert.FromHexString(hex.Replace(" ", "", StringComparison.Ordinal));
 
+    /// <summary>Flushes <paramref name="pipe"/> and returns everything written to it so far.</summary>
+    public static byte[] Drain(System.IO.Pipelines.Pipe pipe)
+    {
+        pipe.Writer.FlushAsync().AsTask().GetAwaiter().GetResult();
+        pipe.Reader.TryRead(out System.IO.Pipelines.ReadResult r);
+        byte[] bytes = r.Buffer.ToArray();
+        pipe.Reader.AdvanceTo(r.Buffer.End);
+        return bytes;
+    }
+
     /// <summary>Splits <paramref name="data"/> into segments at the given offsets.</summary>
     public static ReadOnlySequence<byte> Split(byte[] data, params int[] cuts)
     {

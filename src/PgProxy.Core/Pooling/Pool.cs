@@ -35,6 +35,9 @@ public sealed partial class Pool
         _logger = logger;
     }
 
+    /// <summary>The shared limiters this pool counts against.</summary>
+    internal IReadOnlyList<ConnectionLimiter> Limiters => _limiters;
+
     /// <summary>The pool's key.</summary>
     public PoolKey Key { get; }
 
@@ -55,6 +58,12 @@ public sealed partial class Pool
 
     /// <summary>Called when a waiter is blocked by a shared limiter, to evict an idle backend elsewhere.</summary>
     internal Action<Pool, ConnectionLimiter>? LimiterBlocked { get; set; }
+
+    /// <summary>
+    /// True when another pool sharing a full limiter has clients waiting: a backend about to go idle here should
+    /// close instead, so the waiting pool gets the slot.
+    /// </summary>
+    internal Func<Pool, bool>? ShouldYieldSlot { get; set; }
 
     /// <summary>Called to close a backend off the caller's path (logging included).</summary>
     internal Func<BackendConnection, Diagnostics.DisconnectReason, ValueTask>? CloseBackend { get; set; }
@@ -279,11 +288,18 @@ public sealed partial class Pool
     public async ValueTask ReleaseAsync(BackendConnection backend, bool reusable, Diagnostics.DisconnectReason reason = Diagnostics.DisconnectReason.DirtyOnRelease)
     {
         bool close;
+        // Asked before taking our lock: it looks at other pools' queues (lock order is never pool-to-pool).
+        bool yieldSlot = reusable && ShouldYieldSlot?.Invoke(this) == true;
         lock (_lock)
         {
-            close = !reusable || _closed || backend.IsClosed;
+            close = !reusable || _closed || backend.IsClosed || (yieldSlot && _waiters.Count == 0);
             if (close)
             {
+                if (reusable && !_closed && !backend.IsClosed)
+                {
+                    reason = Diagnostics.DisconnectReason.Evicted;
+                }
+
                 Transition(backend, BackendState.Closing);
                 ReleaseLimitersLocked();
                 ServeWaitersLocked();

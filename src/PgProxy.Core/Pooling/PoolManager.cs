@@ -116,6 +116,7 @@ public sealed partial class PoolManager : IAsyncDisposable
         {
             LimiterReleased = OnLimiterReleased,
             LimiterBlocked = OnLimiterBlocked,
+            ShouldYieldSlot = OthersWaitOnAFullLimiter,
             CloseBackend = CloseBackendAsync,
         };
         foreach (ConnectionLimiter limiter in limiters)
@@ -172,6 +173,33 @@ public sealed partial class PoolManager : IAsyncDisposable
                 pool.ServeWaiters();
             }
         }
+    }
+
+    private static bool OthersWaitOnAFullLimiter(Pool pool)
+    {
+        foreach (ConnectionLimiter limiter in pool.Limiters)
+        {
+            if (limiter.Max == 0 || limiter.Count < limiter.Max)
+            {
+                continue;
+            }
+
+            Pool[] pools;
+            lock (limiter.Pools)
+            {
+                pools = [.. limiter.Pools];
+            }
+
+            foreach (Pool other in pools)
+            {
+                if (other != pool && other.HasWaiters)
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
     }
 
     private void OnLimiterBlocked(Pool blocked, ConnectionLimiter limiter)

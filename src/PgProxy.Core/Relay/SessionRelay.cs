@@ -509,6 +509,11 @@ public sealed class SessionRelay
         }
 
         NoteSessionState(query);
+        if (nameEnd > 0 && _statements is null)
+        {
+            NeedsReset = true; // mapping off (max_prepared_statements = 0): a named statement is session state
+        }
+
         if (nameEnd > 0 && _statements is not null)
         {
             buffer = buffer.Slice(header.TotalLength);

@@ -106,15 +106,6 @@ public sealed class ResponseQueueTests
         Assert.Equal(1, q.Count);
     }
 
-    private static byte[] Drain(Pipe pipe)
-    {
-        pipe.Writer.FlushAsync().AsTask().Wait();
-        pipe.Reader.TryRead(out ReadResult r);
-        byte[] bytes = r.Buffer.ToArray();
-        pipe.Reader.AdvanceTo(r.Buffer.End);
-        return bytes;
-    }
-
     [Fact]
     public void Relay_BindOnABackendWithoutTheStatement_InjectsParse_AndSwallowsItsReply()
     {
@@ -133,7 +124,7 @@ public sealed class ResponseQueueTests
         var fromClient = new ReadOnlySequence<byte>(Segments.Hex("42 0000000e 00 733100 0000 0000 0000 53 00000004"));
         Assert.Equal(RelayStop.None, relay.ForwardFromClient(ref fromClient, toBackend.Writer));
         Assert.True(fromClient.IsEmpty);
-        byte[] sent = Drain(toBackend);
+        byte[] sent = Segments.Drain(toBackend);
         byte[] name = System.Text.Encoding.ASCII.GetBytes(proxyName);
         byte[] expectedParse = [(byte)'P', .. BigEndian(4 + name.Length + 1 + 9 + 2), .. name, 0, .. Segments.Hex("53454c454354203100 0000")];
         byte[] expectedBind = [(byte)'B', .. BigEndian(4 + 1 + name.Length + 1 + 6), 0, .. name, 0, 0, 0, 0, 0, 0, 0];
@@ -144,7 +135,7 @@ public sealed class ResponseQueueTests
         var toClient = new Pipe();
         var reply = new ReadOnlySequence<byte>(Segments.Hex("31 00000004 32 00000004 5a 00000005 49"));
         Assert.Equal(RelayStop.Released, relay.ForwardFromBackend(ref reply, toClient.Writer));
-        Assert.Equal(Segments.Hex("32 00000004 5a 00000005 49"), Drain(toClient));
+        Assert.Equal(Segments.Hex("32 00000004 5a 00000005 49"), Segments.Drain(toClient));
     }
 
     private static byte[] BigEndian(int value) => [(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value];

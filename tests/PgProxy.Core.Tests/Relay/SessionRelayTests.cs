@@ -18,15 +18,6 @@ public sealed class SessionRelayTests
         return (new SessionRelay(client.Reader, client.Writer, backend), backend);
     }
 
-    private static byte[] Drain(Pipe pipe)
-    {
-        pipe.Writer.FlushAsync().AsTask().Wait();
-        pipe.Reader.TryRead(out ReadResult r);
-        byte[] bytes = r.Buffer.ToArray();
-        pipe.Reader.AdvanceTo(r.Buffer.End);
-        return bytes;
-    }
-
     [Fact]
     public void ClientMessages_ForwardedUntouched_AtEverySplit_AndCounted()
     {
@@ -47,7 +38,7 @@ public sealed class SessionRelayTests
             }
 
             Assert.True(pending.IsEmpty);
-            Assert.Equal(bytes, Drain(output));
+            Assert.Equal(bytes, Segments.Drain(output));
             Assert.False(relay.IsQuiescent, "two ReadyForQuery are owed (Query and Sync)");
         }
     }
@@ -59,7 +50,7 @@ public sealed class SessionRelayTests
         var output = new Pipe();
         var buffer = new ReadOnlySequence<byte>(Segments.Hex("58 00000004")); // X, len=4
         Assert.Equal(RelayStop.ClientTerminated, relay.ForwardFromClient(ref buffer, output.Writer));
-        Assert.Empty(Drain(output));
+        Assert.Empty(Segments.Drain(output));
     }
 
     [Fact]
@@ -89,7 +80,7 @@ public sealed class SessionRelayTests
         var rest = new ReadOnlySequence<byte>([.. first.ToArray(), reply[^1]]);
         relay.ForwardFromBackend(ref rest, toClient.Writer);
         Assert.True(rest.IsEmpty);
-        Assert.Equal(reply, Drain(toClient));
+        Assert.Equal(reply, Segments.Drain(toClient));
         Assert.True(relay.IsQuiescent);
         Assert.Equal((byte)'T', backend.TransactionStatus);
     }
@@ -103,7 +94,7 @@ public sealed class SessionRelayTests
         var toClient = new Pipe();
         relay.ForwardFromBackend(ref buffer, toClient.Writer);
         Assert.Equal("Europe", backend.Parameters["timezone"]);
-        Assert.Equal(msg, Drain(toClient));
+        Assert.Equal(msg, Segments.Drain(toClient));
     }
 
     [Fact]
@@ -121,7 +112,7 @@ public sealed class SessionRelayTests
             Assert.True(chunk.IsEmpty, "every byte of a streamed message is forwarded at once");
         }
 
-        Assert.Equal(msg, Drain(toClient));
+        Assert.Equal(msg, Segments.Drain(toClient));
     }
 
     [Fact]
