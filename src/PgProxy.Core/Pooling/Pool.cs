@@ -118,6 +118,27 @@ public sealed partial class Pool
         return AcquireSlowAsync(ct);
     }
 
+    /// <summary>
+    /// An idle backend has nothing to say. If its socket holds bytes (PostgreSQL's FATAL on pg_terminate_backend or
+    /// shutdown) or has closed, it is dead: the receive loop keeps reading idle sockets, so this needs no round trip.
+    /// </summary>
+    private static bool IsDeadWhileIdle(BackendConnection backend)
+    {
+        if (backend.IsClosed)
+        {
+            return true;
+        }
+
+        if (!backend.Input.TryRead(out System.IO.Pipelines.ReadResult read))
+        {
+            return false;
+        }
+
+        bool dead = !read.Buffer.IsEmpty || read.IsCompleted;
+        backend.Input.AdvanceTo(read.Buffer.Start);
+        return dead;
+    }
+
     private async ValueTask<BackendConnection> AcquireSlowAsync(CancellationToken ct)
     {
         PoolWaiter? waiter = null;
@@ -350,17 +371,42 @@ public sealed partial class Pool
 
     private bool TryTakeIdleLocked([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BackendConnection? backend)
     {
-        LinkedListNode<BackendConnection>? node = Settings.RoundRobin ? _idle.First : _idle.Last;
-        if (node is null)
+        while (true)
         {
-            backend = null;
-            return false;
-        }
+            LinkedListNode<BackendConnection>? node = Settings.RoundRobin ? _idle.First : _idle.Last;
+            if (node is null)
+            {
+                backend = null;
+                return false;
+            }
 
-        _idle.Remove(node);
-        backend = node.Value;
-        Transition(backend, BackendState.Active);
-        return true;
+            _idle.Remove(node);
+            backend = node.Value;
+            if (IsDeadWhileIdle(backend))
+            {
+                // Dropped here, closed off the lock; its slot frees for this very acquire to open a new one.
+                Transition(backend, BackendState.Closing);
+                ReleaseLimitersLocked();
+                BackendConnection dead = backend;
+                _ = Task.Run(async () =>
+                {
+                    if (CloseBackend is { } closer)
+                    {
+                        await closer(dead, Diagnostics.DisconnectReason.BackendClosed).ConfigureAwait(false);
+                    }
+                    else
+                    {
+                        await dead.CloseAsync().ConfigureAwait(false);
+                    }
+
+                    LimiterReleased?.Invoke(_limiters);
+                });
+                continue;
+            }
+
+            Transition(backend, BackendState.Active);
+            return true;
+        }
     }
 
     private bool TryReserveSlotLocked(bool reserve, out ConnectionLimiter? blockedBy)
