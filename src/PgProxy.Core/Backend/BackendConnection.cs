@@ -64,6 +64,9 @@ public sealed class BackendConnection
     /// <summary>State; changed only under the pool's lock.</summary>
     public BackendState State { get; internal set; } = BackendState.Connecting;
 
+    /// <summary>Stopwatch timestamp after which the backend is closed instead of reused (server_lifetime less jitter).</summary>
+    public long ExpiresAt { get; internal set; } = long.MaxValue;
+
     /// <summary>Stopwatch timestamp of creation.</summary>
     public long CreatedAt { get; }
 

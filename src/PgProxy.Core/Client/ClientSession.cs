@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Buffers;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
@@ -160,7 +161,7 @@ public sealed partial class ClientSession : ICancelTarget
                 return DisconnectReason.ClientClosed;
             }
 
-            BackendConnection backend = await pool.AcquireAsync(closed).ConfigureAwait(false);
+            BackendConnection backend = await AcquireCheckedAsync(pool, closed).ConfigureAwait(false);
             backend.Statements.NextGeneration();
             try
             {
@@ -235,6 +236,33 @@ public sealed partial class ClientSession : ICancelTarget
                     await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
                     return DisconnectReason.ClientClosed;
             }
+        }
+    }
+
+    /// <summary>
+    /// Pre-ping (SQLAlchemy's pool_pre_ping): a backend idle longer than server_check_delay runs server_check_query
+    /// before the client gets it. One that fails is closed and another taken, so the client never sees it; the loop
+    /// ends because each failing idle backend is closed and a newly opened one is not checked.
+    /// </summary>
+    private static async Task<BackendConnection> AcquireCheckedAsync(Pool pool, CancellationToken ct)
+    {
+        PoolSettings s = pool.Settings;
+        while (true)
+        {
+            BackendConnection backend = await pool.AcquireAsync(ct).ConfigureAwait(false);
+            bool fresh = backend.LastUsedAt == backend.CreatedAt;
+            if (string.IsNullOrEmpty(s.ServerCheckQuery) || fresh || Stopwatch.GetElapsedTime(backend.LastUsedAt) < s.ServerCheckDelay)
+            {
+                return backend;
+            }
+
+            if (await RunControlQueriesAsync(backend, [s.ServerCheckQuery], s.ServerConnectTimeout).ConfigureAwait(false) is null &&
+                backend.TransactionStatus == (byte)'I')
+            {
+                return backend;
+            }
+
+            await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.CheckFailed).ConfigureAwait(false);
         }
     }
 

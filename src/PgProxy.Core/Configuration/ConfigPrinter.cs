@@ -26,6 +26,10 @@ public static class ConfigPrinter
         sb.AppendLine($"client_login_timeout = {Duration(p.ClientLoginTimeout)}");
         sb.AppendLine($"server_connect_timeout = {Duration(p.ServerConnectTimeout)}");
         sb.AppendLine($"server_reset_query = {Quote(p.ServerResetQuery)}");
+        sb.AppendLine($"server_lifetime = {Duration(p.ServerLifetime)}");
+        sb.AppendLine($"server_idle_timeout = {Duration(p.ServerIdleTimeout)}");
+        sb.AppendLine($"server_check_delay = {Duration(p.ServerCheckDelay)}");
+        sb.AppendLine($"server_check_query = {Quote(p.ServerCheckQuery)}");
         sb.AppendLine($"server_round_robin = {(p.ServerRoundRobin ? "true" : "false")}");
         sb.AppendLine($"max_prepared_statements = {p.MaxPreparedStatements}");
         sb.AppendLine();

@@ -107,6 +107,18 @@ public sealed record ProxySection
     /// <summary>Timeout for a backend TCP connect plus login. Default 15 s.</summary>
     public TimeSpan ServerConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>A backend older than this (minus up to 10% random jitter) is closed when released; 0 = never. Default 1 h.</summary>
+    public TimeSpan ServerLifetime { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Idle backends above min_pool_size are closed after this long; 0 = never. Default 10 min.</summary>
+    public TimeSpan ServerIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>A backend idle longer than this runs server_check_query before a client gets it; 0 = always. Default 30 s.</summary>
+    public TimeSpan ServerCheckDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The pre-ping query; ";" (an empty query, the cheapest round trip) by default; empty string = no check.</summary>
+    public string ServerCheckQuery { get; init; } = ";";
+
     /// <summary>SQL run on a backend before another client may use it (session mode); empty = none. Default DISCARD ALL.</summary>
     public string ServerResetQuery { get; init; } = "DISCARD ALL";
 

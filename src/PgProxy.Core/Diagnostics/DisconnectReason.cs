@@ -31,6 +31,12 @@ public enum DisconnectReason
     PoolClosed,
     /// <summary>The backend's startup parameters could not be applied.</summary>
     ParameterSyncFailed,
+    /// <summary>Older than server_lifetime.</summary>
+    Lifetime,
+    /// <summary>Idle longer than server_idle_timeout.</summary>
+    IdleTimeout,
+    /// <summary>server_check_query failed before the backend was handed out.</summary>
+    CheckFailed,
     /// <summary>Closed to give another pool of the same database its slot (max_db_connections/max_user_connections).</summary>
     Evicted,
 }

@@ -281,6 +281,7 @@ public sealed partial class Pool
             throw;
         }
 
+        SetExpiry(backend);
         lock (_lock)
         {
             _connectingSlots--;
@@ -313,12 +314,13 @@ public sealed partial class Pool
         bool yieldSlot = reusable && ShouldYieldSlot?.Invoke(this) == true;
         lock (_lock)
         {
-            close = !reusable || _closed || backend.IsClosed || (yieldSlot && _waiters.Count == 0);
+            bool expired = reusable && Stopwatch.GetTimestamp() >= backend.ExpiresAt;
+            close = !reusable || _closed || backend.IsClosed || expired || (yieldSlot && _waiters.Count == 0);
             if (close)
             {
                 if (reusable && !_closed && !backend.IsClosed)
                 {
-                    reason = Diagnostics.DisconnectReason.Evicted;
+                    reason = expired ? Diagnostics.DisconnectReason.Lifetime : Diagnostics.DisconnectReason.Evicted;
                 }
 
                 Transition(backend, BackendState.Closing);
@@ -344,6 +346,50 @@ public sealed partial class Pool
                 await backend.CloseAsync().ConfigureAwait(false);
             }
         }
+    }
+
+    /// <summary>server_lifetime less up to 10% random jitter, so backends opened together do not all reconnect together.</summary>
+    private void SetExpiry(BackendConnection backend)
+    {
+        if (Settings.ServerLifetime > TimeSpan.Zero)
+        {
+            double factor = 1 - Random.Shared.NextDouble() * 0.1;
+            backend.ExpiresAt = backend.CreatedAt + (long)(Settings.ServerLifetime.TotalSeconds * factor * Stopwatch.Frequency);
+        }
+    }
+
+    /// <summary>
+    /// Janitor: takes idle backends past server_lifetime, and those idle longer than server_idle_timeout while the
+    /// pool is above min_pool_size (oldest first). The caller closes them.
+    /// </summary>
+    internal List<(BackendConnection Backend, Diagnostics.DisconnectReason Reason)> TakeExpiredIdle()
+    {
+        var taken = new List<(BackendConnection, Diagnostics.DisconnectReason)>();
+        long now = Stopwatch.GetTimestamp();
+        long idleLimit = Settings.ServerIdleTimeout > TimeSpan.Zero ? (long)(Settings.ServerIdleTimeout.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+        lock (_lock)
+        {
+            LinkedListNode<BackendConnection>? node = _idle.First;
+            while (node is not null)
+            {
+                LinkedListNode<BackendConnection>? next = node.Next;
+                BackendConnection b = node.Value;
+                Diagnostics.DisconnectReason? reason = now >= b.ExpiresAt ? Diagnostics.DisconnectReason.Lifetime
+                    : now - b.LastUsedAt > idleLimit && TotalLocked > Settings.MinPoolSize ? Diagnostics.DisconnectReason.IdleTimeout
+                    : null;
+                if (reason is { } r)
+                {
+                    _idle.Remove(node);
+                    Transition(b, BackendState.Closing);
+                    ReleaseLimitersLocked();
+                    taken.Add((b, r));
+                }
+
+                node = next;
+            }
+        }
+
+        return taken;
     }
 
     /// <summary>Marks a linked backend as being cleaned (reset query) after its client left.</summary>
@@ -520,6 +566,7 @@ public sealed partial class Pool
                 return;
             }
 
+            SetExpiry(backend);
             lock (_lock)
             {
                 _connectingSlots--;

@@ -91,6 +91,10 @@ public sealed partial class PoolManager : IAsyncDisposable
             QueryWaitTimeout = p.QueryWaitTimeout,
             ServerConnectTimeout = p.ServerConnectTimeout,
             ServerResetQuery = p.ServerResetQuery,
+            ServerLifetime = p.ServerLifetime,
+            ServerIdleTimeout = p.ServerIdleTimeout,
+            ServerCheckDelay = p.ServerCheckDelay,
+            ServerCheckQuery = p.ServerCheckQuery,
             RoundRobin = p.ServerRoundRobin,
             MaxPreparedStatements = p.MaxPreparedStatements,
         };
@@ -226,7 +230,10 @@ public sealed partial class PoolManager : IAsyncDisposable
         OnLimiterReleased([limiter]);
     }
 
-    /// <summary>Starts the janitor: every second, pools below min_pool_size are topped up.</summary>
+    /// <summary>
+    /// Starts the janitor: every second it closes idle backends past server_idle_timeout (above min_pool_size) or
+    /// past server_lifetime, then tops pools up to min_pool_size. It never touches a linked backend.
+    /// </summary>
     public void Start()
     {
         _janitor = Task.Run(async () =>
@@ -238,6 +245,12 @@ public sealed partial class PoolManager : IAsyncDisposable
                 {
                     foreach (Pool pool in _pools.Values)
                     {
+                        foreach ((BackendConnection backend, DisconnectReason reason) in pool.TakeExpiredIdle())
+                        {
+                            await CloseBackendAsync(backend, reason).ConfigureAwait(false);
+                            OnLimiterReleased([.. pool.Limiters]);
+                        }
+
                         if (pool.Settings.MinPoolSize > 0)
                         {
                             await pool.EnsureMinimumAsync(_stopping.Token).ConfigureAwait(false);

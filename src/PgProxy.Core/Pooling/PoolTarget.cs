@@ -23,6 +23,18 @@ public sealed record PoolSettings
     public TimeSpan QueryWaitTimeout { get; init; } = TimeSpan.FromSeconds(120);
     /// <summary>Bound on connect + login, and on the proxy's own control queries.</summary>
     public TimeSpan ServerConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>Backends older than this (less jitter) are closed when released; zero = never.</summary>
+    public TimeSpan ServerLifetime { get; init; } = TimeSpan.FromHours(1);
+
+    /// <summary>Idle backends above the minimum close after this long; zero = never.</summary>
+    public TimeSpan ServerIdleTimeout { get; init; } = TimeSpan.FromMinutes(10);
+
+    /// <summary>Pre-ping backends idle longer than this; zero = always.</summary>
+    public TimeSpan ServerCheckDelay { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The pre-ping query; empty = no pre-ping.</summary>
+    public string ServerCheckQuery { get; init; } = ";";
+
     /// <summary>Run before a backend is reused by another client; empty = none.</summary>
     public string ServerResetQuery { get; init; } = "DISCARD ALL";
     /// <summary>Protocol-level prepared statements kept per backend in transaction/statement mode; 0 = no mapping.</summary>
