@@ -28,6 +28,9 @@ public sealed partial class ClientSession : ICancelTarget
     private readonly ILogger _logger;
     private readonly PgMessageBuilder _builder = new();
     private BackendConnection? _linked;
+    private SessionRelay? _relay;
+    private ErrorResponse? _abort;
+    private long _lastActivity = Stopwatch.GetTimestamp();
     private string _database = "";
     private string _user = "";
     private Pool? _pool;
@@ -62,6 +65,7 @@ public sealed partial class ClientSession : ICancelTarget
             }
 
             (cancelPid, int secret) = _services.CancelKeys.Register(this);
+            _services.Sessions.TryAdd(this, 0);
             reason = await ServeAsync(login, cancelPid, secret, () => loggedIn = true).ConfigureAwait(false);
         }
         catch (ProxyException ex)
@@ -72,7 +76,9 @@ public sealed partial class ClientSession : ICancelTarget
                 _ when ex.SqlState is SqlState.InvalidPassword or SqlState.InvalidAuthorizationSpecification => DisconnectReason.AuthFailed,
                 _ when ex.SqlState == SqlState.InvalidCatalogName => DisconnectReason.UnknownDatabase,
                 _ when ex.SqlState == SqlState.TooManyConnections && !loggedIn && _pool is null => DisconnectReason.TooManyClients,
-                _ when ex.SqlState == SqlState.QueryCanceled => DisconnectReason.LoginTimeout,
+                _ when ex.SqlState == SqlState.QueryCanceled => loggedIn ? DisconnectReason.QueryTimeout : DisconnectReason.LoginTimeout,
+                _ when ex.SqlState == "57P05" => DisconnectReason.ClientIdleTimeout,
+                _ when ex.SqlState == "25P03" => DisconnectReason.IdleTransactionTimeout,
                 _ => DisconnectReason.ProtocolViolation,
             };
             if (!loggedIn)
@@ -94,6 +100,7 @@ public sealed partial class ClientSession : ICancelTarget
         }
         finally
         {
+            _services.Sessions.TryRemove(this, out _);
             if (cancelPid != 0)
             {
                 _services.CancelKeys.Unregister(cancelPid);
@@ -156,10 +163,14 @@ public sealed partial class ClientSession : ICancelTarget
 
         while (true)
         {
+            Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
             if (!await WaitForFirstMessageAsync(closed).ConfigureAwait(false))
             {
+                ThrowIfAborted();
                 return DisconnectReason.ClientClosed;
             }
+
+            ThrowIfAborted();
 
             BackendConnection backend = await AcquireCheckedAsync(pool, closed).ConfigureAwait(false);
             backend.Statements.NextGeneration();
@@ -187,6 +198,7 @@ public sealed partial class ClientSession : ICancelTarget
             Volatile.Write(ref _linked, backend);
             LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
             var relay = new SessionRelay(Input, Output, backend, settings.Mode, statements, settings.MaxPreparedStatements);
+            Volatile.Write(ref _relay, relay);
             try
             {
                 await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
@@ -199,11 +211,19 @@ public sealed partial class ClientSession : ICancelTarget
             }
 
             RelayStop stop = await relay.RunAsync().ConfigureAwait(false);
+            Volatile.Write(ref _relay, null);
             Volatile.Write(ref _linked, null);
+            Volatile.Write(ref _lastActivity, relay.LastClientActivity);
             LogUnlinked(_logger, _connection.ConnectionId, backend.Id, stop);
             foreach (KeyValuePair<string, string> p in backend.Parameters)
             {
                 told[p.Key] = p.Value; // every ParameterStatus the backend sent was forwarded to the client
+            }
+
+            if (Volatile.Read(ref _abort) is not null && stop is not (RelayStop.BackendClosed or RelayStop.Released or RelayStop.TransactionInStatementMode))
+            {
+                await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
+                ThrowIfAborted();
             }
 
             switch (stop)
@@ -236,6 +256,94 @@ public sealed partial class ClientSession : ICancelTarget
                     await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
                     return DisconnectReason.ClientClosed;
             }
+        }
+    }
+
+    private void ThrowIfAborted()
+    {
+        if (Volatile.Read(ref _abort) is { } abort)
+        {
+            throw new ProxyException(abort.SqlState, abort.Message);
+        }
+    }
+
+    /// <summary>
+    /// Watchdog tick: client_idle_timeout (no traffic, outside a transaction), idle_transaction_timeout (no traffic
+    /// inside one), query_timeout (a request outstanding too long: canceled on the server first). The session is
+    /// stopped from outside; its own task then tells the client, cleans or closes the server, and ends.
+    /// </summary>
+    internal void CheckTimeouts()
+    {
+        if (Volatile.Read(ref _abort) is not null)
+        {
+            return;
+        }
+
+        ProxySection p = Config.Proxy;
+        SessionRelay? relay = Volatile.Read(ref _relay);
+        BackendConnection? backend = Volatile.Read(ref _linked);
+        if (relay is null || backend is null)
+        {
+            if (p.ClientIdleTimeout > TimeSpan.Zero && Stopwatch.GetElapsedTime(Volatile.Read(ref _lastActivity)) > p.ClientIdleTimeout)
+            {
+                Abort(ErrorResponse.Fatal("57P05", $"terminating connection due to idle-session timeout (client_idle_timeout {Seconds(p.ClientIdleTimeout)})"), null);
+            }
+
+            return;
+        }
+
+        long busy = relay.BusySince;
+        if (busy != 0)
+        {
+            if (p.QueryTimeout > TimeSpan.Zero && Stopwatch.GetElapsedTime(busy) > p.QueryTimeout)
+            {
+                _ = CancelQuietlyAsync();
+                Abort(ErrorResponse.Fatal(SqlState.QueryCanceled, $"canceling statement due to query_timeout ({Seconds(p.QueryTimeout)})"), relay);
+            }
+
+            return;
+        }
+
+        TimeSpan idle = Stopwatch.GetElapsedTime(relay.LastClientActivity);
+        if (backend.TransactionStatus != (byte)'I')
+        {
+            if (p.IdleTransactionTimeout > TimeSpan.Zero && idle > p.IdleTransactionTimeout)
+            {
+                Abort(ErrorResponse.Fatal("25P03",
+                    $"terminating connection due to idle-in-transaction timeout (idle_transaction_timeout {Seconds(p.IdleTransactionTimeout)})"), relay);
+            }
+        }
+        else if (p.ClientIdleTimeout > TimeSpan.Zero && idle > p.ClientIdleTimeout)
+        {
+            Abort(ErrorResponse.Fatal("57P05", $"terminating connection due to idle-session timeout (client_idle_timeout {Seconds(p.ClientIdleTimeout)})"), relay);
+        }
+    }
+
+    private static string Seconds(TimeSpan t) => t.TotalSeconds >= 1 ? $"{t.TotalSeconds:0.###}s" : $"{t.TotalMilliseconds:0}ms";
+
+    private void Abort(ErrorResponse error, SessionRelay? relay)
+    {
+        Volatile.Write(ref _abort, error);
+        if (relay is not null)
+        {
+            relay.Stop();
+        }
+        else
+        {
+            Input.CancelPendingRead();
+        }
+    }
+
+    private async Task CancelQuietlyAsync()
+    {
+        try
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
+            await CancelAsync(cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException)
+        {
+            // The backend is closed right after anyway.
         }
     }
 
@@ -332,7 +440,7 @@ public sealed partial class ClientSession : ICancelTarget
             }
 
             Input.AdvanceTo(buffer.Start, buffer.End);
-            if (read.IsCompleted)
+            if (read.IsCompleted || (read.IsCanceled && Volatile.Read(ref _abort) is not null))
             {
                 return false;
             }

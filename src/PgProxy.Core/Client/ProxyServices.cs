@@ -7,8 +7,9 @@ using PgProxy.Core.Pooling;
 namespace PgProxy.Core.Client;
 
 /// <summary>What every client session needs: the config snapshot, pools, cancel keys and the client quota.</summary>
-public sealed class ProxyServices
+public sealed class ProxyServices : IDisposable
 {
+    private readonly CancellationTokenSource _stopping = new();
     private int _clients;
 
     /// <summary>Creates the services.</summary>
@@ -58,4 +59,46 @@ public sealed class ProxyServices
 
     /// <summary>Uncounts a client.</summary>
     public void RemoveClient() => Interlocked.Decrement(ref _clients);
+
+    /// <summary>Logged-in sessions, for the timeout watchdog.</summary>
+    internal System.Collections.Concurrent.ConcurrentDictionary<ClientSession, byte> Sessions { get; } = new();
+
+    /// <summary>
+    /// Starts the watchdog when client_idle_timeout, idle_transaction_timeout or query_timeout is set: once a second
+    /// it asks each session to check its clocks. Sessions keep plain timestamps; nothing runs per message.
+    /// </summary>
+    public void StartWatchdog()
+    {
+        ProxySection p = Config.Proxy;
+        if (p.ClientIdleTimeout <= TimeSpan.Zero && p.IdleTransactionTimeout <= TimeSpan.Zero && p.QueryTimeout <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        _ = Task.Run(async () =>
+        {
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+                {
+                    foreach (ClientSession session in Sessions.Keys)
+                    {
+                        session.CheckTimeouts();
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping.
+            }
+        });
+    }
+
+    /// <summary>Stops the watchdog.</summary>
+    public void Dispose()
+    {
+        _stopping.Cancel();
+        _stopping.Dispose();
+    }
 }

@@ -24,6 +24,9 @@ public static class ConfigPrinter
         sb.AppendLine($"max_client_conn = {p.MaxClientConn}");
         sb.AppendLine($"query_wait_timeout = {Duration(p.QueryWaitTimeout)}");
         sb.AppendLine($"client_login_timeout = {Duration(p.ClientLoginTimeout)}");
+        sb.AppendLine($"client_idle_timeout = {Duration(p.ClientIdleTimeout)}");
+        sb.AppendLine($"idle_transaction_timeout = {Duration(p.IdleTransactionTimeout)}");
+        sb.AppendLine($"query_timeout = {Duration(p.QueryTimeout)}");
         sb.AppendLine($"server_connect_timeout = {Duration(p.ServerConnectTimeout)}");
         sb.AppendLine($"server_reset_query = {Quote(p.ServerResetQuery)}");
         sb.AppendLine($"server_lifetime = {Duration(p.ServerLifetime)}");

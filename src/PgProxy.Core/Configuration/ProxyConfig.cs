@@ -104,6 +104,15 @@ public sealed record ProxySection
     /// <summary>How long a client has to finish startup and authentication; 0 = forever. Default 60 s.</summary>
     public TimeSpan ClientLoginTimeout { get; init; } = TimeSpan.FromSeconds(60);
 
+    /// <summary>A client with no server linked and no traffic for this long is closed (57P05); 0 = never. Default 0.</summary>
+    public TimeSpan ClientIdleTimeout { get; init; }
+
+    /// <summary>A client idle inside a transaction this long is closed (25P03) and its server rolled back; 0 = never. Default 0.</summary>
+    public TimeSpan IdleTransactionTimeout { get; init; }
+
+    /// <summary>A request outstanding this long is canceled on the server and the client closed (57014); 0 = never. Default 0.</summary>
+    public TimeSpan QueryTimeout { get; init; }
+
     /// <summary>Timeout for a backend TCP connect plus login. Default 15 s.</summary>
     public TimeSpan ServerConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
 

@@ -31,6 +31,12 @@ public enum DisconnectReason
     PoolClosed,
     /// <summary>The backend's startup parameters could not be applied.</summary>
     ParameterSyncFailed,
+    /// <summary>client_idle_timeout.</summary>
+    ClientIdleTimeout,
+    /// <summary>idle_transaction_timeout.</summary>
+    IdleTransactionTimeout,
+    /// <summary>query_timeout.</summary>
+    QueryTimeout,
     /// <summary>Older than server_lifetime.</summary>
     Lifetime,
     /// <summary>Idle longer than server_idle_timeout.</summary>

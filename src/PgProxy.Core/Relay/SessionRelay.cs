@@ -102,6 +102,22 @@ public sealed class SessionRelay
         }
     }
 
+    /// <summary>Stopwatch timestamp of the client's last bytes (one read per batch).</summary>
+    public long LastClientActivity { get; private set; } = System.Diagnostics.Stopwatch.GetTimestamp();
+
+    /// <summary>Stopwatch timestamp since which requests have been outstanding; 0 when none are.</summary>
+    public long BusySince => Volatile.Read(ref _busySince);
+
+    private long _busySince;
+
+    /// <summary>Stops both directions from outside (timeouts); the session then decides what the client hears.</summary>
+    public void Stop()
+    {
+        _stopping = true;
+        _clientInput.CancelPendingRead();
+        _backend.Input.CancelPendingRead();
+    }
+
     /// <summary>Bytes from the client.</summary>
     public long BytesFromClient { get; private set; }
 
@@ -165,6 +181,18 @@ public sealed class SessionRelay
                 lock (_lock)
                 {
                     stop = fromClient ? ForwardFromClientLocked(ref buffer, to) : ForwardFromBackendLocked(ref buffer, to);
+                    long busy = _queue.Count > 0 ? Volatile.Read(ref _busySince) : 0;
+                    if (_queue.Count > 0 && busy == 0)
+                    {
+                        busy = System.Diagnostics.Stopwatch.GetTimestamp();
+                    }
+
+                    Volatile.Write(ref _busySince, busy);
+                }
+
+                if (fromClient && before > 0)
+                {
+                    LastClientActivity = System.Diagnostics.Stopwatch.GetTimestamp();
                 }
 
                 if (fromClient)

@@ -63,6 +63,7 @@ public sealed class ProxyHost : IAsyncDisposable
         WebApplication app = builder.Build();
         var host = new ProxyHost(app, app.Services.GetRequiredService<ProxyServices>());
         app.Services.GetRequiredService<PoolManager>().Start();
+        host.Services.StartWatchdog();
         await app.StartAsync(ct).ConfigureAwait(false);
 
         IServerAddressesFeature? addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>();
