@@ -114,9 +114,7 @@ public sealed class PostgresFixture : IAsyncLifetime
         string data = Path.Combine(_dir, "data");
         await RunPgAsync("initdb", ["-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--pwfile", pwfile, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], TimeSpan.FromMinutes(2));
         await File.AppendAllTextAsync(Path.Combine(data, "pg_hba.conf"), "\nhost all all 127.0.0.1/32 scram-sha-256\n");
-        string options = $"-p {Port} -k {_dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off " +
-                         "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB";
-        await RunPgAsync("pg_ctl", ["-D", data, "-o", options, "-l", Path.Combine(_dir, "postgres.log"), "-w", "-t", "60", "start"], TimeSpan.FromMinutes(2));
+        await RunPgAsync("pg_ctl", ["-D", data, "-o", ServerOptions, "-l", Path.Combine(_dir, "postgres.log"), "-w", "-t", "60", "start"], TimeSpan.FromMinutes(2));
     }
 
     private static int FreePort()
@@ -184,6 +182,30 @@ public sealed class PostgresFixture : IAsyncLifetime
         await app.OpenAsync();
         await using var grant = new NpgsqlCommand($"GRANT ALL ON SCHEMA public TO {Bob}; GRANT ALL ON SCHEMA public TO {Alice}", app);
         await grant.ExecuteNonQueryAsync();
+    }
+
+    /// <summary>Stops the fixture's own cluster (fault tests); not available with PROXY_TEST_PG.</summary>
+    public Task StopAsync() => PgCtlAsync("-m", "fast", "-w", "stop");
+
+    /// <summary>Starts the fixture's own cluster again.</summary>
+    public Task StartAsync() => PgCtlAsync("-w", "-t", "60", "-l", Path.Combine(_dir ?? "", "postgres.log"), "-o", ServerOptions, "start");
+
+    /// <summary>pg_ctl restart -m fast.</summary>
+    public Task RestartAsync() =>
+        // -l matters: without it the new postmaster inherits pg_ctl's output pipes and the run never "ends".
+        PgCtlAsync("-m", "fast", "-w", "-t", "60", "-l", Path.Combine(_dir ?? "", "postgres.log"), "-o", ServerOptions, "restart");
+
+    private string ServerOptions => $"-p {Port} -k {_dir} -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off " +
+                                    "-c synchronous_commit=off -c full_page_writes=off -c shared_buffers=64MB";
+
+    private async Task PgCtlAsync(params string[] args)
+    {
+        if (_external || _dir is null)
+        {
+            throw new InvalidOperationException("this test stops and starts PostgreSQL: it needs the fixture's own cluster, not PROXY_TEST_PG");
+        }
+
+        await RunPgAsync("pg_ctl", ["-D", Path.Combine(_dir, "data"), .. args], TimeSpan.FromMinutes(2));
     }
 
     /// <summary>The server log (attached to failures).</summary>

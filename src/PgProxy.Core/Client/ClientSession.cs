@@ -129,6 +129,13 @@ public sealed partial class ClientSession : ICancelTarget
         // Login completes without a backend, as PgBouncer does: a client that connects and waits (pgbench opening
         // all its connections before the first query) must not hold a server. The client is told the pool's welcome
         // parameters overlaid with its own settings; its first message links a backend.
+        if (pool.RecentConnectFailure is { } failure && pool.Counts.Total == 0)
+        {
+            // Told why at once, as PgBouncer does, rather than logged in to wait for a server that is not there.
+            throw new BackendUnavailableException(SqlState.ConnectionFailure, "server login has been failing, try again later (server_login_retry)",
+                failure);
+        }
+
         if (pool.WelcomeParameters is null)
         {
             BackendConnection first = await pool.AcquireAsync(closed).ConfigureAwait(false);

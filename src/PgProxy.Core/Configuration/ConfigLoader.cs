@@ -146,6 +146,7 @@ public sealed partial class ConfigLoader
                 "client_idle_timeout" => s with { ClientIdleTimeout = Duration(v, key, at) ?? s.ClientIdleTimeout },
                 "idle_transaction_timeout" => s with { IdleTransactionTimeout = Duration(v, key, at) ?? s.IdleTransactionTimeout },
                 "query_timeout" => s with { QueryTimeout = Duration(v, key, at) ?? s.QueryTimeout },
+                "server_login_retry" => s with { ServerLoginRetry = Duration(v, key, at) ?? s.ServerLoginRetry },
                 "server_connect_timeout" => s with { ServerConnectTimeout = Duration(v, key, at) ?? s.ServerConnectTimeout },
                 "server_reset_query" => s with { ServerResetQuery = Str(v, key, at) ?? s.ServerResetQuery },
                 "server_lifetime" => s with { ServerLifetime = Duration(v, key, at) ?? s.ServerLifetime },

@@ -28,6 +28,7 @@ public static class ConfigPrinter
         sb.AppendLine($"idle_transaction_timeout = {Duration(p.IdleTransactionTimeout)}");
         sb.AppendLine($"query_timeout = {Duration(p.QueryTimeout)}");
         sb.AppendLine($"server_connect_timeout = {Duration(p.ServerConnectTimeout)}");
+        sb.AppendLine($"server_login_retry = {Duration(p.ServerLoginRetry)}");
         sb.AppendLine($"server_reset_query = {Quote(p.ServerResetQuery)}");
         sb.AppendLine($"server_lifetime = {Duration(p.ServerLifetime)}");
         sb.AppendLine($"server_idle_timeout = {Duration(p.ServerIdleTimeout)}");

@@ -113,6 +113,9 @@ public sealed record ProxySection
     /// <summary>A request outstanding this long is canceled on the server and the client closed (57014); 0 = never. Default 0.</summary>
     public TimeSpan QueryTimeout { get; init; }
 
+    /// <summary>After a failed server connect, wait this long before the pool dials again (clients wait meanwhile). Default 15 s.</summary>
+    public TimeSpan ServerLoginRetry { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Timeout for a backend TCP connect plus login. Default 15 s.</summary>
     public TimeSpan ServerConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
 

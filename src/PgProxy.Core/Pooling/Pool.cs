@@ -23,6 +23,8 @@ public sealed partial class Pool
     private readonly ILogger _logger;
     private int _connectingSlots;
     private bool _closed;
+    private long _lastConnectFailureAt;
+    private string? _lastConnectFailure;
 
     internal Pool(PoolKey key, PoolTarget target, PoolSettings settings, ConnectionLimiter[] limiters,
         Func<Pool, CancellationToken, ValueTask<BackendConnection>> open, ILogger logger)
@@ -67,6 +69,21 @@ public sealed partial class Pool
 
     /// <summary>Called to close a backend off the caller's path (logging included).</summary>
     internal Func<BackendConnection, Diagnostics.DisconnectReason, ValueTask>? CloseBackend { get; set; }
+
+    /// <summary>The last connect failure, while the pool is backing off (server_login_retry); else null.</summary>
+    public string? RecentConnectFailure
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return InBackoffLocked ? _lastConnectFailure : null;
+            }
+        }
+    }
+
+    private bool InBackoffLocked =>
+        _lastConnectFailure is not null && Stopwatch.GetElapsedTime(_lastConnectFailureAt) < Settings.ServerLoginRetry;
 
     /// <summary>Counters, consistent with each other.</summary>
     public PoolCounts Counts
@@ -151,7 +168,7 @@ public sealed partial class Pool
                 return idle;
             }
 
-            if (_waiters.Count > 0 || !TryReserveSlotLocked(reserve: false, out blockedBy))
+            if (_waiters.Count > 0 || InBackoffLocked || !TryReserveSlotLocked(reserve: false, out blockedBy))
             {
                 waiter = new PoolWaiter(Stopwatch.GetTimestamp());
                 _waiters.AddLast(waiter.Node);
@@ -242,6 +259,13 @@ public sealed partial class Pool
             ct.ThrowIfCancellationRequested();
             PoolCounts counts = Counts;
             LogWaitTimeout(_logger, Key.Database, Key.User, waitLimit.TotalSeconds, counts.Active);
+            if (RecentConnectFailure is { } failure)
+            {
+                throw new BackendUnavailableException(SqlState.ConnectionFailure,
+                    $"query_wait_timeout: no server connection within {FormatSeconds(waitLimit)} for pool \"{Key}\": {failure}",
+                    $"the pool retries every server_login_retry ({FormatSeconds(Settings.ServerLoginRetry)})");
+            }
+
             throw new BackendUnavailableException(SqlState.TooManyConnections,
                 $"query_wait_timeout: no server connection became free within {FormatSeconds(waitLimit)} for pool \"{Key}\"",
                 $"{counts.Total} of {Settings.PoolSize} (+{Settings.ReservePoolSize} reserve) server connections are in use and {counts.Waiting} clients are waiting; " +
@@ -275,12 +299,14 @@ public sealed partial class Pool
         {
             backend = await _open(this, ct).ConfigureAwait(false);
         }
-        catch
+        catch (Exception ex)
         {
+            RecordConnectResult(ex as BackendUnavailableException);
             ReleaseSlot();
             throw;
         }
 
+        RecordConnectResult(null);
         SetExpiry(backend);
         lock (_lock)
         {
@@ -345,6 +371,52 @@ public sealed partial class Pool
             {
                 await backend.CloseAsync().ConfigureAwait(false);
             }
+        }
+    }
+
+    private void RecordConnectResult(BackendUnavailableException? failure)
+    {
+        lock (_lock)
+        {
+            _lastConnectFailure = failure?.Message;
+            _lastConnectFailureAt = Stopwatch.GetTimestamp();
+        }
+    }
+
+    /// <summary>
+    /// Janitor: when clients wait and the pool is not backing off, dial one backend for them (after a failure the
+    /// pool queues clients instead of letting each one dial; this is how it recovers once the server is back).
+    /// </summary>
+    internal async Task RetryForWaitersAsync(CancellationToken ct)
+    {
+        lock (_lock)
+        {
+            if (_waiters.Count == 0 || _lastConnectFailure is null || InBackoffLocked || !TryReserveSlotLocked(reserve: false, out _))
+            {
+                return;
+            }
+        }
+
+        BackendConnection backend;
+        try
+        {
+            backend = await _open(this, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is BackendUnavailableException or OperationCanceledException)
+        {
+            RecordConnectResult(ex as BackendUnavailableException);
+            ReleaseSlot();
+            return;
+        }
+
+        RecordConnectResult(null);
+        SetExpiry(backend);
+        lock (_lock)
+        {
+            _connectingSlots--;
+            backend.LastUsedAt = Stopwatch.GetTimestamp();
+            IdleOrHandOffLocked(backend);
+            ServeWaitersLocked(); // the server is back: let the other waiters dial too
         }
     }
 
@@ -497,7 +569,7 @@ public sealed partial class Pool
 
     private void ServeWaitersLocked()
     {
-        while (_waiters.First is { } first && TryReserveSlotLocked(reserve: false, out _))
+        while (_waiters.First is { } first && !InBackoffLocked && TryReserveSlotLocked(reserve: false, out _))
         {
             _waiters.RemoveFirst();
             first.Value.GrantSlot();
@@ -549,7 +621,7 @@ public sealed partial class Pool
         {
             lock (_lock)
             {
-                if (_closed || TotalLocked >= Settings.MinPoolSize || !TryReserveSlotLocked(reserve: false, out _))
+                if (_closed || InBackoffLocked || TotalLocked >= Settings.MinPoolSize || !TryReserveSlotLocked(reserve: false, out _))
                 {
                     return;
                 }
@@ -562,10 +634,12 @@ public sealed partial class Pool
             }
             catch (Exception ex) when (ex is BackendUnavailableException or OperationCanceledException)
             {
+                RecordConnectResult(ex as BackendUnavailableException);
                 ReleaseSlot();
                 return;
             }
 
+            RecordConnectResult(null);
             SetExpiry(backend);
             lock (_lock)
             {

@@ -90,6 +90,7 @@ public sealed partial class PoolManager : IAsyncDisposable
             ReservePoolTimeout = p.ReservePoolTimeout,
             QueryWaitTimeout = p.QueryWaitTimeout,
             ServerConnectTimeout = p.ServerConnectTimeout,
+            ServerLoginRetry = p.ServerLoginRetry,
             ServerResetQuery = p.ServerResetQuery,
             ServerLifetime = p.ServerLifetime,
             ServerIdleTimeout = p.ServerIdleTimeout,
@@ -238,7 +239,7 @@ public sealed partial class PoolManager : IAsyncDisposable
     {
         _janitor = Task.Run(async () =>
         {
-            using var timer = new PeriodicTimer(TimeSpan.FromSeconds(1));
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
             try
             {
                 while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
@@ -251,6 +252,7 @@ public sealed partial class PoolManager : IAsyncDisposable
                             OnLimiterReleased([.. pool.Limiters]);
                         }
 
+                        await pool.RetryForWaitersAsync(_stopping.Token).ConfigureAwait(false);
                         if (pool.Settings.MinPoolSize > 0)
                         {
                             await pool.EnsureMinimumAsync(_stopping.Token).ConfigureAwait(false);

@@ -21,6 +21,9 @@ public sealed record PoolSettings
     public TimeSpan ReservePoolTimeout { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Longest wait for a backend; zero = forever.</summary>
     public TimeSpan QueryWaitTimeout { get; init; } = TimeSpan.FromSeconds(120);
+    /// <summary>Backoff after a failed connect before the pool dials again.</summary>
+    public TimeSpan ServerLoginRetry { get; init; } = TimeSpan.FromSeconds(15);
+
     /// <summary>Bound on connect + login, and on the proxy's own control queries.</summary>
     public TimeSpan ServerConnectTimeout { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>Backends older than this (less jitter) are closed when released; zero = never.</summary>

@@ -124,15 +124,29 @@ public sealed class PoolTests
     }
 
     [Fact(Timeout = 10_000)]
-    public async Task ConnectFailure_ReleasesTheSlot()
+    public async Task ConnectFailure_ReleasesTheSlot_BacksOff_ThenTheRetryServesTheWaiter()
     {
         var fakes = new FakeBackends { Fail = true };
-        Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, ServerLoginRetry = TimeSpan.FromMilliseconds(200) });
         BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
         Assert.Equal("08006", ex.SqlState);
         AssertInvariant(pool, 0);
+        Assert.NotNull(pool.RecentConnectFailure);
+
+        // During the backoff a client queues instead of dialing.
         fakes.Fail = false;
-        await pool.AcquireAsync(default);
+        Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
+        await Task.Delay(50);
+        Assert.False(waiting.IsCompleted);
+        Assert.Equal(0, fakes.Opened);
+        Assert.Equal(1, pool.Counts.Waiting);
+
+        // The janitor's retry after the backoff opens a backend for it.
+        await Task.Delay(250);
+        await pool.RetryForWaitersAsync(default);
+        BackendConnection b = await waiting;
+        Assert.Equal(BackendState.Active, b.State);
+        Assert.Null(pool.RecentConnectFailure);
         AssertInvariant(pool, 1);
     }
 
