@@ -397,6 +397,21 @@ public sealed partial class Pool
             }
         }
 
+        if (await OpenIntoPoolAsync(ct).ConfigureAwait(false))
+        {
+            lock (_lock)
+            {
+                ServeWaitersLocked(); // the server is back: let the other waiters dial too
+            }
+        }
+    }
+
+    /// <summary>
+    /// Opens a backend in a slot already reserved and gives it to the first waiter or the idle list (janitor work:
+    /// retries after a failure, min_pool_size). Records the outcome for server_login_retry.
+    /// </summary>
+    private async Task<bool> OpenIntoPoolAsync(CancellationToken ct)
+    {
         BackendConnection backend;
         try
         {
@@ -406,7 +421,7 @@ public sealed partial class Pool
         {
             RecordConnectResult(ex as BackendUnavailableException);
             ReleaseSlot();
-            return;
+            return false;
         }
 
         RecordConnectResult(null);
@@ -416,8 +431,9 @@ public sealed partial class Pool
             _connectingSlots--;
             backend.LastUsedAt = Stopwatch.GetTimestamp();
             IdleOrHandOffLocked(backend);
-            ServeWaitersLocked(); // the server is back: let the other waiters dial too
         }
+
+        return true;
     }
 
     /// <summary>server_lifetime less up to 10% random jitter, so backends opened together do not all reconnect together.</summary>
@@ -627,25 +643,9 @@ public sealed partial class Pool
                 }
             }
 
-            BackendConnection backend;
-            try
+            if (!await OpenIntoPoolAsync(ct).ConfigureAwait(false))
             {
-                backend = await _open(this, ct).ConfigureAwait(false);
-            }
-            catch (Exception ex) when (ex is BackendUnavailableException or OperationCanceledException)
-            {
-                RecordConnectResult(ex as BackendUnavailableException);
-                ReleaseSlot();
                 return;
-            }
-
-            RecordConnectResult(null);
-            SetExpiry(backend);
-            lock (_lock)
-            {
-                _connectingSlots--;
-                backend.LastUsedAt = Stopwatch.GetTimestamp();
-                IdleOrHandOffLocked(backend);
             }
         }
     }
