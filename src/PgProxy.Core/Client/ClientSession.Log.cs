@@ -6,38 +6,38 @@ namespace PgProxy.Core.Client;
 /// <summary>Log messages of <see cref="ClientSession"/>. Never a password, SCRAM message or startup packet.</summary>
 public sealed partial class ClientSession
 {
-    [LoggerMessage(EventId = 2001, Level = LogLevel.Information,
+    [LoggerMessage(EventId = ProxyEventIds.ClientLogin, Level = LogLevel.Information,
         Message = "Client {ConnectionId} from {Remote} logged in to {Database} as {User}")]
     private static partial void LogLogin(ILogger logger, string connectionId, string remote, string database, string user);
 
-    [LoggerMessage(EventId = 2009, Level = LogLevel.Debug,
+    [LoggerMessage(EventId = ProxyEventIds.ClientLinked, Level = LogLevel.Debug,
         Message = "Client {ConnectionId} linked to backend {BackendId} (server pid {ServerPid})")]
     private static partial void LogLinked(ILogger logger, string connectionId, long backendId, int serverPid);
 
-    [LoggerMessage(EventId = 2002, Level = LogLevel.Information,
+    [LoggerMessage(EventId = ProxyEventIds.ClientLogout, Level = LogLevel.Information,
         Message = "Client {ConnectionId} ({Database}/{User}) logged out: {Reason}")]
     private static partial void LogLogout(ILogger logger, string connectionId, string database, string user, DisconnectReason reason);
 
-    [LoggerMessage(EventId = 2010, Level = LogLevel.Debug, Message = "Client {ConnectionId} unlinked from backend {BackendId}: {Stop}")]
+    [LoggerMessage(EventId = ProxyEventIds.ClientUnlinked, Level = LogLevel.Debug, Message = "Client {ConnectionId} unlinked from backend {BackendId}: {Stop}")]
     private static partial void LogUnlinked(ILogger logger, string connectionId, long backendId, Relay.RelayStop stop);
 
-    [LoggerMessage(EventId = 2003, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = ProxyEventIds.ClientRefused, Level = LogLevel.Warning,
         Message = "Client {ConnectionId} from {Remote} refused (database {Database}, user {User}): {SqlState} {Reason}")]
     private static partial void LogRefused(ILogger logger, string connectionId, string remote, string database, string user, string sqlState, string reason);
 
-    [LoggerMessage(EventId = 2004, Level = LogLevel.Error, Message = "Client {ConnectionId}: unexpected error")]
+    [LoggerMessage(EventId = ProxyEventIds.ClientError, Level = LogLevel.Error, Message = "Client {ConnectionId}: unexpected error")]
     private static partial void LogUnexpected(ILogger logger, Exception ex, string connectionId);
 
-    [LoggerMessage(EventId = 2005, Level = LogLevel.Information,
+    [LoggerMessage(EventId = ProxyEventIds.CancelForwarded, Level = LogLevel.Information,
         Message = "Cancel for client {ConnectionId} forwarded to backend {BackendId} (server pid {ServerPid})")]
     private static partial void LogCancelForwarded(ILogger logger, string connectionId, long backendId, int serverPid);
 
-    [LoggerMessage(EventId = 2006, Level = LogLevel.Debug, Message = "Cancel for client {ConnectionId} ignored: no backend linked")]
+    [LoggerMessage(EventId = ProxyEventIds.CancelIgnored, Level = LogLevel.Debug, Message = "Cancel for client {ConnectionId} ignored: no backend linked")]
     private static partial void LogCancelIgnored(ILogger logger, string connectionId);
 
-    [LoggerMessage(EventId = 2007, Level = LogLevel.Debug, Message = "Cancel request on {ConnectionId} matched no client")]
+    [LoggerMessage(EventId = ProxyEventIds.CancelUnknown, Level = LogLevel.Debug, Message = "Cancel request on {ConnectionId} matched no client")]
     private static partial void LogCancelUnknown(ILogger logger, string connectionId);
 
-    [LoggerMessage(EventId = 2008, Level = LogLevel.Warning, Message = "Cancel request on {ConnectionId} could not be forwarded: {Reason}")]
+    [LoggerMessage(EventId = ProxyEventIds.CancelFailed, Level = LogLevel.Warning, Message = "Cancel request on {ConnectionId} could not be forwarded: {Reason}")]
     private static partial void LogCancelFailed(ILogger logger, string connectionId, string reason);
 }

@@ -19,8 +19,6 @@ public enum DisconnectReason
     BackendUnavailable,
     /// <summary>The linked backend closed or failed.</summary>
     BackendClosed,
-    /// <summary>The proxy is shutting down.</summary>
-    Shutdown,
     /// <summary>An unexpected error (a bug): logged at Error.</summary>
     InternalError,
     /// <summary>A backend was returned dirty (mid-transaction, mid-COPY) and closed instead of reused.</summary>

@@ -1,36 +1,56 @@
-using Microsoft.Extensions.Logging;
-
 namespace PgProxy.Core.Diagnostics;
 
-/// <summary>Central EventIds: 1xxx listener, 2xxx client, 3xxx backend, 4xxx pool, 5xxx admin, 6xxx config.</summary>
+/// <summary>
+/// Central EventIds, used by every [LoggerMessage]: 1xxx listener, 2xxx client, 3xxx backend, 4xxx pool, 5xxx admin,
+/// 6xxx config.
+/// </summary>
 public static class ProxyEventIds
 {
     /// <summary>Listening on an address.</summary>
-    public static readonly EventId Listening = new(1001, nameof(Listening));
-    /// <summary>Shutdown started.</summary>
-    public static readonly EventId ShuttingDown = new(1002, nameof(ShuttingDown));
+    public const int Listening = 1001;
+
     /// <summary>Client logged in.</summary>
-    public static readonly EventId ClientLogin = new(2001, nameof(ClientLogin));
+    public const int ClientLogin = 2001;
+
     /// <summary>Client left.</summary>
-    public static readonly EventId ClientLogout = new(2002, nameof(ClientLogout));
+    public const int ClientLogout = 2002;
+
     /// <summary>Client refused during login.</summary>
-    public static readonly EventId ClientRefused = new(2003, nameof(ClientRefused));
+    public const int ClientRefused = 2003;
+
     /// <summary>Unexpected client-session error.</summary>
-    public static readonly EventId ClientError = new(2004, nameof(ClientError));
-    /// <summary>Cancel request forwarded or dropped.</summary>
-    public static readonly EventId CancelRequest = new(2005, nameof(CancelRequest));
+    public const int ClientError = 2004;
+
+    /// <summary>Cancel request forwarded.</summary>
+    public const int CancelForwarded = 2005;
+
+    /// <summary>Cancel for a client with no backend linked.</summary>
+    public const int CancelIgnored = 2006;
+
+    /// <summary>Cancel request matching no client.</summary>
+    public const int CancelUnknown = 2007;
+
+    /// <summary>Cancel request that could not be forwarded.</summary>
+    public const int CancelFailed = 2008;
+
+    /// <summary>Client linked to a backend.</summary>
+    public const int ClientLinked = 2009;
+
+    /// <summary>Client unlinked from its backend.</summary>
+    public const int ClientUnlinked = 2010;
+
     /// <summary>Backend connected.</summary>
-    public static readonly EventId BackendConnected = new(3001, nameof(BackendConnected));
+    public const int BackendConnected = 3001;
+
     /// <summary>Backend closed.</summary>
-    public static readonly EventId BackendClosed = new(3002, nameof(BackendClosed));
+    public const int BackendClosed = 3002;
+
     /// <summary>Backend connect failed.</summary>
-    public static readonly EventId BackendConnectFailed = new(3003, nameof(BackendConnectFailed));
+    public const int BackendConnectFailed = 3003;
+
     /// <summary>Pool created.</summary>
-    public static readonly EventId PoolCreated = new(4001, nameof(PoolCreated));
+    public const int PoolCreated = 4001;
+
     /// <summary>A client waited longer than query_wait_timeout.</summary>
-    public static readonly EventId PoolWaitTimeout = new(4002, nameof(PoolWaitTimeout));
-    /// <summary>Config loaded.</summary>
-    public static readonly EventId ConfigLoaded = new(6001, nameof(ConfigLoaded));
-    /// <summary>Config rejected.</summary>
-    public static readonly EventId ConfigInvalid = new(6002, nameof(ConfigInvalid));
+    public const int PoolWaitTimeout = 4002;
 }

@@ -10,14 +10,10 @@ public sealed class ConnectionLimiter
     private int _count;
 
     /// <summary>Creates a limiter; <paramref name="max"/> 0 means no limit.</summary>
-    public ConnectionLimiter(string name, int max)
+    public ConnectionLimiter(int max)
     {
-        Name = name;
         Max = max;
     }
-
-    /// <summary>What the limit is for ("max_db_connections for db").</summary>
-    public string Name { get; }
 
     /// <summary>The limit; 0 = none.</summary>
     public int Max { get; }

@@ -349,8 +349,7 @@ public sealed partial class Pool
                     reason = expired ? Diagnostics.DisconnectReason.Lifetime : Diagnostics.DisconnectReason.Evicted;
                 }
 
-                Transition(backend, BackendState.Closing);
-                ReleaseLimitersLocked();
+                RetireLocked(backend);
                 ServeWaitersLocked();
             }
             else
@@ -363,14 +362,7 @@ public sealed partial class Pool
         if (close)
         {
             LimiterReleased?.Invoke(_limiters);
-            if (CloseBackend is { } closer)
-            {
-                await closer(backend, _closed ? Diagnostics.DisconnectReason.PoolClosed : reason).ConfigureAwait(false);
-            }
-            else
-            {
-                await backend.CloseAsync().ConfigureAwait(false);
-            }
+            await CloseOffPoolAsync(backend, _closed ? Diagnostics.DisconnectReason.PoolClosed : reason).ConfigureAwait(false);
         }
     }
 
@@ -468,8 +460,7 @@ public sealed partial class Pool
                 if (reason is { } r)
                 {
                     _idle.Remove(node);
-                    Transition(b, BackendState.Closing);
-                    ReleaseLimitersLocked();
+                    RetireLocked(b);
                     taken.Add((b, r));
                 }
 
@@ -519,20 +510,11 @@ public sealed partial class Pool
             if (IsDeadWhileIdle(backend))
             {
                 // Dropped here, closed off the lock; its slot frees for this very acquire to open a new one.
-                Transition(backend, BackendState.Closing);
-                ReleaseLimitersLocked();
+                RetireLocked(backend);
                 BackendConnection dead = backend;
                 _ = Task.Run(async () =>
                 {
-                    if (CloseBackend is { } closer)
-                    {
-                        await closer(dead, Diagnostics.DisconnectReason.BackendClosed).ConfigureAwait(false);
-                    }
-                    else
-                    {
-                        await dead.CloseAsync().ConfigureAwait(false);
-                    }
-
+                    await CloseOffPoolAsync(dead, Diagnostics.DisconnectReason.BackendClosed).ConfigureAwait(false);
                     LimiterReleased?.Invoke(_limiters);
                 });
                 continue;
@@ -574,6 +556,17 @@ public sealed partial class Pool
         _connectingSlots++;
         return true;
     }
+
+    /// <summary>Takes a backend out of the pool's accounting (state Closing) and frees its shared-limit slots.</summary>
+    private void RetireLocked(BackendConnection backend)
+    {
+        Transition(backend, BackendState.Closing);
+        ReleaseLimitersLocked();
+    }
+
+    /// <summary>Closes a retired backend through the manager (which logs why), or directly when there is none.</summary>
+    private ValueTask CloseOffPoolAsync(BackendConnection backend, Diagnostics.DisconnectReason reason) =>
+        CloseBackend is { } closer ? closer(backend, reason) : backend.CloseAsync();
 
     private void ReleaseLimitersLocked()
     {
@@ -624,8 +617,7 @@ public sealed partial class Pool
             }
 
             _idle.Remove(node);
-            Transition(node.Value, BackendState.Closing);
-            ReleaseLimitersLocked();
+            RetireLocked(node.Value);
             return node.Value;
         }
     }
@@ -661,21 +653,13 @@ public sealed partial class Pool
             _idle.Clear();
             foreach (BackendConnection b in idle)
             {
-                Transition(b, BackendState.Closing);
-                ReleaseLimitersLocked();
+                RetireLocked(b);
             }
         }
 
         foreach (BackendConnection b in idle)
         {
-            if (CloseBackend is { } closer)
-            {
-                await closer(b, Diagnostics.DisconnectReason.PoolClosed).ConfigureAwait(false);
-            }
-            else
-            {
-                await b.CloseAsync().ConfigureAwait(false);
-            }
+            await CloseOffPoolAsync(b, Diagnostics.DisconnectReason.PoolClosed).ConfigureAwait(false);
         }
     }
 
@@ -687,7 +671,7 @@ public sealed partial class Pool
         }
     }
 
-    [LoggerMessage(EventId = 4002, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = Diagnostics.ProxyEventIds.PoolWaitTimeout, Level = LogLevel.Warning,
         Message = "Pool {Database}/{User}: a client waited longer than query_wait_timeout ({Seconds}s) with {Active} servers active")]
     private static partial void LogWaitTimeout(ILogger logger, string database, string user, double seconds, int active);
 }

@@ -114,8 +114,8 @@ public sealed partial class PoolManager : IAsyncDisposable
 
         var limiters = new List<ConnectionLimiter>();
         int maxDb = db.MaxDbConnections ?? p.MaxDbConnections;
-        limiters.Add(_dbLimiters.GetOrAdd(key.Database, name => new ConnectionLimiter($"max_db_connections of database \"{name}\"", maxDb)));
-        limiters.Add(_userLimiters.GetOrAdd(key.User, name => new ConnectionLimiter($"max_user_connections of user \"{name}\"", userConfig?.MaxUserConnections ?? 0)));
+        limiters.Add(_dbLimiters.GetOrAdd(key.Database, _ => new ConnectionLimiter(maxDb)));
+        limiters.Add(_userLimiters.GetOrAdd(key.User, _ => new ConnectionLimiter(userConfig?.MaxUserConnections ?? 0)));
 
         var pool = new Pool(key, target, settings, [.. limiters], OpenAsync, _logger)
         {
@@ -289,19 +289,19 @@ public sealed partial class PoolManager : IAsyncDisposable
         _stopping.Dispose();
     }
 
-    [LoggerMessage(EventId = 4001, Level = LogLevel.Information,
+    [LoggerMessage(EventId = ProxyEventIds.PoolCreated, Level = LogLevel.Information,
         Message = "Pool {Database}/{User} created: server {Host}:{Port} database {DbName}, pool_size {PoolSize}, mode {Mode}")]
     private static partial void LogPoolCreated(ILogger logger, string database, string user, string host, int port, string dbName, int poolSize, PoolMode mode);
 
-    [LoggerMessage(EventId = 3001, Level = LogLevel.Information,
+    [LoggerMessage(EventId = ProxyEventIds.BackendConnected, Level = LogLevel.Information,
         Message = "Backend {BackendId} connected for {Database}/{User} to {Host}:{Port} (server pid {ServerPid})")]
     private static partial void LogBackendConnected(ILogger logger, long backendId, string database, string user, string host, int port, int serverPid);
 
-    [LoggerMessage(EventId = 3002, Level = LogLevel.Information,
+    [LoggerMessage(EventId = ProxyEventIds.BackendClosed, Level = LogLevel.Information,
         Message = "Backend {BackendId} for {Database}/{User} closed (server pid {ServerPid}): {Reason}")]
     private static partial void LogBackendClosed(ILogger logger, long backendId, string database, string user, int serverPid, DisconnectReason reason);
 
-    [LoggerMessage(EventId = 3003, Level = LogLevel.Warning,
+    [LoggerMessage(EventId = ProxyEventIds.BackendConnectFailed, Level = LogLevel.Warning,
         Message = "Backend connect for {Database}/{User} to {Host}:{Port} failed: {Reason}")]
     private static partial void LogBackendConnectFailed(ILogger logger, string database, string user, string host, int port, string reason);
 }

@@ -62,9 +62,6 @@ public sealed class ResponseQueue
     /// <summary>Called for an entry dropped because an error made the backend skip it (to undo its bookkeeping).</summary>
     public Action<Expectation>? Dropped { get; set; }
 
-    /// <summary>Called when an entry completes normally.</summary>
-    public Action<Expectation>? Completed { get; set; }
-
     /// <summary>Adds an entry at the tail.</summary>
     public void Enqueue(in Expectation e)
     {
@@ -84,16 +81,13 @@ public sealed class ResponseQueue
         _count++;
     }
 
-    /// <summary>The head entry; only valid when <see cref="Count"/> &gt; 0.</summary>
-    public ref readonly Expectation Head => ref _items[_head];
-
     /// <summary>Removes and returns the head if it is a synthetic reply ready to send.</summary>
     public bool TryTakeSynthetic(out byte[] bytes)
     {
         if (_count > 0 && _items[_head].Kind == Expect.Synthetic)
         {
             bytes = _items[_head].Synthetic!;
-            Pop(completed: true);
+            Pop(dropped: false);
             return true;
         }
 
@@ -131,10 +125,10 @@ public sealed class ResponseQueue
 
             // The error answers the head (a failed injected Parse is the client's error too: forward it), and the
             // backend skips everything up to the next Sync.
-            Pop(completed: false);
+            Pop(dropped: true);
             while (_count > 0 && _items[_head].Kind != Expect.Sync)
             {
-                Pop(completed: false);
+                Pop(dropped: true);
             }
 
             return ResponseAction.Forward;
@@ -142,7 +136,7 @@ public sealed class ResponseQueue
 
         if (Ends(head.Kind, type))
         {
-            Pop(completed: true);
+            Pop(dropped: false);
         }
 
         return action;
@@ -159,27 +153,15 @@ public sealed class ResponseQueue
         _ => false,
     };
 
-    private void Pop(bool completed)
+    private void Pop(bool dropped)
     {
         Expectation e = _items[_head];
         _items[_head] = default;
         _head = (_head + 1) % _items.Length;
         _count--;
-        if (completed)
-        {
-            Completed?.Invoke(e);
-        }
-        else
+        if (dropped)
         {
             Dropped?.Invoke(e);
         }
-    }
-
-    /// <summary>Forgets everything (the backend is being closed).</summary>
-    public void Clear()
-    {
-        Array.Clear(_items);
-        _head = 0;
-        _count = 0;
     }
 }

@@ -118,12 +118,6 @@ public sealed class SessionRelay
         _backend.Input.CancelPendingRead();
     }
 
-    /// <summary>Bytes from the client.</summary>
-    public long BytesFromClient { get; private set; }
-
-    /// <summary>Bytes from the backend.</summary>
-    public long BytesFromBackend { get; private set; }
-
     private bool ReleasesPerTransaction => _mode != PoolMode.Session;
 
     /// <summary>Runs both directions until one stops, then stops the other; returns the first reason.</summary>
@@ -176,7 +170,7 @@ public sealed class SessionRelay
 
                 // A cancellation while not stopping is the client side waking the backend loop (a reply the proxy
                 // owes is at the head of the queue) or a stale one: process whatever is there as usual.
-                long before = buffer.Length;
+                bool received = !buffer.IsEmpty;
                 RelayStop stop;
                 lock (_lock)
                 {
@@ -190,18 +184,9 @@ public sealed class SessionRelay
                     Volatile.Write(ref _busySince, busy);
                 }
 
-                if (fromClient && before > 0)
+                if (fromClient && received)
                 {
                     LastClientActivity = System.Diagnostics.Stopwatch.GetTimestamp();
-                }
-
-                if (fromClient)
-                {
-                    BytesFromClient += before - buffer.Length;
-                }
-                else
-                {
-                    BytesFromBackend += before - buffer.Length;
                 }
 
                 // Stopping for a release leaves the rest unexamined so the next link sees it at once.

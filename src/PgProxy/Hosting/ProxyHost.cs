@@ -71,7 +71,7 @@ public sealed class ProxyHost : IAsyncDisposable
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PgProxy");
         foreach (IPEndPoint endpoint in host.Endpoints)
         {
-            logger.LogInformation(Core.Diagnostics.ProxyEventIds.Listening, "Listening for PostgreSQL clients on {Endpoint}", endpoint);
+            logger.LogInformation(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "Listening"), "Listening for PostgreSQL clients on {Endpoint}", endpoint);
         }
 
         return host;

@@ -25,7 +25,7 @@ internal sealed class FakeBackends
     public Pool CreatePool(PoolSettings settings, params ConnectionLimiter[] limiters)
     {
         var target = new PoolTarget("fake", 1, "db", new BackendCredentials { User = "u" });
-        return new Pool(new PoolKey("db", "u"), target, settings, limiters.Length == 0 ? [new ConnectionLimiter("db", 0)] : limiters, OpenAsync,
+        return new Pool(new PoolKey("db", "u"), target, settings, limiters.Length == 0 ? [new ConnectionLimiter(0)] : limiters, OpenAsync,
             NullLogger.Instance);
     }
 

@@ -167,7 +167,7 @@ public sealed class PoolTests
     public async Task SharedLimiter_CapsAcrossPools()
     {
         var fakes = new FakeBackends();
-        var limiter = new ConnectionLimiter("max_db_connections", 1);
+        var limiter = new ConnectionLimiter(1);
         Pool p1 = fakes.CreatePool(Small, limiter);
         Pool p2 = fakes.CreatePool(Small with { QueryWaitTimeout = TimeSpan.FromMilliseconds(100) }, limiter);
         await p1.AcquireAsync(default);
