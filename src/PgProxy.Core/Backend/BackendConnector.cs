@@ -47,7 +47,7 @@ public sealed class BackendConnector
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw Unavailable(target, $"connect timed out after server_connect_timeout ({Format(timeout)})");
+            throw Unavailable(target, $"connect timed out after server_connect_timeout ({DurationText.Format(timeout)})");
         }
         catch (SocketException ex)
         {
@@ -63,7 +63,7 @@ public sealed class BackendConnector
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             await backend.CloseAsync().ConfigureAwait(false);
-            throw Unavailable(target, $"login timed out after server_connect_timeout ({Format(timeout)})");
+            throw Unavailable(target, $"login timed out after server_connect_timeout ({DurationText.Format(timeout)})");
         }
         catch (Exception ex) when (ex is IOException or ConnectionResetException or SocketException)
         {
@@ -76,8 +76,6 @@ public sealed class BackendConnector
             throw;
         }
     }
-
-    private static string Format(TimeSpan t) => t.TotalSeconds >= 1 ? $"{t.TotalSeconds:0.###}s" : $"{t.TotalMilliseconds:0}ms";
 
     private static BackendUnavailableException Unavailable(PoolTarget target, string reason, Exception? inner = null) =>
         new(SqlState.ConnectionFailure,

@@ -39,7 +39,7 @@ public sealed partial class ClientSession
         catch (OperationCanceledException) when (cts.IsCancellationRequested && !_connection.ConnectionClosed.IsCancellationRequested)
         {
             throw new ProxyException(SqlState.QueryCanceled,
-                $"canceling authentication due to timeout (client_login_timeout {timeout.TotalSeconds:0.###}s)");
+                $"canceling authentication due to timeout (client_login_timeout {DurationText.Format(timeout)})");
         }
     }
 

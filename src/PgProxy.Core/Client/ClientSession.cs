@@ -166,7 +166,7 @@ public sealed partial class ClientSession : ICancelTarget
         // Settings PostgreSQL does not report back (search_path before PG 18, work_mem, ...) come from startup only.
         List<KeyValuePair<string, string>> unreported = login.Settings.Where(s => !told.ContainsKey(s.Key)).ToList();
         Dictionary<string, Prepared.PreparedStatement>? statements =
-            settings.Mode != PoolMode.Session && settings.MaxPreparedStatements > 0 ? new(StringComparer.Ordinal) : null;
+            settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0 ? new(StringComparer.Ordinal) : null;
 
         while (true)
         {
@@ -183,7 +183,7 @@ public sealed partial class ClientSession : ICancelTarget
             backend.Statements.NextGeneration();
             try
             {
-                await SyncParametersAsync(backend, DesiredSettings(told, unreported), settings.ServerConnectTimeout).ConfigureAwait(false);
+                await SyncParametersAsync(backend, DesiredSettings(told, unreported), settings.Proxy.ServerConnectTimeout).ConfigureAwait(false);
             }
             catch
             {
@@ -204,7 +204,7 @@ public sealed partial class ClientSession : ICancelTarget
 
             Volatile.Write(ref _linked, backend);
             LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
-            var relay = new SessionRelay(Input, Output, backend, settings.Mode, statements, settings.MaxPreparedStatements);
+            var relay = new SessionRelay(Input, Output, backend, settings.Mode, statements, settings.Proxy.MaxPreparedStatements);
             Volatile.Write(ref _relay, relay);
             try
             {
@@ -293,7 +293,7 @@ public sealed partial class ClientSession : ICancelTarget
         {
             if (p.ClientIdleTimeout > TimeSpan.Zero && Stopwatch.GetElapsedTime(Volatile.Read(ref _lastActivity)) > p.ClientIdleTimeout)
             {
-                Abort(ErrorResponse.Fatal("57P05", $"terminating connection due to idle-session timeout (client_idle_timeout {Seconds(p.ClientIdleTimeout)})"), null);
+                Abort(ErrorResponse.Fatal("57P05", $"terminating connection due to idle-session timeout (client_idle_timeout {DurationText.Format(p.ClientIdleTimeout)})"), null);
             }
 
             return;
@@ -305,7 +305,7 @@ public sealed partial class ClientSession : ICancelTarget
             if (p.QueryTimeout > TimeSpan.Zero && Stopwatch.GetElapsedTime(busy) > p.QueryTimeout)
             {
                 _ = CancelQuietlyAsync();
-                Abort(ErrorResponse.Fatal(SqlState.QueryCanceled, $"canceling statement due to query_timeout ({Seconds(p.QueryTimeout)})"), relay);
+                Abort(ErrorResponse.Fatal(SqlState.QueryCanceled, $"canceling statement due to query_timeout ({DurationText.Format(p.QueryTimeout)})"), relay);
             }
 
             return;
@@ -317,16 +317,14 @@ public sealed partial class ClientSession : ICancelTarget
             if (p.IdleTransactionTimeout > TimeSpan.Zero && idle > p.IdleTransactionTimeout)
             {
                 Abort(ErrorResponse.Fatal("25P03",
-                    $"terminating connection due to idle-in-transaction timeout (idle_transaction_timeout {Seconds(p.IdleTransactionTimeout)})"), relay);
+                    $"terminating connection due to idle-in-transaction timeout (idle_transaction_timeout {DurationText.Format(p.IdleTransactionTimeout)})"), relay);
             }
         }
         else if (p.ClientIdleTimeout > TimeSpan.Zero && idle > p.ClientIdleTimeout)
         {
-            Abort(ErrorResponse.Fatal("57P05", $"terminating connection due to idle-session timeout (client_idle_timeout {Seconds(p.ClientIdleTimeout)})"), relay);
+            Abort(ErrorResponse.Fatal("57P05", $"terminating connection due to idle-session timeout (client_idle_timeout {DurationText.Format(p.ClientIdleTimeout)})"), relay);
         }
     }
-
-    private static string Seconds(TimeSpan t) => t.TotalSeconds >= 1 ? $"{t.TotalSeconds:0.###}s" : $"{t.TotalMilliseconds:0}ms";
 
     private void Abort(ErrorResponse error, SessionRelay? relay)
     {
@@ -366,12 +364,12 @@ public sealed partial class ClientSession : ICancelTarget
         {
             BackendConnection backend = await pool.AcquireAsync(ct).ConfigureAwait(false);
             bool fresh = backend.LastUsedAt == backend.CreatedAt;
-            if (string.IsNullOrEmpty(s.ServerCheckQuery) || fresh || Stopwatch.GetElapsedTime(backend.LastUsedAt) < s.ServerCheckDelay)
+            if (string.IsNullOrEmpty(s.Proxy.ServerCheckQuery) || fresh || Stopwatch.GetElapsedTime(backend.LastUsedAt) < s.Proxy.ServerCheckDelay)
             {
                 return backend;
             }
 
-            if (await RunControlQueriesAsync(backend, [s.ServerCheckQuery], s.ServerConnectTimeout).ConfigureAwait(false) is null &&
+            if (await RunControlQueriesAsync(backend, [s.Proxy.ServerCheckQuery], s.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null &&
                 backend.TransactionStatus == (byte)'I')
             {
                 return backend;
@@ -422,7 +420,7 @@ public sealed partial class ClientSession : ICancelTarget
     /// <summary>Statement mode: a statement opened a transaction. Roll it back and tell the client, as PgBouncer does.</summary>
     private async Task RefuseTransactionAsync(BackendConnection backend)
     {
-        bool ok = await RunControlQueriesAsync(backend, ["ROLLBACK"], backend.Pool.Settings.ServerConnectTimeout).ConfigureAwait(false) is null;
+        bool ok = await RunControlQueriesAsync(backend, ["ROLLBACK"], backend.Pool.Settings.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null;
         ErrorResponse.Error(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode",
             "the transaction was rolled back; use a transaction- or session-mode pool for multi-statement transactions").Write(_builder);
         BackendMessages.ReadyForQuery(_builder, (byte)'I');
@@ -492,9 +490,9 @@ public sealed partial class ClientSession : ICancelTarget
             queries.Add("ROLLBACK");
         }
 
-        if (reset && !string.IsNullOrWhiteSpace(pool.Settings.ServerResetQuery))
+        if (reset && !string.IsNullOrWhiteSpace(pool.Settings.Proxy.ServerResetQuery))
         {
-            queries.Add(pool.Settings.ServerResetQuery);
+            queries.Add(pool.Settings.Proxy.ServerResetQuery);
         }
 
         if (reset && backend.Statements.Count > 0)
@@ -509,7 +507,7 @@ public sealed partial class ClientSession : ICancelTarget
         }
 
         pool.MarkUsed(backend);
-        bool ok = await RunControlQueriesAsync(backend, queries, pool.Settings.ServerConnectTimeout).ConfigureAwait(false) is null;
+        bool ok = await RunControlQueriesAsync(backend, queries, pool.Settings.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null;
         if (ok && reset)
         {
             backend.AppliedSettings.Clear();

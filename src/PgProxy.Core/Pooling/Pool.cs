@@ -83,7 +83,7 @@ public sealed partial class Pool
     }
 
     private bool InBackoffLocked =>
-        _lastConnectFailure is not null && Stopwatch.GetElapsedTime(_lastConnectFailureAt) < Settings.ServerLoginRetry;
+        _lastConnectFailure is not null && Stopwatch.GetElapsedTime(_lastConnectFailureAt) < Settings.Proxy.ServerLoginRetry;
 
     /// <summary>Counters, consistent with each other.</summary>
     public PoolCounts Counts
@@ -190,8 +190,8 @@ public sealed partial class Pool
 
     private async ValueTask<BackendConnection> WaitAsync(PoolWaiter waiter, CancellationToken ct)
     {
-        TimeSpan waitLimit = Settings.QueryWaitTimeout;
-        TimeSpan reserveAt = Settings.ReservePoolTimeout;
+        TimeSpan waitLimit = Settings.Proxy.QueryWaitTimeout;
+        TimeSpan reserveAt = Settings.Proxy.ReservePoolTimeout;
         bool useReserve = Settings.ReservePoolSize > 0 && (waitLimit <= TimeSpan.Zero || reserveAt < waitLimit);
         bool leftQueue = false;
         try
@@ -262,12 +262,12 @@ public sealed partial class Pool
             if (RecentConnectFailure is { } failure)
             {
                 throw new BackendUnavailableException(SqlState.ConnectionFailure,
-                    $"query_wait_timeout: no server connection within {FormatSeconds(waitLimit)} for pool \"{Key}\": {failure}",
-                    $"the pool retries every server_login_retry ({FormatSeconds(Settings.ServerLoginRetry)})");
+                    $"query_wait_timeout: no server connection within {DurationText.Format(waitLimit)} for pool \"{Key}\": {failure}",
+                    $"the pool retries every server_login_retry ({DurationText.Format(Settings.Proxy.ServerLoginRetry)})");
             }
 
             throw new BackendUnavailableException(SqlState.TooManyConnections,
-                $"query_wait_timeout: no server connection became free within {FormatSeconds(waitLimit)} for pool \"{Key}\"",
+                $"query_wait_timeout: no server connection became free within {DurationText.Format(waitLimit)} for pool \"{Key}\"",
                 $"{counts.Total} of {Settings.PoolSize} (+{Settings.ReservePoolSize} reserve) server connections are in use and {counts.Waiting} clients are waiting; " +
                 "raise pool_size or query_wait_timeout, or shorten transactions");
         }
@@ -275,8 +275,6 @@ public sealed partial class Pool
         BackendConnection? handed = await waiter.Task.ConfigureAwait(false);
         return handed ?? await OpenInSlotAsync(ct).ConfigureAwait(false);
     }
-
-    private static string FormatSeconds(TimeSpan t) => t.TotalSeconds >= 1 ? $"{t.TotalSeconds:0.###}s" : $"{t.TotalMilliseconds:0}ms";
 
     private async Task GiveBackAsync(PoolWaiter waiter)
     {
@@ -431,10 +429,10 @@ public sealed partial class Pool
     /// <summary>server_lifetime less up to 10% random jitter, so backends opened together do not all reconnect together.</summary>
     private void SetExpiry(BackendConnection backend)
     {
-        if (Settings.ServerLifetime > TimeSpan.Zero)
+        if (Settings.Proxy.ServerLifetime > TimeSpan.Zero)
         {
             double factor = 1 - Random.Shared.NextDouble() * 0.1;
-            backend.ExpiresAt = backend.CreatedAt + (long)(Settings.ServerLifetime.TotalSeconds * factor * Stopwatch.Frequency);
+            backend.ExpiresAt = backend.CreatedAt + (long)(Settings.Proxy.ServerLifetime.TotalSeconds * factor * Stopwatch.Frequency);
         }
     }
 
@@ -446,7 +444,7 @@ public sealed partial class Pool
     {
         var taken = new List<(BackendConnection, Diagnostics.DisconnectReason)>();
         long now = Stopwatch.GetTimestamp();
-        long idleLimit = Settings.ServerIdleTimeout > TimeSpan.Zero ? (long)(Settings.ServerIdleTimeout.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
+        long idleLimit = Settings.Proxy.ServerIdleTimeout > TimeSpan.Zero ? (long)(Settings.Proxy.ServerIdleTimeout.TotalSeconds * Stopwatch.Frequency) : long.MaxValue;
         lock (_lock)
         {
             LinkedListNode<BackendConnection>? node = _idle.First;
@@ -498,7 +496,7 @@ public sealed partial class Pool
     {
         while (true)
         {
-            LinkedListNode<BackendConnection>? node = Settings.RoundRobin ? _idle.First : _idle.Last;
+            LinkedListNode<BackendConnection>? node = Settings.Proxy.ServerRoundRobin ? _idle.First : _idle.Last;
             if (node is null)
             {
                 backend = null;

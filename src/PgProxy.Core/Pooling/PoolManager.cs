@@ -87,17 +87,7 @@ public sealed partial class PoolManager : IAsyncDisposable
             PoolSize = db.PoolSize ?? p.DefaultPoolSize,
             MinPoolSize = db.MinPoolSize ?? p.MinPoolSize,
             ReservePoolSize = db.ReservePoolSize ?? p.ReservePoolSize,
-            ReservePoolTimeout = p.ReservePoolTimeout,
-            QueryWaitTimeout = p.QueryWaitTimeout,
-            ServerConnectTimeout = p.ServerConnectTimeout,
-            ServerLoginRetry = p.ServerLoginRetry,
-            ServerResetQuery = p.ServerResetQuery,
-            ServerLifetime = p.ServerLifetime,
-            ServerIdleTimeout = p.ServerIdleTimeout,
-            ServerCheckDelay = p.ServerCheckDelay,
-            ServerCheckQuery = p.ServerCheckQuery,
-            RoundRobin = p.ServerRoundRobin,
-            MaxPreparedStatements = p.MaxPreparedStatements,
+            Proxy = p,
         };
 
         string backendUser = db.User ?? key.User;
@@ -139,7 +129,7 @@ public sealed partial class PoolManager : IAsyncDisposable
     {
         try
         {
-            BackendConnection backend = await _connector.ConnectAsync(pool, pool.Settings.ServerConnectTimeout, ct).ConfigureAwait(false);
+            BackendConnection backend = await _connector.ConnectAsync(pool, pool.Settings.Proxy.ServerConnectTimeout, ct).ConfigureAwait(false);
             LogBackendConnected(_logger, backend.Id, pool.Key.Database, pool.Key.User, backend.Host, backend.Port, backend.ProcessId);
             pool.WelcomeParameters ??= new Dictionary<string, string>(backend.Parameters, StringComparer.OrdinalIgnoreCase);
             return backend;

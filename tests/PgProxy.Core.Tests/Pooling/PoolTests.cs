@@ -6,7 +6,7 @@ namespace PgProxy.Core.Tests.Pooling;
 
 public sealed class PoolTests
 {
-    private static readonly PoolSettings Small = new() { PoolSize = 2, QueryWaitTimeout = TimeSpan.FromSeconds(5) };
+    private static readonly PoolSettings Small = new() { PoolSize = 2, Proxy = new() { QueryWaitTimeout = TimeSpan.FromSeconds(5) } };
 
     private static void AssertInvariant(Pool pool, int expectedTotal)
     {
@@ -40,7 +40,7 @@ public sealed class PoolTests
     public async Task RoundRobin_ReusesFifo()
     {
         var fakes = new FakeBackends();
-        Pool pool = fakes.CreatePool(Small with { RoundRobin = true });
+        Pool pool = fakes.CreatePool(Small with { Proxy = Small.Proxy with { ServerRoundRobin = true } });
         BackendConnection a = await pool.AcquireAsync(default);
         BackendConnection b = await pool.AcquireAsync(default);
         await pool.ReleaseAsync(a, reusable: true);
@@ -85,7 +85,7 @@ public sealed class PoolTests
     public async Task WaitTimeout_Throws53300_NamingTheTimeout_AndLeavesNoWaiter()
     {
         var fakes = new FakeBackends();
-        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, QueryWaitTimeout = TimeSpan.FromMilliseconds(100) });
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, Proxy = Small.Proxy with { QueryWaitTimeout = TimeSpan.FromMilliseconds(100) } });
         await pool.AcquireAsync(default);
         BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
         Assert.Equal("53300", ex.SqlState);
@@ -127,7 +127,7 @@ public sealed class PoolTests
     public async Task ConnectFailure_ReleasesTheSlot_BacksOff_ThenTheRetryServesTheWaiter()
     {
         var fakes = new FakeBackends { Fail = true };
-        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, ServerLoginRetry = TimeSpan.FromMilliseconds(200) });
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromMilliseconds(200) } });
         BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
         Assert.Equal("08006", ex.SqlState);
         AssertInvariant(pool, 0);
@@ -154,7 +154,7 @@ public sealed class PoolTests
     public async Task Reserve_IsUsedOnlyAfterReserveTimeout()
     {
         var fakes = new FakeBackends();
-        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, ReservePoolSize = 1, ReservePoolTimeout = TimeSpan.FromMilliseconds(150) });
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, ReservePoolSize = 1, Proxy = Small.Proxy with { ReservePoolTimeout = TimeSpan.FromMilliseconds(150) } });
         await pool.AcquireAsync(default);
         var sw = System.Diagnostics.Stopwatch.StartNew();
         await pool.AcquireAsync(default);
@@ -169,7 +169,7 @@ public sealed class PoolTests
         var fakes = new FakeBackends();
         var limiter = new ConnectionLimiter(1);
         Pool p1 = fakes.CreatePool(Small, limiter);
-        Pool p2 = fakes.CreatePool(Small with { QueryWaitTimeout = TimeSpan.FromMilliseconds(100) }, limiter);
+        Pool p2 = fakes.CreatePool(Small with { Proxy = Small.Proxy with { QueryWaitTimeout = TimeSpan.FromMilliseconds(100) } }, limiter);
         await p1.AcquireAsync(default);
         await Assert.ThrowsAsync<BackendUnavailableException>(() => p2.AcquireAsync(default).AsTask());
         Assert.Equal(1, limiter.Count);
