@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Compares PgProxy with PgBouncer and a direct connection, in one run, on loopback: pgbench scenarios in
-# alternating order over several rounds; prints median TPS, min/max, ratios, and each pooler's CPU time per
-# 1000 transactions (from /proc/PID/stat). Bounded: ROUNDS x scenarios x 3 targets x DURATION seconds.
-#   bench/load/compare.sh                      # defaults: 3 rounds of 10 s
+# alternating order over several rounds; prints median TPS, min/max, ratios, each pooler's CPU time per
+# transaction (from /proc/PID/stat), the latency one client adds, and the resident memory per idle client
+# (IDLE_CLIENTS connections logged in and idle). Writes bench/results/latest-<mode>.md and .png (gnuplot).
+# Bounded: ROUNDS x scenarios x 3 targets x DURATION seconds, plus the idle-client step (capped at 10 minutes).
+#   bench/load/compare.sh                      # defaults: 3 rounds of 10 s, 5000 idle clients
 #   ROUNDS=5 DURATION=20 bench/load/compare.sh
+#   UPDATE_README=1 bench/load/compare.sh      # also puts the table into README.md (transaction mode)
 #   POOL_MODE=session bench/load/compare.sh    # session mode (20 clients, as a session pool of 20 can serve no more)
 # Transaction pool mode by default, pool of 20 in both poolers, SCRAM for clients.
 set -euo pipefail
@@ -13,7 +16,13 @@ ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-10}
 OUT=${OUT:-$ROOT/bench/results}
 POOL_MODE=${POOL_MODE:-transaction}
+IDLE_CLIENTS=${IDLE_CLIENTS:-5000}
+UPDATE_README=${UPDATE_README:-0}
 scripts/ensure-deps.sh
+if ! command -v gnuplot >/dev/null; then
+  echo "Installing gnuplot from Debian packages (for the chart)..."
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gnuplot-nox >/dev/null || echo "WARN: no gnuplot: no chart"
+fi
 if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   echo "Installing PgBouncer from Debian packages..."
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null
@@ -39,6 +48,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 dotnet build src/PgProxy -c Release --nologo -v quiet >/dev/null
+dotnet build bench/IdleClients -c Release --nologo -v quiet >/dev/null
 printf '%s\n' "$PASSWORD" > "$RUN/pw"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$RUN"
 as_pg "$PG_BIN/initdb" -D "$RUN/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 --pwfile="$RUN/pw" --no-sync >/dev/null
@@ -58,7 +68,7 @@ auth_type = scram-sha-256
 auth_file = $RUN/userlist.txt
 pool_mode = $POOL_MODE
 default_pool_size = 20
-max_client_conn = 2000
+max_client_conn = $((IDLE_CLIENTS + 1000))
 logfile = $RUN/pgbouncer.log
 INI
 cat > "$RUN/proxy.toml" <<TOML
@@ -66,7 +76,7 @@ cat > "$RUN/proxy.toml" <<TOML
 listen = "127.0.0.1:$PROXY_PORT"
 pool_mode = "$POOL_MODE"
 default_pool_size = 20
-max_client_conn = 2000
+max_client_conn = $((IDLE_CLIENTS + 1000))
 [auth]
 type = "scram-sha-256"
 file = "userlist.txt"
@@ -101,6 +111,7 @@ if [ "$POOL_MODE" = session ]; then
 else
   SCENARIOS=(
     "select-only, 50 clients|-S -c 50 -j 2"
+    "select-only, 200 clients|-S -c 200 -j 2"
     "select-only extended protocol, 50 clients|-S -M extended -c 50 -j 2"
     "select-only prepared, 50 clients|-S -M prepared -c 50 -j 50"
     "select-only, connection per transaction (-C), 20 clients|-S -C -c 20 -j 2"
@@ -132,31 +143,117 @@ for ((round = 1; round <= ROUNDS; round++)); do
         tps=0
       fi
       [ "$tps" = "0" ] && echo "WARN: $t / $name: no result: $(echo "$out" | tail -2)" >&2
+      # Pooler CPU (user + system) per transaction in microseconds, which is also milliseconds per 1000.
       cpu="-"
-      if [ -n "$pid" ] && [ "$tx" -gt 0 ]; then cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$tx" 'BEGIN {printf "%.3f", d / t / n * 1000}'); fi
+      if [ -n "$pid" ] && [ "$tx" -gt 0 ] && [ "$tps" != "0" ]; then cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$tx" 'BEGIN {printf "%.1f", d / t / n * 1e6}'); fi
       TPS["$name|$t"]+="$tps "; CPU["$name|$t"]+="$cpu "; LAT["$name|$t"]+="$lat "
-      echo "round $round  $t  $name: tps=$tps latency=${lat}ms cpu_s_per_1000tx=$cpu" >&2
+      echo "round $round  $t  $name: tps=$tps latency=${lat}ms cpu_us_per_tx=$cpu" >&2
     done
   done
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | grep -v '^-$' | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 minmax() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%s-%s", min, max}'; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a != "-" && b != "-") printf "%.2f", a / b; else print "-"}'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a != "-" && b != "-" && a > 0) printf "%.2f", a / b; else print "-"}'; }
+shown() { awk -v v="$1" 'BEGIN {if (v == "-" || v == 0) print "failed"; else printf "%.0f", v}'; }
+
+# Idle clients: IDLE_CLIENTS connections log in through each pooler and stay idle; resident memory before and after.
+rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
+declare -A IDLE
+if [ "$POOL_MODE" = transaction ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
+  IDLE_TOOL=bench/IdleClients/bin/Release/net10.0/IdleClients.dll
+  for t in pgbouncer pgproxy; do
+    case $t in pgbouncer) port=$BOUNCER_PORT; pid=$BOUNCER_PID;; pgproxy) port=$PROXY_PORT; pid=$PROXY_PID;; esac
+    sleep 2
+    before=$(rss_kb "$pid")
+    fifo="$RUN/idle-$t.out"; : > "$fifo"
+    # Holds the connections until its stdin closes (sleep ends) or 600 s pass.
+    (sleep 600 | timeout 900 dotnet "$IDLE_TOOL" "Host=127.0.0.1;Port=$port;Username=postgres;Password=$PASSWORD;Database=bench" "$IDLE_CLIENTS" 600 > "$fifo" 2>&1) &
+    holder=$!
+    for _ in $(seq 1 600); do grep -q READY "$fifo" && break; kill -0 "$holder" 2>/dev/null || break; sleep 1; done
+    sleep 3
+    after=$(rss_kb "$pid")
+    ready=$(grep -m1 READY "$fifo" || tail -2 "$fifo")
+    pkill -P "$holder" -f "sleep 600" 2>/dev/null || true
+    pkill -f "$IDLE_TOOL.*Port=$port;" 2>/dev/null || true
+    wait "$holder" 2>/dev/null || true
+    opened=$(echo "$ready" | sed -n 's/.*opened=\([0-9]*\).*/\1/p'); opened=${opened:-0}
+    per=$(awk -v a="$after" -v b="$before" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "-"}')
+    IDLE[$t]="$before|$after|$opened|$per"
+    echo "idle $t: rss ${before} kB -> ${after} kB with $opened idle clients ($per bytes per client): $ready" >&2
+  done
+fi
 
 mkdir -p "$OUT"
 REPORT="$OUT/latest-$POOL_MODE.md"
+CHART="$OUT/latest-$POOL_MODE.png"
+DATA="$RUN/chart.dat"
+: > "$DATA"
 {
   echo "# PgProxy vs PgBouncer vs direct ($(date -u +%Y-%m-%d), $POOL_MODE mode, pool 20, $ROUNDS rounds x ${DURATION}s)"
   echo
-  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\`. TPS are medians; \"-\" or 0 means the target failed the scenario (see warnings in the run's output)."
+  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\` on $(nproc) cores, $(uname -r); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'). TPS are medians over the rounds; \"failed\" means the target could not run the scenario (see the warnings in the run's output). Pooler CPU is user + system time of the pooler process per transaction (µs, which is also ms per 1000 transactions)."
   echo
-  echo "| scenario | direct TPS | PgBouncer TPS | PgProxy TPS (min-max) | PgProxy/PgBouncer | PgProxy/direct | latency ms direct / bouncer / proxy | pooler CPU s per 1000 tx: bouncer / proxy |"
+  echo "| scenario | direct TPS | PgBouncer TPS | PgProxy TPS (min-max) | PgProxy / PgBouncer | PgProxy / direct | latency ms direct / PgBouncer / PgProxy | pooler CPU µs per tx PgBouncer / PgProxy (ratio) |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  i=0
   for s in "${SCENARIOS[@]}"; do
     name=${s%%|*}
     d=$(echo "${TPS[$name|direct]}" | median); b=$(echo "${TPS[$name|pgbouncer]}" | median); p=$(echo "${TPS[$name|pgproxy]}" | median)
-    echo "| $name | $d | $b | $p ($(echo "${TPS[$name|pgproxy]}" | minmax)) | $(ratio "$p" "$b") | $(ratio "$p" "$d") | $(echo "${LAT[$name|direct]}" | median) / $(echo "${LAT[$name|pgbouncer]}" | median) / $(echo "${LAT[$name|pgproxy]}" | median) | $(echo "${CPU[$name|pgbouncer]}" | median) / $(echo "${CPU[$name|pgproxy]}" | median) |"
+    cb=$(echo "${CPU[$name|pgbouncer]}" | median); cp=$(echo "${CPU[$name|pgproxy]}" | median)
+    ld=$(echo "${LAT[$name|direct]}" | median); lb=$(echo "${LAT[$name|pgbouncer]}" | median); lp=$(echo "${LAT[$name|pgproxy]}" | median)
+    extra=""
+    case $name in *"1 client"*)
+      extra=" (added per query: PgBouncer $(awk -v a="$lb" -v b="$ld" 'BEGIN {printf "%.0f", (a - b) * 1000}') µs, PgProxy $(awk -v a="$lp" -v b="$ld" 'BEGIN {printf "%.0f", (a - b) * 1000}') µs)";;
+    esac
+    echo "| $name | $(shown "$d") | $(shown "$b") | $(shown "$p") ($(echo "${TPS[$name|pgproxy]}" | minmax)) | $(ratio "$p" "$b") | $(ratio "$p" "$d") | $ld / $lb / $lp$extra | $cb / $cp ($(ratio "$cp" "$cb")) |"
+    i=$((i + 1))
+    short=$(echo "$name" | sed -e 's/select-only/S/' -e 's/ extended protocol/ extended/' -e 's/connection per transaction (-C)/-C/' -e 's/ (latency)//' -e 's/, / /g' -e 's/ clients\{0,1\}//')
+    rb=$(awk -v a="$b" -v d="$d" 'BEGIN {if (d > 0 && a != "-") printf "%.3f", a / d; else print 0}')
+    rp=$(awk -v a="$p" -v d="$d" 'BEGIN {if (d > 0 && a != "-") printf "%.3f", a / d; else print 0}')
+    echo "$i \"$short\" $rb $rp $( [ "$cb" = "-" ] && echo 0 || echo "$cb") $( [ "$cp" = "-" ] && echo 0 || echo "$cp")" >> "$DATA"
   done
+  if [ -n "${IDLE[pgproxy]:-}" ]; then
+    echo
+    echo "Idle clients ($IDLE_CLIENTS logged in, idle; resident memory of the pooler process before and after):"
+    echo
+    echo "| pooler | RSS before | RSS after | clients | bytes per idle client |"
+    echo "| --- | --- | --- | --- | --- |"
+    for t in pgbouncer pgproxy; do
+      IFS='|' read -r before after opened per <<< "${IDLE[$t]}"
+      echo "| $t | $((before / 1024)) MiB | $((after / 1024)) MiB | $opened | $per |"
+    done
+  fi
 } > "$REPORT"
 cat "$REPORT"
+
+if command -v gnuplot >/dev/null; then
+  gnuplot <<GP
+set terminal pngcairo size 1200,760 font "DejaVu Sans,10" noenhanced
+set output "$CHART"
+set multiplot layout 2,1 title "PgProxy vs PgBouncer, $POOL_MODE mode, pool 20 ($(date -u +%Y-%m-%d), $(nproc) cores, medians of $ROUNDS x ${DURATION}s)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set grid ytics
+set key top right
+set yrange [0:*]
+set xtics nomirror
+set ylabel "TPS / direct TPS"
+plot "$DATA" using 3:xtic(2) title "PgBouncer" lc rgb "#888888", "" using 4 title "PgProxy" lc rgb "#2a7ab0", 1 with lines dt 2 lc rgb "#444444" title "direct"
+set ylabel "pooler CPU µs per transaction"
+plot "$DATA" using 5:xtic(2) title "PgBouncer" lc rgb "#888888", "" using 6 title "PgProxy" lc rgb "#2a7ab0"
+unset multiplot
+GP
+  echo "Chart: $CHART"
+fi
+
+if [ "$UPDATE_README" = 1 ] && [ "$POOL_MODE" = transaction ]; then
+  # Replace the README's table between its markers with this run's.
+  awk -v report="$REPORT" '
+    /<!-- bench:start -->/ {print; while ((getline line < report) > 0) if (line !~ /^# /) print line; skip = 1; next}
+    /<!-- bench:end -->/ {skip = 0}
+    !skip {print}' README.md > "$RUN/README.md" && cp "$RUN/README.md" README.md
+  echo "README.md updated."
+fi

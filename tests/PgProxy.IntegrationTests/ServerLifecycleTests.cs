@@ -31,12 +31,23 @@ public sealed class ServerLifecycleTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg,
             "pool_mode = \"transaction\"\ndefault_pool_size = 4\nmin_pool_size = 1\nserver_idle_timeout = \"500ms\"");
-        await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
+        // Log in first, then run the four sleeps together: they need four servers at once however slow logins are.
+        var conns = new List<NpgsqlConnection>();
+        for (int i = 0; i < 4; i++)
         {
-            await using NpgsqlConnection conn = await proxy.OpenAsync();
+            conns.Add(await proxy.OpenAsync());
+        }
+
+        await Task.WhenAll(conns.Select(async conn =>
+        {
             await using var cmd = new NpgsqlCommand("SELECT pg_sleep(0.3)", conn);
             await cmd.ExecuteNonQueryAsync();
         }));
+        foreach (NpgsqlConnection conn in conns)
+        {
+            await conn.DisposeAsync();
+        }
+
         Core.Pooling.Pool pool = Assert.Single(proxy.Services.Pools.Pools);
         Assert.True(pool.Counts.Total >= 2, "several servers were opened");
 

@@ -55,6 +55,13 @@ public sealed class BackendConnection
     /// <summary>Values of non-reported parameters the proxy SET on this backend since its last reset.</summary>
     public Dictionary<string, string> AppliedSettings { get; } = new(StringComparer.OrdinalIgnoreCase);
 
+    /// <summary>
+    /// The settings key (<see cref="Client.ClientSession"/>'s canonical text of a client's desired settings) this
+    /// backend was last brought in line with; null once its settings may have changed (a ParameterStatus, a reset).
+    /// A client whose key is equal skips parameter sync entirely: the common case costs one string comparison.
+    /// </summary>
+    public string? SyncedSettings { get; internal set; }
+
     /// <summary>Protocol-level statements prepared on this backend by the proxy (transaction mode).</summary>
     public Prepared.BackendStatements Statements { get; } = new();
 

@@ -143,16 +143,8 @@ public sealed partial class ClientSession : ICancelTarget
         }
 
         // The client's view of every reported parameter: what it was told, then whatever its backends reported.
-        var told = new Dictionary<string, string>(pool.WelcomeParameters!, StringComparer.OrdinalIgnoreCase);
-        foreach (KeyValuePair<string, string> setting in login.Settings)
-        {
-            if (told.ContainsKey(setting.Key))
-            {
-                told[setting.Key] = setting.Value;
-            }
-        }
-
-        foreach (KeyValuePair<string, string> p in told)
+        ClientSettings view = pool.Intern(ClientSettings.AtLogin(pool.WelcomeParameters!, login.Settings));
+        foreach (KeyValuePair<string, string> p in view.Told)
         {
             BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
         }
@@ -160,11 +152,10 @@ public sealed partial class ClientSession : ICancelTarget
         BackendMessages.BackendKeyData(_builder, cancelPid, cancelSecret);
         BackendMessages.ReadyForQuery(_builder, (byte)'I');
         await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
+        _builder.Shrink();
         markLoggedIn();
         LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
 
-        // Settings PostgreSQL does not report back (search_path before PG 18, work_mem, ...) come from startup only.
-        List<KeyValuePair<string, string>> unreported = login.Settings.Where(s => !told.ContainsKey(s.Key)).ToList();
         Dictionary<string, Prepared.PreparedStatement>? statements =
             settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0 ? new(StringComparer.Ordinal) : null;
 
@@ -181,25 +172,30 @@ public sealed partial class ClientSession : ICancelTarget
 
             BackendConnection backend = await AcquireCheckedAsync(pool, closed).ConfigureAwait(false);
             backend.Statements.NextGeneration();
-            try
+            if (!ReferenceEquals(backend.SyncedSettings, view.Key) && !string.Equals(backend.SyncedSettings, view.Key, StringComparison.Ordinal))
             {
-                await SyncParametersAsync(backend, DesiredSettings(told, unreported), settings.Proxy.ServerConnectTimeout).ConfigureAwait(false);
-            }
-            catch
-            {
-                await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.ParameterSyncFailed).ConfigureAwait(false);
-                throw;
-            }
-
-            // Whatever the server reports differently from what the client was told (canonical spellings such as
-            // DateStyle "ISO, MDY") reaches the client before its first reply.
-            foreach (KeyValuePair<string, string> p in backend.Parameters)
-            {
-                if (!told.TryGetValue(p.Key, out string? value) || value != p.Value)
+                try
                 {
-                    BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
-                    told[p.Key] = p.Value;
+                    await SyncParametersAsync(backend, view, settings.Proxy.ServerConnectTimeout).ConfigureAwait(false);
                 }
+                catch
+                {
+                    await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.ParameterSyncFailed).ConfigureAwait(false);
+                    throw;
+                }
+
+                // Whatever the server reports differently from what the client was told (canonical spellings such as
+                // DateStyle "ISO, MDY") reaches the client before its first reply.
+                foreach (KeyValuePair<string, string> p in backend.Parameters)
+                {
+                    if (!view.Told.TryGetValue(p.Key, out string? value) || value != p.Value)
+                    {
+                        BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
+                    }
+                }
+
+                view = pool.Intern(view.With(backend.Parameters));
+                backend.SyncedSettings = view.Key;
             }
 
             Volatile.Write(ref _linked, backend);
@@ -208,7 +204,10 @@ public sealed partial class ClientSession : ICancelTarget
             Volatile.Write(ref _relay, relay);
             try
             {
-                await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
+                if (!_builder.Written.IsEmpty)
+                {
+                    await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
+                }
             }
             catch
             {
@@ -222,9 +221,10 @@ public sealed partial class ClientSession : ICancelTarget
             Volatile.Write(ref _linked, null);
             Volatile.Write(ref _lastActivity, relay.LastClientActivity);
             LogUnlinked(_logger, _connection.ConnectionId, backend.Id, stop);
-            foreach (KeyValuePair<string, string> p in backend.Parameters)
+            if (backend.SyncedSettings is null)
             {
-                told[p.Key] = p.Value; // every ParameterStatus the backend sent was forwarded to the client
+                // The backend sent ParameterStatus (forwarded to the client): the client's view follows.
+                view = pool.Intern(view.With(backend.Parameters));
             }
 
             if (Volatile.Read(ref _abort) is not null && stop is not (RelayStop.BackendClosed or RelayStop.Released or RelayStop.TransactionInStatementMode))
@@ -379,29 +379,6 @@ public sealed partial class ClientSession : ICancelTarget
         }
     }
 
-    /// <summary>Reported parameters PostgreSQL owns (not settable by a client).</summary>
-    private static readonly HashSet<string> s_serverOwned = new(StringComparer.OrdinalIgnoreCase)
-    {
-        "server_version", "server_encoding", "integer_datetimes", "is_superuser", "session_authorization", "in_hot_standby",
-        "scram_iterations",
-    };
-
-    /// <summary>The client's settings a backend must match: its reported view plus its unreported startup settings.</summary>
-    private static List<KeyValuePair<string, string>> DesiredSettings(Dictionary<string, string> told, List<KeyValuePair<string, string>> unreported)
-    {
-        var desired = new List<KeyValuePair<string, string>>(told.Count + unreported.Count);
-        foreach (KeyValuePair<string, string> p in told)
-        {
-            if (!s_serverOwned.Contains(p.Key))
-            {
-                desired.Add(p);
-            }
-        }
-
-        desired.AddRange(unreported);
-        return desired;
-    }
-
     /// <summary>
     /// Transaction/statement mode: the transaction is over. The backend goes straight back, unless the client ran
     /// something that leaves session state (SET, LISTEN, temp tables...): then server_reset_query runs first.
@@ -508,6 +485,7 @@ public sealed partial class ClientSession : ICancelTarget
 
         pool.MarkUsed(backend);
         bool ok = await RunControlQueriesAsync(backend, queries, pool.Settings.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null;
+        backend.SyncedSettings = null;
         if (ok && reset)
         {
             backend.AppliedSettings.Clear();
@@ -518,9 +496,9 @@ public sealed partial class ClientSession : ICancelTarget
     }
 
     /// <summary>Applies the client's startup settings on its backend (one round trip; replies are not forwarded).</summary>
-    private async Task SyncParametersAsync(BackendConnection backend, List<KeyValuePair<string, string>> settings, TimeSpan timeout)
+    private async Task SyncParametersAsync(BackendConnection backend, ClientSettings view, TimeSpan timeout)
     {
-        string? sql = SessionParameters.BuildSync(settings, backend.Parameters, backend.AppliedSettings);
+        string? sql = SessionParameters.BuildSync(view.Desired(), backend.Parameters, backend.AppliedSettings);
         if (sql is null)
         {
             return;
@@ -533,7 +511,7 @@ public sealed partial class ClientSession : ICancelTarget
         }
 
         var wanted = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        foreach (KeyValuePair<string, string> s in settings)
+        foreach (KeyValuePair<string, string> s in view.Desired())
         {
             wanted.Add(s.Key);
             if (!backend.Parameters.ContainsKey(s.Key))

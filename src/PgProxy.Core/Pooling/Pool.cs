@@ -17,6 +17,8 @@ public sealed partial class Pool
     private readonly Lock _lock = new();
     private readonly LinkedList<BackendConnection> _idle = new();
     private readonly LinkedList<PoolWaiter> _waiters = new();
+    private readonly Queue<PoolWaiter> _granted = new();
+    private int _grantedCount;
     private readonly int[] _counts = new int[Enum.GetValues<BackendState>().Length];
     private readonly ConnectionLimiter[] _limiters;
     private readonly Func<Pool, CancellationToken, ValueTask<BackendConnection>> _open;
@@ -69,6 +71,32 @@ public sealed partial class Pool
 
     /// <summary>Called to close a backend off the caller's path (logging included).</summary>
     internal Func<BackendConnection, Diagnostics.DisconnectReason, ValueTask>? CloseBackend { get; set; }
+
+    /// <summary>
+    /// The shared instance of a client settings view: clients with equal settings hold one object, so idle clients
+    /// cost little and a backend's synced key usually matches by reference. Bounded: past the cap views are not
+    /// shared (correct, just larger).
+    /// </summary>
+    public Client.ClientSettings Intern(Client.ClientSettings view)
+    {
+        lock (_settingsViews)
+        {
+            if (_settingsViews.TryGetValue(view.Key, out Client.ClientSettings? shared))
+            {
+                return shared;
+            }
+
+            if (_settingsViews.Count < MaxSharedSettingsViews)
+            {
+                _settingsViews[view.Key] = view;
+            }
+
+            return view;
+        }
+    }
+
+    private const int MaxSharedSettingsViews = 1024;
+    private readonly Dictionary<string, Client.ClientSettings> _settingsViews = new(StringComparer.Ordinal);
 
     /// <summary>The last connect failure, while the pool is backing off (server_login_retry); else null.</summary>
     public string? RecentConnectFailure
@@ -170,7 +198,7 @@ public sealed partial class Pool
 
             if (_waiters.Count > 0 || InBackoffLocked || !TryReserveSlotLocked(reserve: false, out blockedBy))
             {
-                waiter = new PoolWaiter(Stopwatch.GetTimestamp());
+                waiter = new PoolWaiter(Stopwatch.GetTimestamp(), ct);
                 _waiters.AddLast(waiter.Node);
             }
         }
@@ -185,107 +213,115 @@ public sealed partial class Pool
             LimiterBlocked?.Invoke(this, blockedBy);
         }
 
-        return await WaitAsync(waiter, ct).ConfigureAwait(false);
+        BackendConnection? handed = await waiter.Outcome.ConfigureAwait(false);
+        return handed ?? await OpenInSlotAsync(ct).ConfigureAwait(false);
     }
 
-    private async ValueTask<BackendConnection> WaitAsync(PoolWaiter waiter, CancellationToken ct)
+    /// <summary>
+    /// The pool manager's clock (every 100 ms): a waiter whose client left is dropped; one that waited
+    /// reserve_pool_timeout may open a reserve backend; one that waited query_wait_timeout fails with 53300 (or
+    /// 08006 naming the connect failure while the pool backs off). One clock instead of a timer per wait keeps
+    /// waiting free of allocations and thread hops.
+    /// </summary>
+    internal void CheckWaiters()
     {
         TimeSpan waitLimit = Settings.Proxy.QueryWaitTimeout;
         TimeSpan reserveAt = Settings.Proxy.ReservePoolTimeout;
         bool useReserve = Settings.ReservePoolSize > 0 && (waitLimit <= TimeSpan.Zero || reserveAt < waitLimit);
-        bool leftQueue = false;
-        try
+        bool timedOut = false;
+        lock (_lock)
         {
-            if (useReserve)
+            if (_waiters.Count == 0)
             {
-                Task delay = Task.Delay(reserveAt, ct);
-                if (await Task.WhenAny(waiter.Task, delay).ConfigureAwait(false) != waiter.Task)
-                {
-                    bool slot = false;
-                    lock (_lock)
-                    {
-                        if (waiter.IsQueued && TryReserveSlotLocked(reserve: true, out _))
-                        {
-                            _waiters.Remove(waiter.Node);
-                            slot = true;
-                            leftQueue = true;
-                        }
-                    }
-
-                    if (slot)
-                    {
-                        return await OpenInSlotAsync(ct).ConfigureAwait(false);
-                    }
-                }
+                return;
             }
 
-            if (waitLimit > TimeSpan.Zero)
+            LinkedListNode<PoolWaiter>? node = _waiters.First;
+            while (node is not null)
             {
-                TimeSpan left = waitLimit - Stopwatch.GetElapsedTime(waiter.EnqueuedAt);
-                if (left > TimeSpan.Zero)
+                LinkedListNode<PoolWaiter>? next = node.Next;
+                PoolWaiter w = node.Value;
+                TimeSpan waited = Stopwatch.GetElapsedTime(w.EnqueuedAt);
+                if (w.ClientGone.IsCancellationRequested)
                 {
-                    await Task.WhenAny(waiter.Task, Task.Delay(left, ct)).ConfigureAwait(false);
+                    _waiters.Remove(node);
+                    DecideLocked(w, null, new OperationCanceledException(w.ClientGone));
                 }
-            }
-            else
-            {
-                await Task.WhenAny(waiter.Task, Task.Delay(Timeout.Infinite, ct)).ConfigureAwait(false);
-            }
-        }
-        finally
-        {
-            if (!leftQueue && !waiter.Task.IsCompleted)
-            {
-                bool removed;
-                lock (_lock)
+                else if (useReserve && waited >= reserveAt && TryReserveSlotLocked(reserve: true, out _))
                 {
-                    removed = waiter.IsQueued;
-                    if (removed)
-                    {
-                        _waiters.Remove(waiter.Node);
-                    }
+                    _waiters.Remove(node);
+                    DecideLocked(w, null, null);
+                }
+                else if (waitLimit > TimeSpan.Zero && waited >= waitLimit)
+                {
+                    _waiters.Remove(node);
+                    DecideLocked(w, null, WaitTimeoutLocked(waitLimit));
+                    timedOut = true;
                 }
 
-                if (!removed)
-                {
-                    // Granted at the same moment we gave up: give it back so nothing leaks.
-                    _ = GiveBackAsync(waiter);
-                }
+                node = next;
             }
         }
 
-        if (!waiter.Task.IsCompleted)
+        if (timedOut)
         {
-            ct.ThrowIfCancellationRequested();
-            PoolCounts counts = Counts;
-            LogWaitTimeout(_logger, Key.Database, Key.User, waitLimit.TotalSeconds, counts.Active);
-            if (RecentConnectFailure is { } failure)
-            {
-                throw new BackendUnavailableException(SqlState.ConnectionFailure,
-                    $"query_wait_timeout: no server connection within {DurationText.Format(waitLimit)} for pool \"{Key}\": {failure}",
-                    $"the pool retries every server_login_retry ({DurationText.Format(Settings.Proxy.ServerLoginRetry)})");
-            }
-
-            throw new BackendUnavailableException(SqlState.TooManyConnections,
-                $"query_wait_timeout: no server connection became free within {DurationText.Format(waitLimit)} for pool \"{Key}\"",
-                $"{counts.Total} of {Settings.PoolSize} (+{Settings.ReservePoolSize} reserve) server connections are in use and {counts.Waiting} clients are waiting; " +
-                "raise pool_size or query_wait_timeout, or shorten transactions");
+            LogWaitTimeout(_logger, Key.Database, Key.User, waitLimit.TotalSeconds, Counts.Active);
         }
 
-        BackendConnection? handed = await waiter.Task.ConfigureAwait(false);
-        return handed ?? await OpenInSlotAsync(ct).ConfigureAwait(false);
+        WakeGranted();
     }
 
-    private async Task GiveBackAsync(PoolWaiter waiter)
+    private BackendUnavailableException WaitTimeoutLocked(TimeSpan waitLimit)
     {
-        BackendConnection? handed = await waiter.Task.ConfigureAwait(false);
-        if (handed is not null)
+        // The pool's last connect attempt failed (not only within the backoff window, which has gaps between the
+        // janitor's retries): that is why nothing became free.
+        if (_lastConnectFailure is { } failure)
         {
-            await ReleaseAsync(handed, reusable: true).ConfigureAwait(false);
+            return new BackendUnavailableException(SqlState.ConnectionFailure,
+                $"query_wait_timeout: no server connection within {DurationText.Format(waitLimit)} for pool \"{Key}\": {failure}",
+                $"the pool retries every server_login_retry ({DurationText.Format(Settings.Proxy.ServerLoginRetry)})");
+        }
+
+        PoolCounts counts = CountsLocked();
+        return new BackendUnavailableException(SqlState.TooManyConnections,
+            $"query_wait_timeout: no server connection became free within {DurationText.Format(waitLimit)} for pool \"{Key}\"",
+            $"{counts.Total} of {Settings.PoolSize} (+{Settings.ReservePoolSize} reserve) server connections are in use and {counts.Waiting} clients are waiting; " +
+            "raise pool_size or query_wait_timeout, or shorten transactions");
+    }
+
+    /// <summary>Under the lock: the waiter (already out of the queue) gets a backend, a slot (null) or an error.</summary>
+    private void DecideLocked(PoolWaiter waiter, BackendConnection? backend, Exception? error)
+    {
+        if (error is null)
+        {
+            waiter.Grant(backend);
         }
         else
         {
-            ReleaseSlot();
+            waiter.Fail(error);
+        }
+
+        _granted.Enqueue(waiter);
+        _grantedCount = _granted.Count;
+    }
+
+    /// <summary>Delivers the outcomes decided under the lock, one at a time, off the lock.</summary>
+    private void WakeGranted()
+    {
+        while (Volatile.Read(ref _grantedCount) > 0)
+        {
+            PoolWaiter w;
+            lock (_lock)
+            {
+                if (!_granted.TryDequeue(out w!))
+                {
+                    return;
+                }
+
+                _grantedCount = _granted.Count;
+            }
+
+            w.Wake();
         }
     }
 
@@ -324,6 +360,7 @@ public sealed partial class Pool
             ServeWaitersLocked();
         }
 
+        WakeGranted();
         LimiterReleased?.Invoke(_limiters);
     }
 
@@ -357,6 +394,7 @@ public sealed partial class Pool
             }
         }
 
+        WakeGranted();
         if (close)
         {
             LimiterReleased?.Invoke(_limiters);
@@ -393,6 +431,8 @@ public sealed partial class Pool
             {
                 ServeWaitersLocked(); // the server is back: let the other waiters dial too
             }
+
+            WakeGranted();
         }
     }
 
@@ -423,6 +463,7 @@ public sealed partial class Pool
             IdleOrHandOffLocked(backend);
         }
 
+        WakeGranted();
         return true;
     }
 
@@ -484,7 +525,7 @@ public sealed partial class Pool
         {
             _waiters.RemoveFirst();
             Transition(backend, BackendState.Active);
-            first.Value.Hand(backend);
+            DecideLocked(first.Value, backend, null);
             return;
         }
 
@@ -579,7 +620,7 @@ public sealed partial class Pool
         while (_waiters.First is { } first && !InBackoffLocked && TryReserveSlotLocked(reserve: false, out _))
         {
             _waiters.RemoveFirst();
-            first.Value.GrantSlot();
+            DecideLocked(first.Value, null, null);
         }
     }
 
@@ -590,6 +631,8 @@ public sealed partial class Pool
         {
             ServeWaitersLocked();
         }
+
+        WakeGranted();
     }
 
     /// <summary>True when clients are waiting.</summary>
@@ -653,7 +696,15 @@ public sealed partial class Pool
             {
                 RetireLocked(b);
             }
+
+            while (_waiters.First is { } first)
+            {
+                _waiters.RemoveFirst();
+                DecideLocked(first.Value, null, new BackendUnavailableException(SqlState.AdminShutdown, "the pooler is shutting down"));
+            }
         }
+
+        WakeGranted();
 
         foreach (BackendConnection b in idle)
         {

@@ -22,6 +22,7 @@ public sealed partial class PoolManager : IAsyncDisposable
     private readonly ILogger<PoolManager> _logger;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _janitor;
+    private Task? _clock;
     private int _disposed;
 
     /// <summary>Creates a manager.</summary>
@@ -227,6 +228,26 @@ public sealed partial class PoolManager : IAsyncDisposable
     /// </summary>
     public void Start()
     {
+        _clock = Task.Run(async () =>
+        {
+            // Waiter deadlines (query_wait_timeout, reserve_pool_timeout, clients gone) on their own short tick, so
+            // a slow connect in the janitor never delays them.
+            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
+            try
+            {
+                while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
+                {
+                    foreach (Pool pool in _pools.Values)
+                    {
+                        pool.CheckWaiters();
+                    }
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // Stopping.
+            }
+        });
         _janitor = Task.Run(async () =>
         {
             using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
@@ -269,6 +290,11 @@ public sealed partial class PoolManager : IAsyncDisposable
         if (_janitor is not null)
         {
             await _janitor.ConfigureAwait(false);
+        }
+
+        if (_clock is not null)
+        {
+            await _clock.ConfigureAwait(false);
         }
 
         foreach (Pool pool in _pools.Values)

@@ -13,8 +13,12 @@ public sealed class PreparedStatement
     private PreparedStatement(string proxyName, byte[] parseTail)
     {
         ProxyName = proxyName;
+        ProxyNameBytes = System.Text.Encoding.ASCII.GetBytes(proxyName);
         ParseTail = parseTail;
     }
+
+    /// <summary><see cref="ProxyName"/> as bytes, for rewriting Bind without encoding per message.</summary>
+    public byte[] ProxyNameBytes { get; }
 
     /// <summary>The name used on backends ("pgproxy_" + 128-bit hash, under NAMEDATALEN).</summary>
     public string ProxyName { get; }

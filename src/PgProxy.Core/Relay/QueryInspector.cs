@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Text;
 
 namespace PgProxy.Core.Relay;
@@ -29,6 +30,33 @@ public static class QueryInspector
         "advisory_lock", "advisory_unlock", "with hold", "temp", "prepare", "set_config", "listen", "declare",
         "load ", "session authorization", "set role",
     ];
+
+    /// <summary>
+    /// Every word <see cref="Classify"/> and <see cref="MayLeaveSessionState"/> look for contains one of these
+    /// (SET covers RESET, set_config, SET ROLE and SET SESSION AUTHORIZATION).
+    /// </summary>
+    private static readonly SearchValues<string> s_keywords = SearchValues.Create(
+        ["set", "listen", "discard", "deallocate", "temp", "prepare", "hold", "declare", "load", "advisory"], StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// The hot-path filter: false when the UTF-8 text contains none of the words the classifiers look for, so
+    /// ordinary statements are relayed without decoding or allocating. Keywords are ASCII and UTF-8 multi-byte
+    /// sequences never contain ASCII bytes, so widening bytes to chars one-to-one keeps every match; a false positive
+    /// only costs the full check.
+    /// </summary>
+    public static bool MayMatter(ReadOnlySpan<byte> utf8)
+    {
+        char[]? rented = null;
+        Span<char> chars = utf8.Length <= 512 ? stackalloc char[utf8.Length] : (rented = ArrayPool<char>.Shared.Rent(utf8.Length)).AsSpan(0, utf8.Length);
+        Encoding.Latin1.GetChars(utf8, chars);
+        bool found = chars.ContainsAny(s_keywords);
+        if (rented is not null)
+        {
+            ArrayPool<char>.Shared.Return(rented);
+        }
+
+        return found;
+    }
 
     /// <summary>Classifies a whole single-statement Query text.</summary>
     public static QueryKind Classify(string sql, out string? name)

@@ -46,6 +46,7 @@ public sealed class SessionRelay
     private readonly BackendConnection _backend;
     private readonly PoolMode _mode;
     private readonly Dictionary<string, PreparedStatement>? _statements;
+    private readonly Dictionary<string, PreparedStatement>.AlternateLookup<ReadOnlySpan<char>> _statementLookup;
     private readonly int _maxPrepared;
     private readonly ResponseQueue _queue = new();
     private readonly PgMessageBuilder _scratch = new(64);
@@ -80,6 +81,7 @@ public sealed class SessionRelay
         _backend = backend;
         _mode = mode;
         _statements = mode == PoolMode.Session ? null : statements;
+        _statementLookup = _statements?.GetAlternateLookup<ReadOnlySpan<char>>() ?? default;
         _maxPrepared = maxPrepared;
         _queue.Dropped = OnDropped;
     }
@@ -427,9 +429,15 @@ public sealed class SessionRelay
     /// <summary>Handles a simple Query in transaction mode; true when the proxy answered it itself.</summary>
     private bool HandleQuery(ReadOnlySequence<byte> body)
     {
-        byte[] bytes = body.ToArray();
-        int nul = Array.IndexOf(bytes, (byte)0);
-        string sql = Encoding.UTF8.GetString(bytes, 0, nul < 0 ? bytes.Length : nul);
+        ReadOnlySpan<byte> text = body.IsSingleSegment ? body.FirstSpan : body.ToArray();
+        int nul = text.IndexOf((byte)0);
+        text = nul < 0 ? text : text[..nul];
+        if (!QueryInspector.MayMatter(text))
+        {
+            return false; // ordinary SQL: nothing to decode
+        }
+
+        string sql = Encoding.UTF8.GetString(text);
         switch (QueryInspector.Classify(sql, out string? name))
         {
             case QueryKind.Listen:
@@ -456,14 +464,14 @@ public sealed class SessionRelay
                 _backend.Statements.Clear();
                 return false;
             default:
-                NoteSessionState(bytes.AsSpan(0, nul < 0 ? bytes.Length : nul));
+                NoteSessionState(text);
                 return false;
         }
     }
 
     private void NoteSessionState(ReadOnlySpan<byte> bytes)
     {
-        if (!NeedsReset && QueryInspector.MayLeaveSessionState(Encoding.UTF8.GetString(bytes)))
+        if (!NeedsReset && QueryInspector.MayMatter(bytes) && QueryInspector.MayLeaveSessionState(Encoding.UTF8.GetString(bytes)))
         {
             NeedsReset = true;
         }
@@ -501,16 +509,17 @@ public sealed class SessionRelay
             return RelayStop.None;
         }
 
-        byte[] body = buffer.Slice(MessageHeader.Size, header.BodyLength).ToArray();
-        int nameEnd = Array.IndexOf(body, (byte)0);
-        int queryEnd = nameEnd < 0 ? -1 : Array.IndexOf(body, (byte)0, nameEnd + 1);
+        ReadOnlySequence<byte> bodySequence = buffer.Slice(MessageHeader.Size, header.BodyLength);
+        ReadOnlySpan<byte> body = bodySequence.IsSingleSegment ? bodySequence.FirstSpan : bodySequence.ToArray();
+        int nameEnd = body.IndexOf((byte)0);
+        int queryEnd = nameEnd < 0 ? -1 : body[(nameEnd + 1)..].IndexOf((byte)0);
         if (queryEnd < 0)
         {
             return RelayStop.None; // malformed: the backend says so
         }
 
-        ReadOnlySpan<byte> query = body.AsSpan(nameEnd + 1, queryEnd - nameEnd - 1);
-        if (QueryInspector.Classify(Encoding.UTF8.GetString(query), out _) == QueryKind.Listen)
+        ReadOnlySpan<byte> query = body.Slice(nameEnd + 1, queryEnd);
+        if (QueryInspector.MayMatter(query) && QueryInspector.Classify(Encoding.UTF8.GetString(query), out _) == QueryKind.Listen)
         {
             buffer = buffer.Slice(header.TotalLength);
             _scratch.Reset();
@@ -530,7 +539,7 @@ public sealed class SessionRelay
         if (nameEnd > 0 && _statements is not null)
         {
             buffer = buffer.Slice(header.TotalLength);
-            HandleNamedParse(Encoding.UTF8.GetString(body, 0, nameEnd), body.AsSpan(nameEnd + 1), to);
+            HandleNamedParse(Encoding.UTF8.GetString(body[..nameEnd]), body[(nameEnd + 1)..], to);
             done = true;
         }
 
@@ -585,14 +594,14 @@ public sealed class SessionRelay
 
         ReadOnlySequence<byte> portal = body.Slice(0, firstNul!.Value);
         ReadOnlySequence<byte> statementName = body.Slice(body.GetPosition(1, firstNul.Value), secondNul.Value);
-        if (statementName.IsEmpty || !_statements!.TryGetValue(Encoding.UTF8.GetString(statementName), out PreparedStatement? statement))
+        if (statementName.IsEmpty || !TryGetStatement(statementName, out PreparedStatement? statement))
         {
             return BindRewrite.PassThrough; // unnamed, or unknown to us: the backend answers (26000 for an unknown name)
         }
 
         EnsurePrepared(statement, to);
         long prefix = portal.Length + 1 + statementName.Length + 1;
-        byte[] proxyName = Encoding.UTF8.GetBytes(statement.ProxyName);
+        byte[] proxyName = statement.ProxyNameBytes;
         int newLength = checked((int)(header.Length - statementName.Length + proxyName.Length));
         Span<byte> head = to.GetSpan(5);
         head[0] = FrontendCode.Bind;
@@ -606,6 +615,21 @@ public sealed class SessionRelay
         _clientRemaining = header.BodyLength - prefix; // parameters stream through untouched
         _queue.Enqueue(new Expectation(Expect.Bind));
         return BindRewrite.Done;
+    }
+
+    /// <summary>Looks a client statement name up without allocating a string (names are at most NAMEDATALEN bytes).</summary>
+    private bool TryGetStatement(in ReadOnlySequence<byte> name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? statement)
+    {
+        if (name.Length > 256)
+        {
+            return _statements!.TryGetValue(Encoding.UTF8.GetString(name), out statement);
+        }
+
+        Span<byte> bytes = stackalloc byte[(int)name.Length];
+        name.CopyTo(bytes);
+        Span<char> chars = stackalloc char[bytes.Length];
+        int n = Encoding.UTF8.GetChars(bytes, chars);
+        return _statementLookup.TryGetValue(chars[..n], out statement);
     }
 
     private void DescribeStatement(string name, byte[] body, PipeWriter to)
@@ -836,6 +860,7 @@ public sealed class SessionRelay
         if (reader.TryReadCString(out string name) && reader.TryReadCString(out string value))
         {
             backend.Parameters[name] = value;
+            backend.SyncedSettings = null;
         }
     }
 

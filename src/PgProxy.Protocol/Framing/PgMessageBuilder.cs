@@ -13,11 +13,13 @@ public sealed class PgMessageBuilder
     private byte[] _buffer;
     private int _position;
     private int _messageStart = -1;
+    private readonly int _initialCapacity;
 
     /// <summary>Creates a builder with an initial capacity.</summary>
     public PgMessageBuilder(int capacity = 256)
     {
         _buffer = new byte[capacity];
+        _initialCapacity = capacity;
     }
 
     /// <summary>Everything written so far.</summary>
@@ -26,7 +28,20 @@ public sealed class PgMessageBuilder
     /// <summary>Everything written so far, as memory.</summary>
     public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _position);
 
-    /// <summary>Forgets everything written.</summary>
+    /// <summary>Forgets everything written and gives back a buffer grown past the initial capacity (long-lived builders).</summary>
+    public PgMessageBuilder Shrink()
+    {
+        _position = 0;
+        _messageStart = -1;
+        if (_buffer.Length > _initialCapacity)
+        {
+            _buffer = new byte[_initialCapacity];
+        }
+
+        return this;
+    }
+
+    /// <summary>Empties the builder, keeping its buffer.</summary>
     public PgMessageBuilder Reset()
     {
         _position = 0;

@@ -29,6 +29,12 @@ public sealed class ProxyHost : IAsyncDisposable
         Services = services;
     }
 
+    /// <summary>The runtime's switch for running socket completions on the epoll threads (set by <c>pgproxy run</c>).</summary>
+    public const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
+
+    /// <summary>Inline pipe scheduling on client and backend sockets; off only when inline completions are turned off.</summary>
+    internal static bool InlineScheduling => Environment.GetEnvironmentVariable(InlineCompletionsVariable) != "0";
+
     /// <summary>The proxy's runtime services (pools, counts).</summary>
     public ProxyServices Services { get; }
 
@@ -51,6 +57,9 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Services.AddSingleton<PoolManager>();
         builder.Services.AddSingleton<ProxyServices>();
         builder.WebHost.UseSetting(WebHostDefaults.SuppressStatusMessagesKey, "true");
+        // Pipe continuations run where the data arrived (no thread-pool hop per read and per flush). Safe because
+        // the relay never blocks: it parses, copies and flushes, and every wait is an await.
+        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = InlineScheduling);
         builder.WebHost.ConfigureKestrel(kestrel =>
         {
             foreach (string listen in config.Proxy.Listen)

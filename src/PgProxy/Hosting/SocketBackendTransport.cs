@@ -18,7 +18,7 @@ public sealed class SocketBackendTransport : IBackendTransport, IDisposable
     /// <summary>Creates the transport.</summary>
     public SocketBackendTransport(ILoggerFactory loggerFactory)
     {
-        _factory = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions(), loggerFactory.CreateLogger<SocketBackendTransport>());
+        _factory = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions { UnsafePreferInlineScheduling = ProxyHost.InlineScheduling }, loggerFactory.CreateLogger<SocketBackendTransport>());
     }
 
     /// <inheritdoc />

@@ -25,9 +25,14 @@ internal sealed class FakeBackends
     public Pool CreatePool(PoolSettings settings, params ConnectionLimiter[] limiters)
     {
         var target = new PoolTarget("fake", 1, "db", new BackendCredentials { User = "u" });
-        return new Pool(new PoolKey("db", "u"), target, settings, limiters.Length == 0 ? [new ConnectionLimiter(0)] : limiters, OpenAsync,
+        var pool = new Pool(new PoolKey("db", "u"), target, settings, limiters.Length == 0 ? [new ConnectionLimiter(0)] : limiters, OpenAsync,
             NullLogger.Instance);
+        // The pool manager's clock, faster: waiter deadlines are checked by it, not by the waiters.
+        _clocks.Add(new Timer(_ => pool.CheckWaiters(), null, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(10)));
+        return pool;
     }
+
+    private readonly List<Timer> _clocks = [];
 
     private async ValueTask<BackendConnection> OpenAsync(Pool pool, CancellationToken ct)
     {

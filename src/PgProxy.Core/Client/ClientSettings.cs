@@ -1,0 +1,94 @@
+namespace PgProxy.Core.Client;
+
+/// <summary>
+/// A client's view of its session settings, immutable and shared: every reported parameter as the client was told
+/// it (ParameterStatus), plus the startup settings PostgreSQL does not report. Clients with the same settings share
+/// one instance (interned per pool), so an idle client costs a reference, and a backend already in line with a
+/// client's settings is recognised by comparing <see cref="Key"/> (usually the same string instance).
+/// </summary>
+public sealed class ClientSettings
+{
+    /// <summary>Reported parameters PostgreSQL owns (not settable by a client).</summary>
+    private static readonly HashSet<string> s_serverOwned = new(StringComparer.OrdinalIgnoreCase)
+    {
+        "server_version", "server_encoding", "integer_datetimes", "is_superuser", "session_authorization", "in_hot_standby",
+        "scram_iterations",
+    };
+
+    private readonly Dictionary<string, string> _told;
+
+    private ClientSettings(Dictionary<string, string> told, IReadOnlyList<KeyValuePair<string, string>> unreported)
+    {
+        _told = told;
+        Unreported = unreported;
+        var key = new System.Text.StringBuilder();
+        foreach (KeyValuePair<string, string> p in Desired())
+        {
+            key.Append(p.Key.ToLowerInvariant()).Append('\0').Append(p.Value).Append('\0');
+        }
+
+        Key = key.ToString();
+    }
+
+    /// <summary>Every reported parameter as the client last heard it.</summary>
+    public IReadOnlyDictionary<string, string> Told => _told;
+
+    /// <summary>Startup settings PostgreSQL does not report back (search_path before PG 18, work_mem, ...).</summary>
+    public IReadOnlyList<KeyValuePair<string, string>> Unreported { get; }
+
+    /// <summary>Canonical text of <see cref="Desired"/>: equal keys mean equal settings.</summary>
+    public string Key { get; }
+
+    /// <summary>The client's view at login: the pool's welcome parameters overlaid with its startup settings.</summary>
+    public static ClientSettings AtLogin(IReadOnlyDictionary<string, string> welcome, IReadOnlyList<KeyValuePair<string, string>> startup)
+    {
+        var told = new Dictionary<string, string>(welcome, StringComparer.OrdinalIgnoreCase);
+        var unreported = new List<KeyValuePair<string, string>>();
+        foreach (KeyValuePair<string, string> setting in startup)
+        {
+            if (told.ContainsKey(setting.Key))
+            {
+                told[setting.Key] = setting.Value;
+            }
+            else
+            {
+                unreported.Add(setting);
+            }
+        }
+
+        return new ClientSettings(told, unreported);
+    }
+
+    /// <summary>This view with the given reported values (what a backend told the client); itself when nothing differs.</summary>
+    public ClientSettings With(IReadOnlyDictionary<string, string> reported)
+    {
+        Dictionary<string, string>? told = null;
+        foreach (KeyValuePair<string, string> p in reported)
+        {
+            if (!_told.TryGetValue(p.Key, out string? value) || value != p.Value)
+            {
+                told ??= new Dictionary<string, string>(_told, StringComparer.OrdinalIgnoreCase);
+                told[p.Key] = p.Value;
+            }
+        }
+
+        return told is null ? this : new ClientSettings(told, Unreported);
+    }
+
+    /// <summary>The settings a backend must match: the client-settable reported ones, then the unreported ones.</summary>
+    public IEnumerable<KeyValuePair<string, string>> Desired()
+    {
+        foreach (KeyValuePair<string, string> p in _told)
+        {
+            if (!s_serverOwned.Contains(p.Key))
+            {
+                yield return p;
+            }
+        }
+
+        foreach (KeyValuePair<string, string> p in Unreported)
+        {
+            yield return p;
+        }
+    }
+}
