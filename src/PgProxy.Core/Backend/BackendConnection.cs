@@ -62,6 +62,11 @@ public sealed class BackendConnection
     /// </summary>
     public string? SyncedSettings { get; internal set; }
 
+    /// <summary>This backend's node in its pool's idle list, reused every time it goes idle.</summary>
+    internal LinkedListNode<BackendConnection> IdleNode => _idleNode ??= new LinkedListNode<BackendConnection>(this);
+
+    private LinkedListNode<BackendConnection>? _idleNode;
+
     /// <summary>Protocol-level statements prepared on this backend by the proxy (transaction mode).</summary>
     public Prepared.BackendStatements Statements { get; } = new();
 

@@ -530,7 +530,7 @@ public sealed partial class Pool
         }
 
         Transition(backend, BackendState.Idle);
-        _idle.AddLast(backend);
+        _idle.AddLast(backend.IdleNode); // the backend's own node: going idle allocates nothing
     }
 
     private bool TryTakeIdleLocked([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BackendConnection? backend)
