@@ -2,7 +2,7 @@ using System.Diagnostics;
 using Npgsql;
 
 // Opens N client connections through a pooler (log in, run nothing), prints READY with the time taken, holds them
-// for the given seconds (or until stdin closes) and exits. Used by bench/load/compare.sh to measure the pooler's
+// for the given seconds (or until killed) and exits. Used by bench/load/compare.sh to measure the pooler's
 // resident memory per idle client. Bounded: a deadline on the whole run.
 //   IdleClients "Host=127.0.0.1;Port=6432;Username=u;Password=p;Database=d" 5000 60
 if (args.Length < 3 || !int.TryParse(args[1], out int count) || !int.TryParse(args[2], out int holdSeconds))
@@ -39,8 +39,7 @@ await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism =
 
 Console.WriteLine($"READY opened={count - failed} failed={failed} seconds={sw.Elapsed.TotalSeconds:F1}{(firstError is null ? "" : " first_error=" + firstError)}");
 Console.Out.Flush();
-Task stdinClosed = Task.Run(() => Console.In.ReadToEnd());
-await Task.WhenAny(stdinClosed, Task.Delay(TimeSpan.FromSeconds(holdSeconds)));
+await Task.Delay(TimeSpan.FromSeconds(holdSeconds));
 foreach (NpgsqlConnection? c in connections)
 {
     if (c is not null)

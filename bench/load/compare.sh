@@ -87,7 +87,8 @@ host = "127.0.0.1"
 port = $PG_PORT
 TOML
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$RUN"
-as_pg "$PGBOUNCER" -q "$RUN/pgbouncer.ini" & PIDS+=($!)
+# runuser resets the soft open-files limit to 1024: raise it in the shell that becomes PgBouncer.
+as_pg sh -c "ulimit -n $((IDLE_CLIENTS + 2000)) 2>/dev/null; exec $PGBOUNCER -q $RUN/pgbouncer.ini" & PIDS+=($!)
 dotnet src/PgProxy/bin/Release/net10.0/pgproxy.dll run --config "$RUN/proxy.toml" & PIDS+=($!)
 PROXY_PID=${PIDS[1]}
 sleep 3
@@ -119,6 +120,11 @@ else
     "TPC-B-like, 50 clients|-c 50 -j 2"
   )
 fi
+# Warm-up, not measured: JIT tiering (PgProxy) and server caches settle before the first round, for every target.
+for port in $PG_PORT $BOUNCER_PORT $PROXY_PORT; do
+  PGPASSWORD=$PASSWORD timeout 60 "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -T 5 -S -c 20 -j 2 bench >/dev/null 2>&1 || true
+done
+
 declare -A TPS CPU LAT
 for ((round = 1; round <= ROUNDS; round++)); do
   for s in "${SCENARIOS[@]}"; do
@@ -153,7 +159,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 done
 
 median() { tr ' ' '\n' | grep -v '^$' | grep -v '^-$' | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
-minmax() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%s-%s", min, max}'; }
+minmax() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%.0f-%.0f", min, max}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {if (b > 0 && a != "-" && b != "-" && a > 0) printf "%.2f", a / b; else print "-"}'; }
 shown() { awk -v v="$1" 'BEGIN {if (v == "-" || v == 0) print "failed"; else printf "%.0f", v}'; }
 
@@ -167,14 +173,14 @@ if [ "$POOL_MODE" = transaction ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
     sleep 2
     before=$(rss_kb "$pid")
     fifo="$RUN/idle-$t.out"; : > "$fifo"
-    # Holds the connections until its stdin closes (sleep ends) or 600 s pass.
-    (sleep 600 | timeout 900 dotnet "$IDLE_TOOL" "Host=127.0.0.1;Port=$port;Username=postgres;Password=$PASSWORD;Database=bench" "$IDLE_CLIENTS" 600 > "$fifo" 2>&1) &
+    # The tool holds its connections until killed (or 600 s).
+    timeout 900 dotnet "$IDLE_TOOL" "Host=127.0.0.1;Port=$port;Username=postgres;Password=$PASSWORD;Database=bench" "$IDLE_CLIENTS" 600 > "$fifo" 2>&1 &
     holder=$!
     for _ in $(seq 1 600); do grep -q READY "$fifo" && break; kill -0 "$holder" 2>/dev/null || break; sleep 1; done
     sleep 3
     after=$(rss_kb "$pid")
     ready=$(grep -m1 READY "$fifo" || tail -2 "$fifo")
-    pkill -P "$holder" -f "sleep 600" 2>/dev/null || true
+    kill "$holder" 2>/dev/null || true
     pkill -f "$IDLE_TOOL.*Port=$port;" 2>/dev/null || true
     wait "$holder" 2>/dev/null || true
     opened=$(echo "$ready" | sed -n 's/.*opened=\([0-9]*\).*/\1/p'); opened=${opened:-0}
@@ -242,7 +248,9 @@ set yrange [0:*]
 set xtics nomirror
 set ylabel "TPS / direct TPS"
 plot "$DATA" using 3:xtic(2) title "PgBouncer" lc rgb "#888888", "" using 4 title "PgProxy" lc rgb "#2a7ab0", 1 with lines dt 2 lc rgb "#444444" title "direct"
-set ylabel "pooler CPU µs per transaction"
+set ylabel "pooler CPU µs per transaction (log scale)"
+set logscale y
+set yrange [1:*]
 plot "$DATA" using 5:xtic(2) title "PgBouncer" lc rgb "#888888", "" using 6 title "PgProxy" lc rgb "#2a7ab0"
 unset multiplot
 GP

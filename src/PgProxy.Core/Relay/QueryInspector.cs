@@ -32,30 +32,54 @@ public static class QueryInspector
     ];
 
     /// <summary>
-    /// Every word <see cref="Classify"/> and <see cref="MayLeaveSessionState"/> look for contains one of these
-    /// (SET covers RESET, set_config, SET ROLE and SET SESSION AUTHORIZATION).
+    /// Every word <see cref="Classify"/> and <see cref="MayLeaveSessionState"/> look for contains one of these, except
+    /// a SET or RESET statement, which <see cref="StartsAStatement"/> finds (so UPDATE ... SET does not count).
     /// </summary>
     private static readonly SearchValues<string> s_keywords = SearchValues.Create(
-        ["set", "listen", "discard", "deallocate", "temp", "prepare", "hold", "declare", "load", "advisory"], StringComparison.OrdinalIgnoreCase);
+        ["listen", "discard", "deallocate", "temp", "prepare", "hold", "declare", "load", "advisory", "set_config", "authorization", "set role"],
+        StringComparison.OrdinalIgnoreCase);
 
     /// <summary>
-    /// The hot-path filter: false when the UTF-8 text contains none of the words the classifiers look for, so
-    /// ordinary statements are relayed without decoding or allocating. Keywords are ASCII and UTF-8 multi-byte
-    /// sequences never contain ASCII bytes, so widening bytes to chars one-to-one keeps every match; a false positive
-    /// only costs the full check.
+    /// The hot-path filter: false when the UTF-8 text contains none of the words the classifiers look for and no
+    /// statement in it begins with SET or RESET, so ordinary statements (UPDATE ... SET included) are relayed without
+    /// decoding or allocating. Keywords are ASCII and UTF-8 multi-byte sequences never contain ASCII bytes, so
+    /// widening bytes to chars one-to-one keeps every match; a false positive only costs the full check.
     /// </summary>
     public static bool MayMatter(ReadOnlySpan<byte> utf8)
     {
         char[]? rented = null;
         Span<char> chars = utf8.Length <= 512 ? stackalloc char[utf8.Length] : (rented = ArrayPool<char>.Shared.Rent(utf8.Length)).AsSpan(0, utf8.Length);
         Encoding.Latin1.GetChars(utf8, chars);
-        bool found = chars.ContainsAny(s_keywords);
+        bool found = chars.ContainsAny(s_keywords) || StartsAStatement(chars, "set") || StartsAStatement(chars, "reset");
         if (rented is not null)
         {
             ArrayPool<char>.Shared.Return(rented);
         }
 
         return found;
+    }
+
+    /// <summary>True when a statement (the text's start, or after a ';') begins with the word (any case).</summary>
+    private static bool StartsAStatement(ReadOnlySpan<char> text, string word)
+    {
+        int start = 0;
+        while (true)
+        {
+            ReadOnlySpan<char> rest = text[start..].TrimStart();
+            if (rest.Length > word.Length && rest.StartsWith(word, StringComparison.OrdinalIgnoreCase) && !char.IsAsciiLetterOrDigit(rest[word.Length]) &&
+                rest[word.Length] != '_')
+            {
+                return true;
+            }
+
+            int semicolon = text[start..].IndexOf(';');
+            if (semicolon < 0)
+            {
+                return false;
+            }
+
+            start += semicolon + 1;
+        }
     }
 
     /// <summary>Classifies a whole single-statement Query text.</summary>
