@@ -56,7 +56,7 @@ public sealed class BackendConnection
     public Dictionary<string, string> AppliedSettings { get; } = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>
-    /// The settings key (<see cref="Client.ClientSession"/>'s canonical text of a client's desired settings) this
+    /// The <see cref="Client.ClientSettings.Key"/> (canonical text of a client's desired settings) this
     /// backend was last brought in line with; null once its settings may have changed (a ParameterStatus, a reset).
     /// A client whose key is equal skips parameter sync entirely: the common case costs one string comparison.
     /// </summary>

@@ -172,7 +172,7 @@ public sealed partial class ClientSession : ICancelTarget
 
             BackendConnection backend = await AcquireCheckedAsync(pool, closed).ConfigureAwait(false);
             backend.Statements.NextGeneration();
-            if (!ReferenceEquals(backend.SyncedSettings, view.Key) && !string.Equals(backend.SyncedSettings, view.Key, StringComparison.Ordinal))
+            if (!string.Equals(backend.SyncedSettings, view.Key, StringComparison.Ordinal)) // the same interned string: one reference check
             {
                 try
                 {
