@@ -84,22 +84,17 @@ public class Relaying
 
     /// <summary>One Query and its four reply messages: five relayed messages per operation.</summary>
     [Benchmark(OperationsPerInvoke = 5)]
-    public RelayStop SimpleQueryTransaction()
-    {
-        ReadOnlySequence<byte> q = _query;
-        _relay.ForwardFromClient(ref q, _sink);
-        ReadOnlySequence<byte> r = _reply;
-        return _relay.ForwardFromBackend(ref r, _sink);
-    }
+    public RelayStop SimpleQueryTransaction() => RoundTrip(_relay, _query, _reply);
 
     /// <summary>Bind (statement name rewritten), Execute, Sync and four replies: seven messages per operation.</summary>
     [Benchmark(OperationsPerInvoke = 7)]
-    public RelayStop PreparedBindRewrite()
+    public RelayStop PreparedBindRewrite() => RoundTrip(_preparedRelay, _bind, _bindReply);
+
+    /// <summary>The client's request through the relay, then the backend's reply.</summary>
+    private RelayStop RoundTrip(SessionRelay relay, ReadOnlySequence<byte> request, ReadOnlySequence<byte> reply)
     {
-        ReadOnlySequence<byte> q = _bind;
-        _preparedRelay.ForwardFromClient(ref q, _sink);
-        ReadOnlySequence<byte> r = _bindReply;
-        return _preparedRelay.ForwardFromBackend(ref r, _sink);
+        relay.ForwardFromClient(ref request, _sink);
+        return relay.ForwardFromBackend(ref reply, _sink);
     }
 }
 

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Logging;
 using PgProxy.Core.Auth;
 using PgProxy.Core.Cancellation;
 using PgProxy.Core.Configuration;
+using PgProxy.Core.Infrastructure;
 using PgProxy.Core.Pooling;
 
 namespace PgProxy.Core.Client;
@@ -64,7 +65,7 @@ public sealed class ProxyServices : IDisposable
     internal System.Collections.Concurrent.ConcurrentDictionary<ClientSession, byte> Sessions { get; } = new();
 
     /// <summary>
-    /// Starts the watchdog when client_idle_timeout, idle_transaction_timeout or query_timeout is set: once a second
+    /// Starts the watchdog when client_idle_timeout, idle_transaction_timeout or query_timeout is set: every 250 ms
     /// it asks each session to check its clocks. Sessions keep plain timestamps; nothing runs per message.
     /// </summary>
     public void StartWatchdog()
@@ -75,24 +76,15 @@ public sealed class ProxyServices : IDisposable
             return;
         }
 
-        _ = Task.Run(async () =>
+        _ = Ticker.Run(TimeSpan.FromMilliseconds(250), () =>
         {
-            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
-            try
+            foreach (ClientSession session in Sessions.Keys)
             {
-                while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
-                {
-                    foreach (ClientSession session in Sessions.Keys)
-                    {
-                        session.CheckTimeouts();
-                    }
-                }
+                session.CheckTimeouts();
             }
-            catch (OperationCanceledException)
-            {
-                // Stopping.
-            }
-        });
+
+            return ValueTask.CompletedTask;
+        }, _stopping.Token);
     }
 
     /// <summary>Stops the watchdog.</summary>

@@ -220,8 +220,8 @@ public sealed partial class Pool
     /// <summary>
     /// The pool manager's clock (every 100 ms): a waiter whose client left is dropped; one that waited
     /// reserve_pool_timeout may open a reserve backend; one that waited query_wait_timeout fails with 53300 (or
-    /// 08006 naming the connect failure while the pool backs off). One clock instead of a timer per wait keeps
-    /// waiting free of allocations and thread hops.
+    /// 08006 naming the connect failure when the last connect attempt failed). One clock instead of a timer per
+    /// wait keeps waiting free of allocations and thread hops.
     /// </summary>
     internal void CheckWaiters()
     {

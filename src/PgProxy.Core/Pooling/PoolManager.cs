@@ -4,6 +4,7 @@ using PgProxy.Core.Auth;
 using PgProxy.Core.Backend;
 using PgProxy.Core.Configuration;
 using PgProxy.Core.Diagnostics;
+using PgProxy.Core.Infrastructure;
 
 namespace PgProxy.Core.Pooling;
 
@@ -223,59 +224,41 @@ public sealed partial class PoolManager : IAsyncDisposable
     }
 
     /// <summary>
-    /// Starts the janitor: every second it closes idle backends past server_idle_timeout (above min_pool_size) or
-    /// past server_lifetime, then tops pools up to min_pool_size. It never touches a linked backend.
+    /// Starts the background clocks. Every 100 ms, waiter deadlines (query_wait_timeout, reserve_pool_timeout, clients
+    /// gone), on their own tick so a slow connect never delays them. Every 250 ms, the janitor: it closes idle backends
+    /// past server_idle_timeout (above min_pool_size) or past server_lifetime, retries for waiters after a failed
+    /// connect, and tops pools up to min_pool_size. Neither touches a linked backend.
     /// </summary>
     public void Start()
     {
-        _clock = Task.Run(async () =>
+        _clock = Ticker.Run(TimeSpan.FromMilliseconds(100), () =>
         {
-            // Waiter deadlines (query_wait_timeout, reserve_pool_timeout, clients gone) on their own short tick, so
-            // a slow connect in the janitor never delays them.
-            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(100));
-            try
+            foreach (Pool pool in _pools.Values)
             {
-                while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
-                {
-                    foreach (Pool pool in _pools.Values)
-                    {
-                        pool.CheckWaiters();
-                    }
-                }
+                pool.CheckWaiters();
             }
-            catch (OperationCanceledException)
-            {
-                // Stopping.
-            }
-        });
-        _janitor = Task.Run(async () =>
-        {
-            using var timer = new PeriodicTimer(TimeSpan.FromMilliseconds(250));
-            try
-            {
-                while (await timer.WaitForNextTickAsync(_stopping.Token).ConfigureAwait(false))
-                {
-                    foreach (Pool pool in _pools.Values)
-                    {
-                        foreach ((BackendConnection backend, DisconnectReason reason) in pool.TakeExpiredIdle())
-                        {
-                            await CloseBackendAsync(backend, reason).ConfigureAwait(false);
-                            OnLimiterReleased([.. pool.Limiters]);
-                        }
 
-                        await pool.RetryForWaitersAsync(_stopping.Token).ConfigureAwait(false);
-                        if (pool.Settings.MinPoolSize > 0)
-                        {
-                            await pool.EnsureMinimumAsync(_stopping.Token).ConfigureAwait(false);
-                        }
-                    }
-                }
-            }
-            catch (OperationCanceledException)
+            return ValueTask.CompletedTask;
+        }, _stopping.Token);
+        _janitor = Ticker.Run(TimeSpan.FromMilliseconds(250), JanitorTickAsync, _stopping.Token);
+    }
+
+    private async ValueTask JanitorTickAsync()
+    {
+        foreach (Pool pool in _pools.Values)
+        {
+            foreach ((BackendConnection backend, DisconnectReason reason) in pool.TakeExpiredIdle())
             {
-                // Stopping.
+                await CloseBackendAsync(backend, reason).ConfigureAwait(false);
+                OnLimiterReleased([.. pool.Limiters]);
             }
-        });
+
+            await pool.RetryForWaitersAsync(_stopping.Token).ConfigureAwait(false);
+            if (pool.Settings.MinPoolSize > 0)
+            {
+                await pool.EnsureMinimumAsync(_stopping.Token).ConfigureAwait(false);
+            }
+        }
     }
 
     /// <summary>Stops the janitor and closes every pool's idle backends.</summary>

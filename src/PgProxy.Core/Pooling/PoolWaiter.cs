@@ -43,8 +43,6 @@ internal sealed class PoolWaiter : IValueTaskSource<BackendConnection?>
     /// <summary>A backend (hand-off), null (a slot was reserved: open a backend yourself), or the failure.</summary>
     public ValueTask<BackendConnection?> Outcome => new(this, _core.Version);
 
-    public bool IsQueued => Node.List is not null;
-
     /// <summary>Under the pool lock: the waiter gets this backend, or a slot when null.</summary>
     public void Grant(BackendConnection? backend) => _backend = backend;
 
