@@ -2,7 +2,7 @@ using Microsoft.AspNetCore.Connections;
 
 namespace PgProxy.Core.Backend;
 
-/// <summary>Opens a connected transport to a backend. The composition root supplies the Kestrel socket implementation.</summary>
+/// <summary>Opens a connected transport to a backend. The composition root supplies the socket implementation.</summary>
 public interface IBackendTransport
 {
     /// <summary>Connects to host:port; throws on failure or cancellation.</summary>

@@ -26,7 +26,9 @@ public sealed partial class ClientSession
     private async Task<LoginResult?> LoginWithTimeoutAsync(bool counted)
     {
         TimeSpan timeout = Config.Proxy.ClientLoginTimeout;
-        using var cts = CancellationTokenSource.CreateLinkedTokenSource(_connection.ConnectionClosed);
+        // Only the timeout: a client that closes ends the login by its reads completing. Not linked to
+        // ConnectionClosed, whose source would otherwise keep a registration node for the life of the connection.
+        using var cts = new CancellationTokenSource();
         if (timeout > TimeSpan.Zero)
         {
             cts.CancelAfter(timeout);
@@ -36,7 +38,7 @@ public sealed partial class ClientSession
         {
             return await LoginAsync(counted, cts.Token).ConfigureAwait(false);
         }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested && !_connection.ConnectionClosed.IsCancellationRequested)
+        catch (OperationCanceledException) when (cts.IsCancellationRequested)
         {
             throw new ProxyException(SqlState.QueryCanceled,
                 $"canceling authentication due to timeout (client_login_timeout {DurationText.Format(timeout)})");
@@ -112,6 +114,9 @@ public sealed partial class ClientSession
         await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
 
         _pool = _services.Pools.GetOrCreate(db, _database, user);
+        // The pool's copies of the names (equal strings): a logged-in client keeps none of its own.
+        _database = _pool.Key.Database;
+        _user = _pool.Key.User;
         return new LoginResult(_pool, settings);
     }
 

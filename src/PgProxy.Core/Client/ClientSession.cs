@@ -21,7 +21,7 @@ namespace PgProxy.Core.Client;
 /// One client connection: handshake and login (<c>ClientSession.Login.cs</c>), then, in session mode, one backend
 /// linked for the whole session, relayed by <see cref="SessionRelay"/>, and released clean (or closed) at the end.
 /// </summary>
-public sealed partial class ClientSession : ICancelTarget
+public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
 {
     private readonly ConnectionContext _connection;
     private readonly ProxyServices _services;
@@ -34,13 +34,14 @@ public sealed partial class ClientSession : ICancelTarget
     private string _database = "";
     private string _user = "";
     private Pool? _pool;
+    private bool _loggedIn;
 
     /// <summary>Creates a session for an accepted connection.</summary>
     public ClientSession(ConnectionContext connection, ProxyServices services)
     {
         _connection = connection;
         _services = services;
-        _logger = services.LoggerFactory.CreateLogger<ClientSession>();
+        _logger = services.SessionLogger;
     }
 
     private PipeReader Input => _connection.Transport.Input;
@@ -49,13 +50,15 @@ public sealed partial class ClientSession : ICancelTarget
 
     private ProxyConfig Config => _services.Config;
 
-    /// <summary>Runs the connection to its end. Never throws.</summary>
+    /// <summary>Started from the thread pool: runs the connection to its end (the task is not needed: it never throws).</summary>
+    void IThreadPoolWorkItem.Execute() => _ = RunAsync();
+
+    /// <summary>Runs the connection to its end and disposes it. Never throws.</summary>
     public async Task RunAsync()
     {
         bool counted = _services.TryAddClient();
         int cancelPid = 0;
         DisconnectReason reason = DisconnectReason.ClientClosed;
-        bool loggedIn = false;
         try
         {
             LoginResult? login = await LoginWithTimeoutAsync(counted).ConfigureAwait(false);
@@ -66,7 +69,9 @@ public sealed partial class ClientSession : ICancelTarget
 
             (cancelPid, int secret) = _services.CancelKeys.Register(this);
             _services.Sessions.TryAdd(this, 0);
-            reason = await ServeAsync(login, cancelPid, secret, () => loggedIn = true).ConfigureAwait(false);
+            Task<DisconnectReason> serving = ServeAsync(login, cancelPid, secret);
+            login = null; // the startup settings live on in the pool's interned view; an idle client keeps no copy
+            reason = await serving.ConfigureAwait(false);
         }
         catch (ProxyException ex)
         {
@@ -75,13 +80,13 @@ public sealed partial class ClientSession : ICancelTarget
                 BackendUnavailableException => DisconnectReason.BackendUnavailable,
                 _ when ex.SqlState is SqlState.InvalidPassword or SqlState.InvalidAuthorizationSpecification => DisconnectReason.AuthFailed,
                 _ when ex.SqlState == SqlState.InvalidCatalogName => DisconnectReason.UnknownDatabase,
-                _ when ex.SqlState == SqlState.TooManyConnections && !loggedIn && _pool is null => DisconnectReason.TooManyClients,
-                _ when ex.SqlState == SqlState.QueryCanceled => loggedIn ? DisconnectReason.QueryTimeout : DisconnectReason.LoginTimeout,
+                _ when ex.SqlState == SqlState.TooManyConnections && !_loggedIn && _pool is null => DisconnectReason.TooManyClients,
+                _ when ex.SqlState == SqlState.QueryCanceled => _loggedIn ? DisconnectReason.QueryTimeout : DisconnectReason.LoginTimeout,
                 _ when ex.SqlState == "57P05" => DisconnectReason.ClientIdleTimeout,
                 _ when ex.SqlState == "25P03" => DisconnectReason.IdleTransactionTimeout,
                 _ => DisconnectReason.ProtocolViolation,
             };
-            if (!loggedIn)
+            if (!_loggedIn)
             {
                 LogRefused(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, ex.SqlState, ex.Message);
             }
@@ -111,7 +116,7 @@ public sealed partial class ClientSession : ICancelTarget
                 _services.RemoveClient();
             }
 
-            if (loggedIn)
+            if (_loggedIn)
             {
                 LogLogout(_logger, _connection.ConnectionId, _database, _user, reason);
             }
@@ -120,7 +125,7 @@ public sealed partial class ClientSession : ICancelTarget
         }
     }
 
-    private async Task<DisconnectReason> ServeAsync(LoginResult login, int cancelPid, int cancelSecret, Action markLoggedIn)
+    private async Task<DisconnectReason> ServeAsync(LoginResult login, int cancelPid, int cancelSecret)
     {
         Pool pool = login.Pool;
         PoolSettings settings = pool.Settings;
@@ -144,6 +149,7 @@ public sealed partial class ClientSession : ICancelTarget
 
         // The client's view of every reported parameter: what it was told, then whatever its backends reported.
         ClientSettings view = pool.Intern(ClientSettings.AtLogin(pool.WelcomeParameters!, login.Settings));
+        login = null!; // nor here: the view holds the settings
         foreach (KeyValuePair<string, string> p in view.Told)
         {
             BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
@@ -153,7 +159,7 @@ public sealed partial class ClientSession : ICancelTarget
         BackendMessages.ReadyForQuery(_builder, (byte)'I');
         await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
         _builder.Shrink();
-        markLoggedIn();
+        _loggedIn = true;
         LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
 
         Dictionary<string, Prepared.PreparedStatement>? statements =
@@ -162,7 +168,32 @@ public sealed partial class ClientSession : ICancelTarget
         while (true)
         {
             Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
-            if (!await WaitForFirstMessageAsync(closed).ConfigureAwait(false))
+            // Wait until the client sends something, without consuming it. Inline rather than a helper, and without
+            // a token (a closed client completes the read): an idle client then holds no extra state machine and no
+            // token registration.
+            bool ended;
+            while (true)
+            {
+                System.IO.Pipelines.ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
+                ReadOnlySequence<byte> buffer = read.Buffer;
+                if (!buffer.IsEmpty)
+                {
+                    ended = buffer.FirstSpan[0] == FrontendCode.Terminate;
+                    Input.AdvanceTo(buffer.Start);
+                    break;
+                }
+
+                Input.AdvanceTo(buffer.Start, buffer.End);
+                if (read.IsCompleted || (read.IsCanceled && Volatile.Read(ref _abort) is not null))
+                {
+                    ended = true;
+                    break;
+                }
+
+                // IsCanceled here is a stale cancellation from the previous link's relay: keep waiting.
+            }
+
+            if (ended)
             {
                 ThrowIfAborted();
                 return DisconnectReason.ClientClosed;
@@ -406,32 +437,6 @@ public sealed partial class ClientSession : ICancelTarget
     }
 
     /// <summary>
-    /// Waits until the client sends something, without consuming it. False when it closed or sent only Terminate.
-    /// </summary>
-    private async Task<bool> WaitForFirstMessageAsync(CancellationToken ct)
-    {
-        while (true)
-        {
-            System.IO.Pipelines.ReadResult read = await Input.ReadAsync(ct).ConfigureAwait(false);
-            ReadOnlySequence<byte> buffer = read.Buffer;
-            if (!buffer.IsEmpty)
-            {
-                bool terminate = buffer.FirstSpan[0] == FrontendCode.Terminate;
-                Input.AdvanceTo(buffer.Start);
-                return !terminate;
-            }
-
-            Input.AdvanceTo(buffer.Start, buffer.End);
-            if (read.IsCompleted || (read.IsCanceled && Volatile.Read(ref _abort) is not null))
-            {
-                return false;
-            }
-
-            // IsCanceled here is a stale cancellation from the previous link's relay: keep waiting.
-        }
-    }
-
-    /// <summary>
     /// The client is gone. A quiescent backend outside a transaction gets server_reset_query; one inside a
     /// transaction gets ROLLBACK first; anything mid-statement or mid-COPY is closed, so the next client never
     /// inherits a dirty server.
@@ -621,5 +626,7 @@ public sealed partial class ClientSession : ICancelTarget
         {
             // Already torn down.
         }
+
+        await _connection.DisposeAsync().ConfigureAwait(false);
     }
 }

@@ -20,6 +20,7 @@ public sealed class ProxyServices : IDisposable
         Users = users;
         Pools = pools;
         LoggerFactory = loggerFactory;
+        SessionLogger = loggerFactory.CreateLogger<ClientSession>();
     }
 
     /// <summary>The config snapshot.</summary>
@@ -36,6 +37,9 @@ public sealed class ProxyServices : IDisposable
 
     /// <summary>Logger factory.</summary>
     public ILoggerFactory LoggerFactory { get; }
+
+    /// <summary>The sessions' logger (one instance, not one per client).</summary>
+    internal ILogger<ClientSession> SessionLogger { get; }
 
     /// <summary>Open client connections (including ones still in login).</summary>
     public int ClientCount => Volatile.Read(ref _clients);

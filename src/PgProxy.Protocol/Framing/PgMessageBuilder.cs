@@ -13,13 +13,11 @@ public sealed class PgMessageBuilder
     private byte[] _buffer;
     private int _position;
     private int _messageStart = -1;
-    private readonly int _initialCapacity;
 
     /// <summary>Creates a builder with an initial capacity.</summary>
     public PgMessageBuilder(int capacity = 256)
     {
         _buffer = new byte[capacity];
-        _initialCapacity = capacity;
     }
 
     /// <summary>Everything written so far.</summary>
@@ -28,16 +26,15 @@ public sealed class PgMessageBuilder
     /// <summary>Everything written so far, as memory.</summary>
     public ReadOnlyMemory<byte> WrittenMemory => _buffer.AsMemory(0, _position);
 
-    /// <summary>Forgets everything written and gives back a buffer grown past the initial capacity (long-lived builders).</summary>
+    /// <summary>
+    /// Forgets everything written and gives back the buffer (long-lived builders that are rarely used again, such as
+    /// an idle client's: it holds no array until its next message).
+    /// </summary>
     public PgMessageBuilder Shrink()
     {
         _position = 0;
         _messageStart = -1;
-        if (_buffer.Length > _initialCapacity)
-        {
-            _buffer = new byte[_initialCapacity];
-        }
-
+        _buffer = [];
         return this;
     }
 

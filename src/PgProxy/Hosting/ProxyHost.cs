@@ -1,9 +1,5 @@
 using System.Net;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
+using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
@@ -16,14 +12,15 @@ using PgProxy.Core.Pooling;
 namespace PgProxy.Hosting;
 
 /// <summary>
-/// Composition root: a slim WebApplication whose Kestrel listens on every [proxy] listen address with the
-/// PostgreSQL <see cref="ClientConnectionHandler"/>. Used by <c>pgproxy run</c> and, in-process, by the tests.
+/// Composition root: a generic host (dependency injection, logging, SIGTERM/Ctrl+C) plus a <see cref="ClientListener"/>
+/// on every [proxy] listen address. Used by <c>pgproxy run</c> and, in-process, by the tests.
 /// </summary>
 public sealed class ProxyHost : IAsyncDisposable
 {
-    private readonly WebApplication _app;
+    private readonly IHost _app;
+    private ClientListener? _listener;
 
-    private ProxyHost(WebApplication app, ProxyServices services)
+    private ProxyHost(IHost app, ProxyServices services)
     {
         _app = app;
         Services = services;
@@ -31,9 +28,6 @@ public sealed class ProxyHost : IAsyncDisposable
 
     /// <summary>The runtime's switch for running socket completions on the epoll threads (set by <c>pgproxy run</c>).</summary>
     public const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
-
-    /// <summary>Inline pipe scheduling on client and backend sockets; off only when inline completions are turned off.</summary>
-    internal static bool InlineScheduling => Environment.GetEnvironmentVariable(InlineCompletionsVariable) != "0";
 
     /// <summary>The proxy's runtime services (pools, counts).</summary>
     public ProxyServices Services { get; }
@@ -44,7 +38,7 @@ public sealed class ProxyHost : IAsyncDisposable
     /// <summary>Builds and starts the proxy. <paramref name="configureLogging"/> installs the log provider.</summary>
     public static async Task<ProxyHost> StartAsync(ProxyConfig config, UserList users, Action<ILoggingBuilder> configureLogging, CancellationToken ct = default)
     {
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
         // The provider applies [log] level; the framework's default Information filter would hide debug and trace.
         builder.Logging.SetMinimumLevel(LogLevel.Trace);
@@ -56,42 +50,37 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Services.AddSingleton<BackendConnector>();
         builder.Services.AddSingleton<PoolManager>();
         builder.Services.AddSingleton<ProxyServices>();
-        builder.WebHost.UseSetting(WebHostDefaults.SuppressStatusMessagesKey, "true");
-        // Pipe continuations run where the data arrived (no thread-pool hop per read and per flush). Safe because
-        // the relay never blocks: it parses, copies and flushes, and every wait is an await.
-        builder.WebHost.UseSockets(o => o.UnsafePreferInlineScheduling = InlineScheduling);
-        builder.WebHost.ConfigureKestrel(kestrel =>
-        {
-            foreach (string listen in config.Proxy.Listen)
-            {
-                _ = ListenAddress.TryParse(listen, out IPEndPoint? endpoint);
-                kestrel.Listen(endpoint!, options => options.UseConnectionHandler<ClientConnectionHandler>());
-            }
-        });
+        IHost app = builder.Build();
 
-        WebApplication app = builder.Build();
         var host = new ProxyHost(app, app.Services.GetRequiredService<ProxyServices>());
         app.Services.GetRequiredService<PoolManager>().Start();
         host.Services.StartWatchdog();
         await app.StartAsync(ct).ConfigureAwait(false);
-
-        IServerAddressesFeature? addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>();
-        host.Endpoints = addresses?.Addresses.Select(ParseAddress).Where(e => e is not null).Select(e => e!).ToList() ?? [];
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PgProxy");
+        var endpoints = new List<IPEndPoint>();
+        foreach (string listen in config.Proxy.Listen)
+        {
+            _ = ListenAddress.TryParse(listen, out IPEndPoint? endpoint);
+            endpoints.Add(endpoint!);
+        }
+
+        try
+        {
+            host._listener = ClientListener.Start(endpoints, host.Services, logger);
+        }
+        catch (SocketException ex)
+        {
+            await host.DisposeAsync().ConfigureAwait(false);
+            throw new IOException($"Failed to bind to {string.Join(", ", config.Proxy.Listen)}: {ex.Message}", ex);
+        }
+
+        host.Endpoints = host._listener.Endpoints;
         foreach (IPEndPoint endpoint in host.Endpoints)
         {
             logger.LogInformation(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "Listening"), "Listening for PostgreSQL clients on {Endpoint}", endpoint);
         }
 
         return host;
-    }
-
-    private static IPEndPoint? ParseAddress(string address)
-    {
-        // Kestrel reports "http://127.0.0.1:6432" even for connection-handler endpoints.
-        return Uri.TryCreate(address, UriKind.Absolute, out Uri? uri) && IPAddress.TryParse(uri.Host.Trim('[', ']'), out IPAddress? ip)
-            ? new IPEndPoint(ip, uri.Port)
-            : null;
     }
 
     /// <summary>Waits until the host is asked to stop (SIGTERM, Ctrl+C).</summary>
@@ -103,12 +92,17 @@ public sealed class ProxyHost : IAsyncDisposable
         try
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            if (_listener is not null)
+            {
+                await _listener.StopAsync(cts.Token).ConfigureAwait(false);
+            }
+
             await _app.StopAsync(cts.Token).ConfigureAwait(false);
         }
         finally
         {
             await _app.Services.GetRequiredService<PoolManager>().DisposeAsync().ConfigureAwait(false);
-            await _app.DisposeAsync().ConfigureAwait(false);
+            _app.Dispose();
         }
     }
 }

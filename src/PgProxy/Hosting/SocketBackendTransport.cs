@@ -1,31 +1,21 @@
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
-using Microsoft.AspNetCore.Server.Kestrel.Transport.Sockets;
-using Microsoft.Extensions.Logging;
 using PgProxy.Core.Backend;
+using PgProxy.Transport;
 
 namespace PgProxy.Hosting;
 
-/// <summary>
-/// Backend sockets wrapped by Kestrel's <see cref="SocketConnectionContextFactory"/>, so client and backend sides
-/// share the same pipe machinery and memory pool.
-/// </summary>
-public sealed class SocketBackendTransport : IBackendTransport, IDisposable
+/// <summary>Backend sockets as <see cref="SocketConnection"/>s, the same transport as the client side.</summary>
+public sealed class SocketBackendTransport : IBackendTransport
 {
-    private readonly SocketConnectionContextFactory _factory;
-
-    /// <summary>Creates the transport.</summary>
-    public SocketBackendTransport(ILoggerFactory loggerFactory)
-    {
-        _factory = new SocketConnectionContextFactory(new SocketConnectionFactoryOptions { UnsafePreferInlineScheduling = ProxyHost.InlineScheduling }, loggerFactory.CreateLogger<SocketBackendTransport>());
-    }
+    private long _nextId;
 
     /// <inheritdoc />
     public async ValueTask<ConnectionContext> ConnectAsync(string host, int port, CancellationToken ct)
     {
         Socket socket = await ConnectSocketAsync(host, port, ct).ConfigureAwait(false);
-        return _factory.Create(socket);
+        return new SocketConnection(socket, "s" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 
     /// <inheritdoc />
@@ -70,7 +60,4 @@ public sealed class SocketBackendTransport : IBackendTransport, IDisposable
             throw;
         }
     }
-
-    /// <inheritdoc />
-    public void Dispose() => _factory.Dispose();
 }

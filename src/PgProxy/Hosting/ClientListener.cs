@@ -1,0 +1,166 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.Extensions.Logging;
+using PgProxy.Core.Client;
+using PgProxy.Transport;
+
+namespace PgProxy.Hosting;
+
+/// <summary>
+/// Accepts PostgreSQL clients on the listen addresses and runs one <see cref="ClientSession"/> per socket.
+/// Each accepted socket becomes a <see cref="SocketConnection"/> (reader and writer directly on the socket; see there
+/// why not Kestrel). Stopping closes the listeners, waits for sessions until the deadline, then aborts the rest.
+/// </summary>
+public sealed class ClientListener : IAsyncDisposable, ISocketConnectionOwner
+{
+    private readonly ProxyServices _services;
+    private readonly ILogger _logger;
+    private readonly List<Socket> _listeners = [];
+    private readonly List<Task> _acceptLoops = [];
+    private readonly ConcurrentDictionary<SocketConnection, byte> _connections = new();
+    private long _nextId;
+
+    private ClientListener(ProxyServices services, ILogger logger)
+    {
+        _services = services;
+        _logger = logger;
+    }
+
+    /// <summary>The endpoints bound (port 0 resolved).</summary>
+    public IReadOnlyList<IPEndPoint> Endpoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
+
+    /// <summary>Binds every endpoint (throws <see cref="SocketException"/> when one cannot be bound) and starts accepting.</summary>
+    public static ClientListener Start(IEnumerable<IPEndPoint> endpoints, ProxyServices services, ILogger logger)
+    {
+        var listener = new ClientListener(services, logger);
+        try
+        {
+            foreach (IPEndPoint endpoint in endpoints)
+            {
+                var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+                if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
+                {
+                    socket.DualMode = true;
+                }
+
+                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+                socket.Bind(endpoint);
+                socket.Listen(4096);
+                listener._listeners.Add(socket);
+            }
+        }
+        catch
+        {
+            foreach (Socket s in listener._listeners)
+            {
+                s.Dispose();
+            }
+
+            throw;
+        }
+
+        foreach (Socket socket in listener._listeners)
+        {
+            listener._acceptLoops.Add(Task.Run(() => listener.AcceptLoopAsync(socket)));
+        }
+
+        return listener;
+    }
+
+    private async Task AcceptLoopAsync(Socket listen)
+    {
+        while (true)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listen.AcceptAsync().ConfigureAwait(false);
+            }
+            catch (ObjectDisposedException)
+            {
+                return; // stopping
+            }
+            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.OperationAborted or SocketError.Interrupted)
+            {
+                return;
+            }
+            catch (SocketException ex)
+            {
+                // Out of file descriptors and the like: say so, back off a little, keep accepting.
+                _logger.LogWarning(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "AcceptFailed"), "accept() failed: {Error}", ex.Message);
+                await Task.Delay(100).ConfigureAwait(false);
+                continue;
+            }
+
+            SocketConnection connection;
+            try
+            {
+                socket.NoDelay = true;
+                connection = new SocketConnection(socket, "c" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture), this);
+            }
+            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+            {
+                socket.Dispose(); // reset before we got to it
+                continue;
+            }
+
+            _connections[connection] = 0;
+            // Off the accept loop (a login whose bytes are already there would otherwise run on it). The session owns
+            // the connection and disposes it at its end, which removes it here: no wrapper task per client.
+            ThreadPool.UnsafeQueueUserWorkItem(new ClientSession(connection, _services), preferLocal: false);
+        }
+    }
+
+    /// <inheritdoc />
+    void ISocketConnectionOwner.Closed(SocketConnection connection) => _connections.TryRemove(connection, out _);
+
+    /// <summary>Stops accepting, gives sessions until <paramref name="ct"/> to end, then closes the rest.</summary>
+    public async Task StopAsync(CancellationToken ct)
+    {
+        foreach (Socket listen in _listeners)
+        {
+            listen.Dispose();
+        }
+
+        await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
+        if (await DrainedAsync(ct).ConfigureAwait(false))
+        {
+            return;
+        }
+
+        foreach (SocketConnection connection in _connections.Keys)
+        {
+            connection.Abort();
+        }
+
+        // Aborted sessions end at their next read or write; give them a bounded moment to clean up their servers.
+        using var aborting = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        await DrainedAsync(aborting.Token).ConfigureAwait(false);
+    }
+
+    private async Task<bool> DrainedAsync(CancellationToken ct)
+    {
+        while (!_connections.IsEmpty)
+        {
+            try
+            {
+                await Task.Delay(50, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return _connections.IsEmpty;
+            }
+        }
+
+        return true;
+    }
+
+    /// <inheritdoc />
+    public async ValueTask DisposeAsync()
+    {
+        using var cts = new CancellationTokenSource(TimeSpan.Zero);
+        await StopAsync(cts.Token).ConfigureAwait(false);
+    }
+}

@@ -1,0 +1,178 @@
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Connections;
+using Microsoft.AspNetCore.Http.Features;
+
+namespace PgProxy.Transport;
+
+/// <summary>
+/// A connected socket as a <see cref="ConnectionContext"/> whose pipes are the socket itself
+/// (<see cref="SocketPipeReader"/>, <see cref="SocketPipeWriter"/>). Used for clients and backends alike.
+/// <para>
+/// Why not Kestrel's socket transport (which PgProxy used first): there every connection has a receive loop, a send
+/// loop and two pipes between them and the session, so each relayed message crosses two pipe hand-offs, and an idle
+/// connection keeps about 5 KB of transport state. Here a relayed message is one <c>recv</c>, a parse, one <c>send</c>,
+/// on one thread, and an idle connection is the socket, one pending zero-byte receive and these three objects.
+/// Measured with <c>bench/load/compare.sh</c> (see the README's Performance section).
+/// </para>
+/// </summary>
+public sealed class SocketConnection : ConnectionContext, IDuplexPipe
+{
+    private readonly ISocketConnectionOwner? _owner;
+    /// <summary>How long disposing waits for bytes the socket had no room for (a final error to a slow client).</summary>
+    private static readonly TimeSpan s_sendDrainTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly Socket _socket;
+    private readonly SocketPipeReader _input;
+    private readonly SocketPipeWriter _output;
+    private CancellationTokenSource? _closed;
+    private int _closedFired;
+    private int _disposed;
+    private IFeatureCollection? _features;
+    private IDictionary<object, object?>? _items;
+
+    /// <summary>Wraps a connected socket (made non-blocking here). The connection owns it; <paramref name="owner"/> hears when it is disposed.</summary>
+    public SocketConnection(Socket socket, string id, ISocketConnectionOwner? owner = null)
+    {
+        _socket = socket;
+        _owner = owner;
+        socket.Blocking = false;
+        _input = new SocketPipeReader(socket, this);
+        _output = new SocketPipeWriter(socket);
+        ConnectionId = id;
+        RemoteEndPoint = socket.RemoteEndPoint;
+    }
+
+    /// <summary>Asked of the socket when needed: nothing uses it on the hot path, and an idle client need not keep a copy.</summary>
+    public override EndPoint? LocalEndPoint
+    {
+        get
+        {
+            try
+            {
+                return _socket.LocalEndPoint;
+            }
+            catch (ObjectDisposedException)
+            {
+                return null;
+            }
+        }
+
+        set => throw new NotSupportedException();
+    }
+
+    /// <summary>The socket's reader.</summary>
+    public PipeReader Input => _input;
+
+    /// <summary>The socket's writer.</summary>
+    public PipeWriter Output => _output;
+
+    /// <inheritdoc />
+    public override string ConnectionId { get; set; }
+
+    /// <inheritdoc />
+    public override IFeatureCollection Features => _features ??= new FeatureCollection();
+
+    /// <inheritdoc />
+    public override IDictionary<object, object?> Items
+    {
+        get => _items ??= new Dictionary<object, object?>();
+        set => _items = value;
+    }
+
+    /// <inheritdoc />
+    public override IDuplexPipe Transport
+    {
+        get => this;
+        set => throw new NotSupportedException("The transport of a socket connection is the socket.");
+    }
+
+    /// <summary>
+    /// Cancelled when the peer closes or resets the connection (noticed whenever nothing unread is buffered, even while
+    /// nobody reads), or when the connection is aborted or disposed.
+    /// </summary>
+    public override CancellationToken ConnectionClosed
+    {
+        get
+        {
+            CancellationTokenSource? cts = Volatile.Read(ref _closed);
+            if (cts is null)
+            {
+                var created = new CancellationTokenSource();
+                cts = Interlocked.CompareExchange(ref _closed, created, null) ?? created;
+            }
+
+            if (Volatile.Read(ref _closedFired) != 0)
+            {
+                cts.Cancel();
+            }
+
+            return cts.Token;
+        }
+        set => throw new NotSupportedException();
+    }
+
+    /// <inheritdoc />
+    public override void Abort(ConnectionAbortedException abortReason)
+    {
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // Already gone.
+        }
+
+        FireClosed();
+    }
+
+    /// <summary>Completes both pipes, gives unsent bytes a moment to leave, and closes the socket.</summary>
+    public override async ValueTask DisposeAsync()
+    {
+        if (Interlocked.Exchange(ref _disposed, 1) != 0)
+        {
+            await base.DisposeAsync().ConfigureAwait(false);
+            return;
+        }
+
+        _input.Complete();
+        _output.Complete();
+        Task sent = _output.WhenSentAsync();
+        if (!sent.IsCompleted)
+        {
+            await Task.WhenAny(sent, Task.Delay(s_sendDrainTimeout)).ConfigureAwait(false);
+        }
+
+        try
+        {
+            _socket.Shutdown(SocketShutdown.Both);
+        }
+        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        {
+            // The peer is gone already.
+        }
+
+        _socket.Dispose();
+        FireClosed();
+        _owner?.Closed(this);
+        await base.DisposeAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The reader saw the peer close or reset.</summary>
+    internal void FireClosed()
+    {
+        if (Interlocked.Exchange(ref _closedFired, 1) == 0 && Volatile.Read(ref _closed) is { } cts)
+        {
+            cts.Cancel();
+        }
+    }
+}
+
+/// <summary>Keeps track of its connections: told when one is disposed.</summary>
+public interface ISocketConnectionOwner
+{
+    /// <summary>The connection was disposed.</summary>
+    void Closed(SocketConnection connection);
+}

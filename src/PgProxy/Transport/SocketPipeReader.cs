@@ -1,0 +1,558 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net.Sockets;
+using System.Runtime.CompilerServices;
+using System.Threading.Tasks.Sources;
+using Microsoft.AspNetCore.Connections;
+
+namespace PgProxy.Transport;
+
+/// <summary>
+/// A <see cref="PipeReader"/> directly on a non-blocking socket: no receive loop and no pipe between the socket and
+/// its reader. Bytes are received into one pooled array on the reader's own thread (or on the socket's completion
+/// thread while the reader waits), so a relayed message costs one <c>recv</c> and no hand-off.
+/// <para>
+/// Waiting is a zero-byte receive: a connection with nothing buffered holds no array, which is what keeps an idle
+/// client small. The wait is started as soon as the socket is drained, whether or not anyone reads, so a peer that
+/// closes is noticed even while nothing reads (<see cref="SocketConnection.ConnectionClosed"/>). Bytes that arrive while nobody reads are
+/// received ahead, up to <see cref="ReadAheadLimit"/>; past that the socket is left alone until the reader catches up.
+/// </para>
+/// <para>
+/// <see cref="CancelPendingRead"/> only wakes the reader; the wait stays pending for the next read, so cancelling
+/// never touches the socket (with a stream-based reader it cancels the receive itself). Continuations run
+/// synchronously where the data arrived, like Kestrel's <c>UnsafePreferInlineScheduling</c>.
+/// </para>
+/// </summary>
+public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
+{
+    /// <summary>Size of the first array rented for a read.</summary>
+    public const int InitialBufferSize = 4096;
+
+    /// <summary>Bytes received ahead while nobody reads, at most.</summary>
+    public const int ReadAheadLimit = 64 * 1024;
+
+    private const int MinimumReadSize = 1024;
+
+    private static readonly Action<object?> s_onTokenCanceled = static state => ((SocketPipeReader)state!).WakeReader(byToken: true);
+
+    private readonly Socket _socket;
+    private readonly SocketConnection? _connection;
+    private readonly Action _onWaitCompleted;
+    private readonly Lock _lock = new();
+    private ManualResetValueTaskSourceCore<ReadResult> _source;
+    private ConfiguredValueTaskAwaitable<int>.ConfiguredValueTaskAwaiter _wait;
+    private CancellationTokenRegistration _tokenRegistration;
+    private CancellationToken _readToken;
+    private byte[]? _buffer;
+    private int _start;
+    private int _end;
+    private bool _examinedAll;
+    private bool _holding;
+    private bool _readerWaiting;
+    private bool _waitPending;
+    private bool _mayHaveData;
+    private bool _cancelRequested;
+    private bool _eof;
+    private Exception? _error;
+    private bool _completed;
+    private bool _closedReported;
+
+    /// <summary>Creates the reader. The socket must be non-blocking (<c>Blocking = false</c>); <paramref name="connection"/> hears when the peer closes.</summary>
+    public SocketPipeReader(Socket socket, SocketConnection? connection = null)
+    {
+        _socket = socket;
+        _connection = connection;
+        _onWaitCompleted = OnWaitCompleted;
+        _mayHaveData = true; // a new connection's first bytes are often there already: try a receive before waiting
+    }
+
+    /// <summary>For tests: whether an array is held (an idle connection holds none).</summary>
+    internal bool HoldsBuffer
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _buffer is not null;
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public override ValueTask<ReadResult> ReadAsync(CancellationToken cancellationToken = default)
+    {
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return ValueTask.FromCanceled<ReadResult>(cancellationToken);
+        }
+
+        bool startWait;
+        bool closed;
+        short version;
+        lock (_lock)
+        {
+            if (_completed || _holding || _readerWaiting)
+            {
+                throw new InvalidOperationException(_completed ? "Reading is not allowed after the reader was completed." : "Reading is already in progress.");
+            }
+
+            if (TryGetResultLocked(out ReadResult result, out Exception? error))
+            {
+                startWait = ShouldWaitLocked();
+                closed = ShouldReportClosedLocked();
+                if (error is null)
+                {
+                    _holding = true;
+                }
+
+                Exit(startWait, closed);
+                return error is null ? new ValueTask<ReadResult>(result) : ValueTask.FromException<ReadResult>(error);
+            }
+
+            _source.Reset();
+            version = _source.Version;
+            _readerWaiting = true;
+            if (cancellationToken.CanBeCanceled)
+            {
+                // Registered under the lock (Lock is reentrant): a token cancelled meanwhile completes the read here.
+                _readToken = cancellationToken;
+                _tokenRegistration = cancellationToken.UnsafeRegister(s_onTokenCanceled, this);
+            }
+
+            startWait = ShouldWaitLocked();
+            closed = false;
+        }
+
+        Exit(startWait, closed);
+        return new ValueTask<ReadResult>(this, version);
+    }
+
+    /// <inheritdoc />
+    public override bool TryRead(out ReadResult result)
+    {
+        bool startWait;
+        bool closed;
+        bool got;
+        lock (_lock)
+        {
+            if (_completed || _holding || _readerWaiting)
+            {
+                throw new InvalidOperationException(_completed ? "Reading is not allowed after the reader was completed." : "Reading is already in progress.");
+            }
+
+            got = TryGetResultLocked(out result, out Exception? error);
+            if (error is not null)
+            {
+                // Reported as the end here (a probe of an idle connection); the next ReadAsync throws it.
+                result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: true);
+            }
+
+            _holding = got;
+            startWait = ShouldWaitLocked();
+            closed = ShouldReportClosedLocked();
+        }
+
+        Exit(startWait, closed);
+        return got;
+    }
+
+    /// <inheritdoc />
+    public override void AdvanceTo(SequencePosition consumed) => AdvanceTo(consumed, consumed);
+
+    /// <inheritdoc />
+    public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
+    {
+        lock (_lock)
+        {
+            if (!_holding)
+            {
+                throw new InvalidOperationException("No reading operation to complete.");
+            }
+
+            _holding = false;
+            if (_buffer is null || !ReferenceEquals(consumed.GetObject(), _buffer))
+            {
+                // The read returned an empty buffer: nothing was consumed, and whatever arrived since is unexamined.
+                _examinedAll = _buffer is null;
+                return;
+            }
+
+            int c = consumed.GetInteger();
+            int e = examined.GetInteger();
+            if (c < _start || c > _end || e < c || e > _end || !ReferenceEquals(examined.GetObject(), _buffer))
+            {
+                throw new InvalidOperationException("The positions are not within the buffer returned by the last read.");
+            }
+
+            _start = c;
+            _examinedAll = e == _end;
+            if (_start == _end)
+            {
+                ReturnBufferLocked();
+            }
+        }
+    }
+
+    /// <inheritdoc />
+    public override void CancelPendingRead() => WakeReader(byToken: false);
+
+    /// <inheritdoc />
+    public override void Complete(Exception? exception = null)
+    {
+        lock (_lock)
+        {
+            _completed = true;
+            _holding = false;
+            ReturnBufferLocked();
+        }
+    }
+
+    /// <summary>
+    /// Completes a parked read: with IsCanceled (<see cref="CancelPendingRead"/>; remembered for the next read when
+    /// none is parked) or with <see cref="OperationCanceledException"/> (the read's token).
+    /// </summary>
+    private void WakeReader(bool byToken)
+    {
+        ReadResult result;
+        CancellationTokenRegistration registration;
+        CancellationToken token;
+        lock (_lock)
+        {
+            if (byToken ? !_readerWaiting || !_readToken.IsCancellationRequested : !_readerWaiting)
+            {
+                // A token firing late, after its read completed, must not cancel the next read.
+                if (!byToken)
+                {
+                    _cancelRequested = true;
+                }
+
+                return;
+            }
+
+            _readerWaiting = false;
+            token = _readToken;
+            registration = TakeRegistrationLocked();
+            result = new ReadResult(SequenceLocked(), isCanceled: true, isCompleted: false);
+            _holding = !byToken;
+        }
+
+        registration.Unregister();
+        if (byToken)
+        {
+            _source.SetException(new OperationCanceledException(token));
+        }
+        else
+        {
+            _source.SetResult(result);
+        }
+    }
+
+    private void OnWaitCompleted()
+    {
+        (bool startWait, bool closed) = ProcessWait();
+        Exit(startWait, closed);
+    }
+
+    /// <summary>The zero-byte receive finished: hand bytes (or the end) to a parked reader, or receive them ahead.</summary>
+    private (bool StartWait, bool Closed) ProcessWait()
+    {
+        Exception? waitError = null;
+        try
+        {
+            _wait.GetResult();
+        }
+        catch (Exception ex)
+        {
+            waitError = ex;
+        }
+
+        _wait = default;
+        bool complete = false;
+        bool startWait;
+        bool closed;
+        ReadResult result = default;
+        Exception? error = null;
+        CancellationTokenRegistration registration = default;
+        lock (_lock)
+        {
+            _waitPending = false;
+            if (_completed)
+            {
+                return (false, false);
+            }
+
+            if (waitError is not null)
+            {
+                _error ??= Translate(waitError);
+            }
+
+            _mayHaveData = true;
+            if (_readerWaiting)
+            {
+                if (TryGetResultLocked(out result, out error))
+                {
+                    _readerWaiting = false;
+                    _holding = error is null;
+                    registration = TakeRegistrationLocked();
+                    complete = true;
+                }
+            }
+            else if (_error is null && !_eof && _end - _start < ReadAheadLimit && EnsureSpaceLocked())
+            {
+                ReceiveLocked();
+            }
+
+            // Decided before the reader runs: if its next read needs a wait, it finds this one already due.
+            startWait = ShouldWaitLocked();
+            closed = ShouldReportClosedLocked();
+        }
+
+        if (complete)
+        {
+            registration.Unregister();
+            if (error is null)
+            {
+                _source.SetResult(result);
+            }
+            else
+            {
+                _source.SetException(error);
+            }
+        }
+
+        return (startWait, closed);
+    }
+
+    /// <summary>What a read returns now, if anything: a pending cancel, unexamined bytes, end of stream, an error, or a receive.</summary>
+    private bool TryGetResultLocked(out ReadResult result, out Exception? error)
+    {
+        error = null;
+        if (_cancelRequested)
+        {
+            _cancelRequested = false;
+            result = new ReadResult(SequenceLocked(), isCanceled: true, isCompleted: false);
+            return true;
+        }
+
+        if (_end > _start && !_examinedAll)
+        {
+            result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: _eof);
+            return true;
+        }
+
+        if (!_eof && _error is null && _mayHaveData && EnsureSpaceLocked())
+        {
+            ReceiveLocked();
+            if (_end > _start && !_examinedAll)
+            {
+                result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: _eof);
+                return true;
+            }
+        }
+
+        if (_error is not null)
+        {
+            result = default;
+            error = _error;
+            return true;
+        }
+
+        if (_eof)
+        {
+            result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: true);
+            return true;
+        }
+
+        result = default;
+        return false;
+    }
+
+    /// <summary>One non-blocking receive into the free tail of the buffer.</summary>
+    private void ReceiveLocked()
+    {
+        Span<byte> space = _buffer.AsSpan(_end);
+        int n;
+        SocketError status;
+        try
+        {
+            n = _socket.Receive(space, SocketFlags.None, out status);
+        }
+        catch (ObjectDisposedException)
+        {
+            n = 0;
+            status = SocketError.OperationAborted;
+        }
+
+        if (status == SocketError.Success)
+        {
+            if (n == 0)
+            {
+                _eof = true;
+                _mayHaveData = false;
+            }
+            else
+            {
+                _end += n;
+                _examinedAll = false;
+                _mayHaveData = n == space.Length;
+            }
+        }
+        else if (status == SocketError.WouldBlock)
+        {
+            _mayHaveData = false;
+        }
+        else
+        {
+            _error ??= Translate(new SocketException((int)status));
+            _mayHaveData = false;
+        }
+
+        if (_start == _end && !_holding)
+        {
+            ReturnBufferLocked();
+        }
+    }
+
+    /// <summary>Makes room for a receive of at least <see cref="MinimumReadSize"/> bytes; false when the reader holds bytes that would have to move.</summary>
+    private bool EnsureSpaceLocked()
+    {
+        if (_buffer is null)
+        {
+            _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
+            _start = _end = 0;
+            return true;
+        }
+
+        if (_buffer.Length - _end >= MinimumReadSize)
+        {
+            return true;
+        }
+
+        if (_holding)
+        {
+            return false;
+        }
+
+        int unread = _end - _start;
+        if (_buffer.Length - unread >= MinimumReadSize && _start > 0)
+        {
+            _buffer.AsSpan(_start, unread).CopyTo(_buffer);
+        }
+        else
+        {
+            byte[] larger = ArrayPool<byte>.Shared.Rent(Math.Max(_buffer.Length * 2, unread + MinimumReadSize));
+            _buffer.AsSpan(_start, unread).CopyTo(larger);
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = larger;
+        }
+
+        _start = 0;
+        _end = unread;
+        return true;
+    }
+
+    private void ReturnBufferLocked()
+    {
+        if (_buffer is not null)
+        {
+            ArrayPool<byte>.Shared.Return(_buffer);
+            _buffer = null;
+        }
+
+        _start = _end = 0;
+    }
+
+    private ReadOnlySequence<byte> SequenceLocked() =>
+        _buffer is null ? ReadOnlySequence<byte>.Empty : new ReadOnlySequence<byte>(_buffer, _start, _end - _start);
+
+    private CancellationTokenRegistration TakeRegistrationLocked()
+    {
+        CancellationTokenRegistration registration = _tokenRegistration;
+        _tokenRegistration = default;
+        _readToken = default;
+        return registration;
+    }
+
+    /// <summary>
+    /// A wait is due when the socket is drained and the connection open: start it now. Past the read-ahead limit only
+    /// a parked reader (which needs more than it has) starts one.
+    /// </summary>
+    private bool ShouldWaitLocked()
+    {
+        if (_waitPending || _mayHaveData || _eof || _error is not null || _completed || (_end - _start >= ReadAheadLimit && !_readerWaiting))
+        {
+            return false;
+        }
+
+        _waitPending = true;
+        return true;
+    }
+
+    private bool ShouldReportClosedLocked()
+    {
+        if (_closedReported || (!_eof && _error is null))
+        {
+            return false;
+        }
+
+        _closedReported = true;
+        return true;
+    }
+
+    /// <summary>
+    /// Off the lock: reports a closed peer and starts the zero-byte receive. A receive that completes at once is
+    /// processed in this loop, not by recursion, so a peer that keeps the socket busy cannot deepen the stack.
+    /// </summary>
+    private void Exit(bool startWait, bool closed)
+    {
+        while (true)
+        {
+            if (closed)
+            {
+                _connection?.FireClosed();
+            }
+
+            if (!startWait)
+            {
+                return;
+            }
+
+            ValueTask<int> wait;
+            try
+            {
+                wait = _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
+            }
+            catch (Exception ex)
+            {
+                wait = ValueTask.FromException<int>(ex);
+            }
+
+            _wait = wait.ConfigureAwait(false).GetAwaiter();
+            if (!_wait.IsCompleted)
+            {
+                _wait.UnsafeOnCompleted(_onWaitCompleted);
+                return;
+            }
+
+            (startWait, closed) = ProcessWait();
+        }
+    }
+
+    /// <summary>Socket errors as the exceptions the rest of the proxy classifies (Kestrel's convention).</summary>
+    internal static Exception Translate(Exception ex) => ex switch
+    {
+        SocketException { SocketErrorCode: SocketError.ConnectionReset } s => new ConnectionResetException(s.Message, s),
+        SocketException { SocketErrorCode: SocketError.OperationAborted or SocketError.Interrupted or SocketError.Shutdown } s =>
+            new ConnectionAbortedException(s.Message, s),
+        SocketException s => new IOException(s.Message, s),
+        ObjectDisposedException o => new ConnectionAbortedException("The connection was closed.", o),
+        _ => ex,
+    };
+
+    ReadResult IValueTaskSource<ReadResult>.GetResult(short token) => _source.GetResult(token);
+
+    ValueTaskSourceStatus IValueTaskSource<ReadResult>.GetStatus(short token) => _source.GetStatus(token);
+
+    void IValueTaskSource<ReadResult>.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
+        _source.OnCompleted(continuation, state, token, flags);
+}

@@ -1,0 +1,257 @@
+using System.Buffers;
+using System.IO.Pipelines;
+using System.Net;
+using System.Net.Sockets;
+using PgProxy.Transport;
+
+namespace PgProxy.IntegrationTests;
+
+/// <summary>The socket pipes on real loopback sockets (no database needed): pipe semantics, cancellation, idle memory.</summary>
+public sealed class SocketTransportTests
+{
+    [Fact(Timeout = 30_000)]
+    public async Task LargePayload_ArrivesWhole_AndInOrder_ThroughAFullSocket()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            byte[] payload = new byte[4 * 1024 * 1024];
+            new Random(42).NextBytes(payload);
+
+            // Written in uneven pieces, flushed before anyone reads: the socket fills and the rest goes out in the background.
+            Task writing = Task.Run(async () =>
+            {
+                for (int offset = 0; offset < payload.Length;)
+                {
+                    int n = Math.Min(37_000, payload.Length - offset);
+                    payload.AsSpan(offset, n).CopyTo(a.Output.GetSpan(n));
+                    a.Output.Advance(n);
+                    FlushResult flush = await a.Output.FlushAsync();
+                    Assert.False(flush.IsCompleted);
+                    offset += n;
+                }
+            });
+            await Task.Delay(200);
+
+            byte[] received = new byte[payload.Length];
+            int total = 0;
+            while (total < payload.Length)
+            {
+                ReadResult read = await b.Input.ReadAsync();
+                // Consume at most 5000 bytes per read, so unconsumed bytes stay buffered across reads.
+                long take = Math.Min(5000, read.Buffer.Length);
+                read.Buffer.Slice(0, take).CopyTo(received.AsSpan(total));
+                total += (int)take;
+                b.Input.AdvanceTo(read.Buffer.GetPosition(take), read.Buffer.End);
+            }
+
+            await writing;
+            Assert.Equal(payload, received);
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task WholeMessageLargerThanABuffer_IsBufferedUntilComplete()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            byte[] message = new byte[300_000];
+            new Random(7).NextBytes(message);
+            Task sending = a.Output.WriteAsync(message).AsTask();
+
+            // Examine everything and consume nothing until the whole message is there (as the relay does with a Parse).
+            while (true)
+            {
+                ReadResult read = await b.Input.ReadAsync();
+                if (read.Buffer.Length >= message.Length)
+                {
+                    Assert.Equal(message, read.Buffer.Slice(0, message.Length).ToArray());
+                    b.Input.AdvanceTo(read.Buffer.GetPosition(message.Length));
+                    break;
+                }
+
+                b.Input.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+            }
+
+            await sending;
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task CancelPendingRead_WakesTheReader_AndLosesNothingSentAfterwards()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            for (int i = 0; i < 200; i++)
+            {
+                ValueTask<ReadResult> pending = b.Input.ReadAsync();
+                b.Input.CancelPendingRead();
+                ReadResult canceled = await pending;
+                Assert.True(canceled.IsCanceled);
+                b.Input.AdvanceTo(canceled.Buffer.Start, canceled.Buffer.End);
+
+                byte[] data = [(byte)i, (byte)(i + 1)];
+                await a.Output.WriteAsync(data);
+                Assert.Equal(data, await ReadExactlyAsync(b.Input, 2));
+            }
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task BytesArrivingWhileAnEmptyReadIsHeld_AreNotTakenAsExamined()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            // An empty canceled read is held while bytes arrive (received ahead); advancing past the empty buffer must
+            // leave them for the next read, which returns at once (the relay's release does exactly this).
+            b.Input.CancelPendingRead();
+            ReadResult canceled = await b.Input.ReadAsync();
+            Assert.True(canceled.IsCanceled && canceled.Buffer.IsEmpty);
+            await a.Output.WriteAsync(new byte[] { 4, 2 });
+            await Task.Delay(200);
+            b.Input.AdvanceTo(canceled.Buffer.Start, canceled.Buffer.End);
+            ReadResult next = await b.Input.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+            Assert.Equal(new byte[] { 4, 2 }, next.Buffer.ToArray());
+            b.Input.AdvanceTo(next.Buffer.End);
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task CancelPendingRead_WithNoReadPending_CancelsTheNextReadOnly()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            await a.Output.WriteAsync(new byte[] { 1, 2, 3 });
+            b.Input.CancelPendingRead();
+            ReadResult first = await b.Input.ReadAsync();
+            Assert.True(first.IsCanceled);
+            b.Input.AdvanceTo(first.Buffer.Start);
+            Assert.Equal(new byte[] { 1, 2, 3 }, await ReadExactlyAsync(b.Input, 3));
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task ReadToken_CancelsTheRead_AndTheNextReadStillWorks()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
+            await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await b.Input.ReadAsync(cts.Token));
+            await a.Output.WriteAsync(new byte[] { 9 });
+            Assert.Equal(new byte[] { 9 }, await ReadExactlyAsync(b.Input, 1));
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task PeerClose_CompletesTheRead_AndFiresConnectionClosed_EvenWhenNobodyReads()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (b)
+        {
+            await a.Output.WriteAsync(new byte[] { 5 });
+            Assert.Equal(new byte[] { 5 }, await ReadExactlyAsync(b.Input, 1));
+
+            // Nobody reads b now; closing a must still be noticed.
+            var closed = new TaskCompletionSource();
+            using CancellationTokenRegistration registration = b.ConnectionClosed.Register(() => closed.TrySetResult());
+            await a.DisposeAsync();
+            await closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+
+            ReadResult end = await b.Input.ReadAsync();
+            Assert.True(end.IsCompleted);
+            Assert.True(end.Buffer.IsEmpty);
+            b.Input.AdvanceTo(end.Buffer.End);
+
+            // Writing to a closed peer reports completion (eventually: the first send may still be accepted locally).
+            bool completed = false;
+            for (int i = 0; i < 50 && !completed; i++)
+            {
+                FlushResult flush = await b.Output.WriteAsync(new byte[100]);
+                completed = flush.IsCompleted;
+                await Task.Delay(20);
+            }
+
+            Assert.True(completed);
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task IdleConnection_HoldsNoBuffers()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            await a.Output.WriteAsync(new byte[] { 1, 2, 3, 4 });
+            Assert.Equal(new byte[] { 1, 2, 3, 4 }, await ReadExactlyAsync(b.Input, 4));
+            Assert.False(((SocketPipeReader)b.Input).HoldsBuffer);
+            Assert.False(((SocketPipeWriter)a.Output).HoldsBuffer);
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task CancelPendingFlush_WakesAFlushBlockedOnAFullSocket_WithoutLosingBytes()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            byte[] payload = new byte[8 * 1024 * 1024];
+            new Random(3).NextBytes(payload);
+            payload.CopyTo(a.Output.GetSpan(payload.Length));
+            a.Output.Advance(payload.Length);
+            ValueTask<FlushResult> flush = a.Output.FlushAsync();
+            Assert.False(flush.IsCompleted); // nobody reads b: 8 MB cannot fit in the socket buffers
+            a.Output.CancelPendingFlush();
+            FlushResult result = await flush;
+            Assert.True(result.IsCanceled);
+
+            // The bytes still arrive, whole and in order, followed by what is written next.
+            Task<byte[]> receiving = ReadExactlyAsync(b.Input, payload.Length + 1);
+            await a.Output.WriteAsync(new byte[] { 0xAB });
+            byte[] received = await receiving;
+            Assert.Equal(payload, received.AsSpan(0, payload.Length).ToArray());
+            Assert.Equal(0xAB, received[^1]);
+        }
+    }
+
+    private static async Task<byte[]> ReadExactlyAsync(PipeReader reader, int count)
+    {
+        while (true)
+        {
+            ReadResult read = await reader.ReadAsync();
+            if (read.Buffer.Length >= count)
+            {
+                byte[] result = read.Buffer.Slice(0, count).ToArray();
+                reader.AdvanceTo(read.Buffer.GetPosition(count));
+                return result;
+            }
+
+            Assert.False(read.IsCompleted, "the peer closed early");
+            reader.AdvanceTo(read.Buffer.Start, read.Buffer.End);
+        }
+    }
+
+    private static async Task<(SocketConnection, SocketConnection)> PairAsync()
+    {
+        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        listener.Listen(1);
+        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
+        Task connecting = client.ConnectAsync(listener.LocalEndPoint!);
+        Socket server = await listener.AcceptAsync();
+        await connecting;
+        return (new SocketConnection(client, "a"), new SocketConnection(server, "b"));
+    }
+}
