@@ -91,10 +91,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         short version;
         lock (_lock)
         {
-            if (_completed || _holding || _readerWaiting)
-            {
-                throw new InvalidOperationException(_completed ? "Reading is not allowed after the reader was completed." : "Reading is already in progress.");
-            }
+            ThrowIfNotReadableLocked();
 
             if (TryGetResultLocked(out ReadResult result, out Exception? error))
             {
@@ -135,10 +132,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         bool got;
         lock (_lock)
         {
-            if (_completed || _holding || _readerWaiting)
-            {
-                throw new InvalidOperationException(_completed ? "Reading is not allowed after the reader was completed." : "Reading is already in progress.");
-            }
+            ThrowIfNotReadableLocked();
 
             got = TryGetResultLocked(out result, out Exception? error);
             if (error is not null)
@@ -154,6 +148,14 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
 
         Exit(startWait, closed);
         return got;
+    }
+
+    private void ThrowIfNotReadableLocked()
+    {
+        if (_completed || _holding || _readerWaiting)
+        {
+            throw new InvalidOperationException(_completed ? "Reading is not allowed after the reader was completed." : "Reading is already in progress.");
+        }
     }
 
     /// <inheritdoc />
