@@ -16,8 +16,7 @@ public sealed class SocketTransportTests
         await using (a)
         await using (b)
         {
-            byte[] payload = new byte[4 * 1024 * 1024];
-            new Random(42).NextBytes(payload);
+            byte[] payload = RandomBytes(4 * 1024 * 1024, seed: 42);
 
             // Written in uneven pieces, flushed before anyone reads: the socket fills and the rest goes out in the background.
             Task writing = Task.Run(async () =>
@@ -58,8 +57,7 @@ public sealed class SocketTransportTests
         await using (a)
         await using (b)
         {
-            byte[] message = new byte[300_000];
-            new Random(7).NextBytes(message);
+            byte[] message = RandomBytes(300_000, seed: 7);
             Task sending = a.Output.WriteAsync(message).AsTask();
 
             // Examine everything and consume nothing until the whole message is there (as the relay does with a Parse).
@@ -207,8 +205,7 @@ public sealed class SocketTransportTests
         await using (a)
         await using (b)
         {
-            byte[] payload = new byte[8 * 1024 * 1024];
-            new Random(3).NextBytes(payload);
+            byte[] payload = RandomBytes(8 * 1024 * 1024, seed: 3);
             payload.CopyTo(a.Output.GetSpan(payload.Length));
             a.Output.Advance(payload.Length);
             ValueTask<FlushResult> flush = a.Output.FlushAsync();
@@ -224,6 +221,13 @@ public sealed class SocketTransportTests
             Assert.Equal(payload, received.AsSpan(0, payload.Length).ToArray());
             Assert.Equal(0xAB, received[^1]);
         }
+    }
+
+    private static byte[] RandomBytes(int count, int seed)
+    {
+        byte[] bytes = new byte[count];
+        new Random(seed).NextBytes(bytes);
+        return bytes;
     }
 
     private static async Task<byte[]> ReadExactlyAsync(PipeReader reader, int count)

@@ -13,7 +13,7 @@ namespace PgProxy.Hosting;
 /// Each accepted socket becomes a <see cref="SocketConnection"/> (reader and writer directly on the socket; see there
 /// why not Kestrel). Stopping closes the listeners, waits for sessions until the deadline, then aborts the rest.
 /// </summary>
-public sealed class ClientListener : IAsyncDisposable, ISocketConnectionOwner
+public sealed class ClientListener : ISocketConnectionOwner
 {
     private readonly ProxyServices _services;
     private readonly ILogger _logger;
@@ -155,12 +155,5 @@ public sealed class ClientListener : IAsyncDisposable, ISocketConnectionOwner
         }
 
         return true;
-    }
-
-    /// <inheritdoc />
-    public async ValueTask DisposeAsync()
-    {
-        using var cts = new CancellationTokenSource(TimeSpan.Zero);
-        await StopAsync(cts.Token).ConfigureAwait(false);
     }
 }

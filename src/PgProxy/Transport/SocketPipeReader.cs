@@ -88,40 +88,35 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
 
         bool startWait;
         bool closed;
-        short version;
+        ValueTask<ReadResult> outcome;
         lock (_lock)
         {
             ThrowIfNotReadableLocked();
 
             if (TryGetResultLocked(out ReadResult result, out Exception? error))
             {
-                startWait = ShouldWaitLocked();
-                closed = ShouldReportClosedLocked();
-                if (error is null)
-                {
-                    _holding = true;
-                }
-
-                Exit(startWait, closed);
-                return error is null ? new ValueTask<ReadResult>(result) : ValueTask.FromException<ReadResult>(error);
+                _holding = error is null;
+                outcome = error is null ? new ValueTask<ReadResult>(result) : ValueTask.FromException<ReadResult>(error);
             }
-
-            _source.Reset();
-            version = _source.Version;
-            _readerWaiting = true;
-            if (cancellationToken.CanBeCanceled)
+            else
             {
-                // Registered under the lock (Lock is reentrant): a token cancelled meanwhile completes the read here.
-                _readToken = cancellationToken;
-                _tokenRegistration = cancellationToken.UnsafeRegister(s_onTokenCanceled, this);
+                _source.Reset();
+                _readerWaiting = true;
+                outcome = new ValueTask<ReadResult>(this, _source.Version);
+                if (cancellationToken.CanBeCanceled)
+                {
+                    // Registered under the lock (Lock is reentrant): a token cancelled meanwhile completes the read here.
+                    _readToken = cancellationToken;
+                    _tokenRegistration = cancellationToken.UnsafeRegister(s_onTokenCanceled, this);
+                }
             }
 
             startWait = ShouldWaitLocked();
-            closed = false;
+            closed = ShouldReportClosedLocked();
         }
 
         Exit(startWait, closed);
-        return new ValueTask<ReadResult>(this, version);
+        return outcome;
     }
 
     /// <inheritdoc />
@@ -238,14 +233,20 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
             _holding = !byToken;
         }
 
+        Deliver(registration, result, byToken ? new OperationCanceledException(token) : null);
+    }
+
+    /// <summary>Off the lock: completes the parked read (its continuation runs here, inline).</summary>
+    private void Deliver(CancellationTokenRegistration registration, in ReadResult result, Exception? error)
+    {
         registration.Unregister();
-        if (byToken)
+        if (error is null)
         {
-            _source.SetException(new OperationCanceledException(token));
+            _source.SetResult(result);
         }
         else
         {
-            _source.SetResult(result);
+            _source.SetException(error);
         }
     }
 
@@ -311,15 +312,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
 
         if (complete)
         {
-            registration.Unregister();
-            if (error is null)
-            {
-                _source.SetResult(result);
-            }
-            else
-            {
-                _source.SetException(error);
-            }
+            Deliver(registration, result, error);
         }
 
         return (startWait, closed);
