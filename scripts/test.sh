@@ -8,10 +8,10 @@ if [ ! -d ../shared/toml-test ]; then
   echo "../shared/toml-test is missing: the TOML compliance tests read it from beside the checkout" >&2
   exit 1
 fi
-dotnet build Proxy.slnx -c Release --nologo -v quiet
+dotnet build Proxy.sln -c Release --nologo -v quiet
 log=$(mktemp)
 status=0
-dotnet test Proxy.slnx -c Release --no-build --nologo --logger "console;verbosity=minimal" 2>&1 | tee "$log" || status=$?
+dotnet test Proxy.sln -c Release --no-build --nologo --logger "console;verbosity=minimal" 2>&1 | tee "$log" || status=$?
 # One plain summary line over all test assemblies.
 passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')

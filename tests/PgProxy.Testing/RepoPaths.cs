@@ -3,7 +3,7 @@ namespace PgProxy.Testing;
 /// <summary>Finds the repository root and the shared/ folder beside it.</summary>
 public static class RepoPaths
 {
-    /// <summary>The checkout root (the folder holding Proxy.slnx).</summary>
+    /// <summary>The checkout root (the folder holding Proxy.sln).</summary>
     public static string Root { get; } = FindRoot();
 
     /// <summary>../shared beside the checkout (CI puts it there).</summary>
@@ -14,7 +14,7 @@ public static class RepoPaths
         string? dir = AppContext.BaseDirectory;
         while (dir is not null)
         {
-            if (File.Exists(Path.Combine(dir, "Proxy.slnx")))
+            if (File.Exists(Path.Combine(dir, "Proxy.sln")))
             {
                 return dir;
             }
@@ -22,6 +22,6 @@ public static class RepoPaths
             dir = Path.GetDirectoryName(dir);
         }
 
-        throw new InvalidOperationException("Proxy.slnx not found above " + AppContext.BaseDirectory);
+        throw new InvalidOperationException("Proxy.sln not found above " + AppContext.BaseDirectory);
     }
 }
