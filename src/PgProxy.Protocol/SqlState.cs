@@ -29,6 +29,16 @@ public static class SqlState
     public const string InvalidParameterValue = "22023";
     /// <summary>program_limit_exceeded.</summary>
     public const string ProgramLimitExceeded = "54000";
+    /// <summary>42P05 duplicate_prepared_statement.</summary>
+    public const string DuplicatePreparedStatement = "42P05";
+    /// <summary>26000 invalid_sql_statement_name (no such prepared statement).</summary>
+    public const string InvalidSqlStatementName = "26000";
+    /// <summary>42501 insufficient_privilege.</summary>
+    public const string InsufficientPrivilege = "42501";
+    /// <summary>57P05 idle_session_timeout.</summary>
+    public const string IdleSessionTimeout = "57P05";
+    /// <summary>25P03 idle_in_transaction_session_timeout.</summary>
+    public const string IdleInTransactionSessionTimeout = "25P03";
     /// <summary>internal_error.</summary>
     public const string InternalError = "XX000";
 }

@@ -53,6 +53,32 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
         }
     }
 
+    /// <summary>Message types up to ReadyForQuery (errors with their SQLSTATE), the first column of each DataRow, and the transaction status.</summary>
+    private static async Task<(string Types, List<string> Values, char Status)> ReadResultsAsync(RawPgClient c)
+    {
+        var types = new StringBuilder();
+        var values = new List<string>();
+        while (true)
+        {
+            (char Type, byte[] Body) m = (await c.ReadMessageAsync(Wait))!.Value;
+            types.Append(m.Type);
+            switch (m.Type)
+            {
+                case 'E':
+                    Dictionary<char, string> fields = RawPgClient.ErrorFields(m.Body);
+                    types.Append('[').Append(fields['C']).Append(']');
+                    values.Add(fields['M']);
+                    break;
+                case 'D':
+                    int length = BinaryPrimitives.ReadInt32BigEndian(m.Body.AsSpan(2));
+                    values.Add(length < 0 ? "NULL" : Encoding.UTF8.GetString(m.Body, 6, length));
+                    break;
+                case 'Z':
+                    return (types.ToString(), values, (char)m.Body[0]);
+            }
+        }
+    }
+
     private static Task<TestProxy> StartAsync(PostgresFixture pg, string extra = "") =>
         TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 1\n" + extra, authType: "trust");
 
@@ -133,5 +159,113 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
         Assert.Equal('1', (await c.ReadMessageAsync(Wait))!.Value.Type);
         await c.SendAsync(Sync());
         Assert.Equal("Z", await ReadUntilReadyAsync(c));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task SqlPrepare_ExecuteAndDeallocate_InOneTransaction()
+    {
+        await using TestProxy proxy = await StartAsync(pg);
+        await using RawPgClient c = await LoginAsync(proxy);
+        await c.SendAsync(Query("BEGIN; PREPARE p AS SELECT $1::int*2; EXECUTE p(21); DEALLOCATE p; COMMIT"));
+        (string types, List<string> values, char status) = await ReadResultsAsync(c);
+        Assert.Equal("CCTDCCCZ", types); // BEGIN, PREPARE, EXECUTE's row, DEALLOCATE, COMMIT: no error
+        Assert.Equal(["42"], values);
+        Assert.Equal('I', status);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ProtocolAndSqlNames_AreOneNamespace_AsInPostgres()
+    {
+        await using TestProxy proxy = await StartAsync(pg);
+        await using RawPgClient c = await LoginAsync(proxy);
+        await c.SendAsync([.. Parse("s1", "SELECT 41 + 1"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+
+        // EXECUTE of a protocol-level statement runs it.
+        await c.SendAsync(Query("EXECUTE s1"));
+        (string types, List<string> values, _) = await ReadResultsAsync(c);
+        Assert.Equal("TDCZ", types);
+        Assert.Equal(["42"], values);
+
+        // PREPARE of a taken name is 42P05 with PostgreSQL's message, and aborts the transaction as it would.
+        await c.SendAsync(Query("PREPARE s1 AS SELECT 0"));
+        (types, values, _) = await ReadResultsAsync(c);
+        Assert.Equal("E[42P05]Z", types);
+        Assert.Equal(["prepared statement \"s1\" already exists"], values);
+        await c.SendAsync(Query("BEGIN; PREPARE s1 AS SELECT 0; SELECT 1"));
+        (types, _, char status) = await ReadResultsAsync(c);
+        Assert.Equal("CE[42P05]Z", types);
+        Assert.Equal('E', status);
+        await c.SendAsync(Query("ROLLBACK"));
+        Assert.Equal("CZ", await ReadUntilReadyAsync(c));
+
+        // DEALLOCATE of a protocol-level name, inside a multi-statement query, forgets it; the name is free again.
+        await c.SendAsync(Query("SELECT 1; DEALLOCATE s1"));
+        Assert.Equal("TDCCZ", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Bind("s1"), .. Execute(), .. Sync()]);
+        Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Parse("s1", "SELECT 3"), .. Bind("s1"), .. Execute(), .. Sync()]);
+        Assert.Equal("12DCZ", await ReadUntilReadyAsync(c));
+
+        // A Parse of a name a SQL PREPARE holds is the server's own 42P05 (and aborts the transaction).
+        await c.SendAsync(Query("BEGIN; PREPARE q AS SELECT 9"));
+        Assert.Equal("CCZ", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Parse("q", "SELECT 1"), .. Sync()]);
+        (types, values, status) = await ReadResultsAsync(c);
+        Assert.Equal("E[42P05]Z", types);
+        Assert.Equal(["prepared statement \"q\" already exists"], values);
+        Assert.Equal('E', status);
+        await c.SendAsync(Query("ROLLBACK"));
+        Assert.Equal("CZ", await ReadUntilReadyAsync(c));
+
+        // DEALLOCATE ALL drops both kinds.
+        await c.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync(Query("BEGIN; PREPARE b AS SELECT 2; DEALLOCATE ALL; EXECUTE b"));
+        Assert.Equal("CCCE[26000]Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync(Query("ROLLBACK"));
+        Assert.Equal("CZ", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Bind("a"), .. Execute(), .. Sync()]);
+        Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c));
+
+        // So does DISCARD ALL.
+        await c.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+        await c.SendAsync(Query("DISCARD ALL"));
+        Assert.Equal("CZ", await ReadUntilReadyAsync(c));
+        await c.SendAsync([.. Bind("a"), .. Execute(), .. Sync()]);
+        Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task SqlExecuteOfAProtocolName_RunsOnServersThatNeverSawIt()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 2\nserver_round_robin = true",
+            authType: "trust");
+        await using RawPgClient c = await LoginAsync(proxy);
+        await c.SendAsync([.. Parse("who", "SELECT pg_backend_pid()::text"), .. Sync()]);
+        Assert.Equal("1Z", await ReadUntilReadyAsync(c));
+
+        // Make both servers exist: another client holds one while this one uses the other.
+        await using (RawPgClient other = await LoginAsync(proxy))
+        {
+            await other.SendAsync(Query("BEGIN"));
+            Assert.Equal("CZ", await ReadUntilReadyAsync(other));
+            await c.SendAsync(Query("SELECT 1"));
+            Assert.Equal("TDCZ", await ReadUntilReadyAsync(c));
+            await other.SendAsync(Query("COMMIT"));
+            Assert.Equal("CZ", await ReadUntilReadyAsync(other));
+        }
+
+        var pids = new HashSet<string>();
+        for (int i = 0; i < 6; i++)
+        {
+            await c.SendAsync(Query("EXECUTE who"));
+            (string types, List<string> values, _) = await ReadResultsAsync(c);
+            Assert.Equal("TDCZ", types);
+            pids.Add(Assert.Single(values));
+        }
+
+        Assert.Equal(2, pids.Count); // executed on both servers, prepared on the second by the proxy
     }
 }

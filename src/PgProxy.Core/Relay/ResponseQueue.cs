@@ -30,8 +30,10 @@ public enum Expect : byte
 /// <param name="Synthetic">The reply the proxy sends itself.</param>
 /// <param name="Evicts">An LRU Close.</param>
 /// <param name="ClientName">The client's statement name a Parse (forwarded or answered by the proxy) registers.</param>
+/// <param name="Quiet">With <paramref name="Swallow"/>: an error answering it is swallowed too (a Parse injected before a simple Query, which reports the failure itself).</param>
 public readonly record struct Expectation(
-    Expect Kind, bool Swallow = false, string? Statement = null, byte[]? Synthetic = null, bool Evicts = false, string? ClientName = null);
+    Expect Kind, bool Swallow = false, string? Statement = null, byte[]? Synthetic = null, bool Evicts = false, string? ClientName = null,
+    bool Quiet = false);
 
 /// <summary>What to do with one backend message.</summary>
 public enum ResponseAction
@@ -123,15 +125,15 @@ public sealed class ResponseQueue
                 return ResponseAction.Forward; // a ReadyForQuery still ends this cycle
             }
 
-            // The error answers the head (a failed injected Parse is the client's error too: forward it), and the
-            // backend skips everything up to the next Sync.
+            // The error answers the head (a failed injected Parse is the client's error too: forward it, unless the
+            // request was quiet), and the backend skips everything up to the next Sync.
             Pop(dropped: true);
             while (_count > 0 && _items[_head].Kind != Expect.Sync)
             {
                 Pop(dropped: true);
             }
 
-            return ResponseAction.Forward;
+            return head.Swallow && head.Quiet ? ResponseAction.Swallow : ResponseAction.Forward;
         }
 
         if (Ends(head.Kind, type))

@@ -27,7 +27,7 @@ namespace PgProxy.Core.Relay;
 /// name. From the backend: the type byte of every message (queue matching), and the bodies of Z, S and E.
 /// </para>
 /// </summary>
-public sealed class SessionRelay
+public sealed partial class SessionRelay
 {
     /// <summary>Messages buffered for inspection are capped; larger ones are forwarded uninspected.</summary>
     public const int MaxInspectedBodyBytes = 64 * 1024;
@@ -317,14 +317,14 @@ public sealed class SessionRelay
                     _queue.Enqueue(new Expectation(Expect.Sync));
                     break;
                 case FrontendCode.Query:
-                    if (ReleasesPerTransaction && header.BodyLength <= MaxInspectedBodyBytes)
+                    if (ReleasesPerTransaction && header.BodyLength <= MaxParseBytes)
                     {
                         if (buffer.Length < header.TotalLength)
                         {
                             return RelayStop.None;
                         }
 
-                        if (HandleQuery(buffer.Slice(MessageHeader.Size, header.BodyLength)))
+                        if (HandleQuery(buffer.Slice(MessageHeader.Size, header.BodyLength), to))
                         {
                             buffer = buffer.Slice(header.TotalLength);
                             continue;
@@ -426,65 +426,6 @@ public sealed class SessionRelay
         }
     }
 
-    /// <summary>Handles a simple Query in transaction mode; true when the proxy answered it itself.</summary>
-    private bool HandleQuery(ReadOnlySequence<byte> body)
-    {
-        ReadOnlySpan<byte> text = body.IsSingleSegment ? body.FirstSpan : body.ToArray();
-        int nul = text.IndexOf((byte)0);
-        text = nul < 0 ? text : text[..nul];
-        if (!QueryInspector.MayMatter(text))
-        {
-            return false; // ordinary SQL: nothing to decode
-        }
-
-        string sql = Encoding.UTF8.GetString(text);
-        switch (QueryInspector.Classify(sql, out string? name))
-        {
-            case QueryKind.Listen:
-                EnqueueSynthetic(ErrorWithReadyForQuery(ListenRefused()));
-                return true;
-            case QueryKind.Deallocate when _statements is not null:
-                if (_statements.Remove(name!))
-                {
-                    _scratch.Reset();
-                    _scratch.Start(BackendCode.CommandComplete).CString("DEALLOCATE").End();
-                    BackendMessages.ReadyForQuery(_scratch, _backend.TransactionStatus);
-                    EnqueueSynthetic(_scratch.Written.ToArray());
-                }
-                else
-                {
-                    EnqueueSynthetic(ErrorWithReadyForQuery(ErrorResponse.Error("26000", $"prepared statement \"{name}\" does not exist")));
-                }
-
-                return true;
-            case QueryKind.DeallocateAll:
-            case QueryKind.DiscardAll:
-                // The server drops every statement it has: forget the client's names and the backend's set.
-                _statements?.Clear();
-                _backend.Statements.Clear();
-                return false;
-            default:
-                NoteSessionState(text);
-                return false;
-        }
-    }
-
-    private void NoteSessionState(ReadOnlySpan<byte> bytes)
-    {
-        if (!NeedsReset && QueryInspector.MayMatter(bytes) && QueryInspector.MayLeaveSessionState(Encoding.UTF8.GetString(bytes)))
-        {
-            NeedsReset = true;
-        }
-    }
-
-    private byte[] ErrorWithReadyForQuery(ErrorResponse error)
-    {
-        _scratch.Reset();
-        error.Write(_scratch);
-        BackendMessages.ReadyForQuery(_scratch, _backend.TransactionStatus);
-        return _scratch.Written.ToArray();
-    }
-
     /// <summary>
     /// Transaction mode: looks at a Parse. LISTEN is refused; statements that leave session state mark the backend
     /// for reset; a named statement is mapped to its backend name. Sets <paramref name="done"/> when the message was
@@ -519,18 +460,17 @@ public sealed class SessionRelay
         }
 
         ReadOnlySpan<byte> query = body.Slice(nameEnd + 1, queryEnd);
-        if (QueryInspector.MayMatter(query) && QueryInspector.Classify(Encoding.UTF8.GetString(query), out _) == QueryKind.Listen)
+        if (InspectParsedStatement(query) is { } refusal)
         {
             buffer = buffer.Slice(header.TotalLength);
             _scratch.Reset();
-            ListenRefused().Write(_scratch);
+            refusal.Write(_scratch);
             EnqueueSynthetic(_scratch.Written.ToArray());
             _discardUntilSync = true;
             done = true;
             return RelayStop.None;
         }
 
-        NoteSessionState(query);
         if (nameEnd > 0 && _statements is null)
         {
             NeedsReset = true; // mapping off (max_prepared_statements = 0): a named statement is session state
@@ -538,24 +478,26 @@ public sealed class SessionRelay
 
         if (nameEnd > 0 && _statements is not null)
         {
+            string name = Encoding.UTF8.GetString(body[..nameEnd]);
+            if (_sqlStatements?.Contains(name) == true)
+            {
+                return RelayStop.None; // a SQL-level PREPARE took the name on this server: it answers 42P05 itself
+            }
+
             buffer = buffer.Slice(header.TotalLength);
-            HandleNamedParse(Encoding.UTF8.GetString(body[..nameEnd]), body[(nameEnd + 1)..], to);
+            HandleNamedParse(name, body[(nameEnd + 1)..], to);
             done = true;
         }
 
         return RelayStop.None;
     }
 
-    private static ErrorResponse ListenRefused() => ErrorResponse.Error(SqlState.FeatureNotSupported,
-        "LISTEN is not supported in transaction pooling mode",
-        "the server changes between transactions, so notifications would be lost; use a session-mode pool for LISTEN");
-
     private void HandleNamedParse(string name, ReadOnlySpan<byte> tail, PipeWriter to)
     {
         if (_statements!.ContainsKey(name))
         {
             _scratch.Reset();
-            ErrorResponse.Error("42P05", $"prepared statement \"{name}\" already exists").Write(_scratch);
+            ErrorResponse.Error(SqlState.DuplicatePreparedStatement, $"prepared statement \"{name}\" already exists").Write(_scratch);
             EnqueueSynthetic(_scratch.Written.ToArray());
             _discardUntilSync = true;
             return;
@@ -653,11 +595,15 @@ public sealed class SessionRelay
     {
         if (!_backend.Statements.Touch(statement.ProxyName))
         {
-            WriteParse(to, statement, swallow: true);
+            WriteParse(to, statement.ProxyName, statement.ParseTail, swallow: true);
         }
     }
 
-    private void WriteParse(PipeWriter to, PreparedStatement statement, bool swallow, string? clientName = null)
+    private void WriteParse(PipeWriter to, PreparedStatement statement, bool swallow, string? clientName = null) =>
+        WriteParse(to, statement.ProxyName, statement.ParseTail, swallow, quiet: false, clientName);
+
+    /// <param name="quiet">Even an error is not the client's (a Parse injected before a simple Query, which reports its own error).</param>
+    private void WriteParse(PipeWriter to, string proxyName, ReadOnlySpan<byte> parseTail, bool swallow, bool quiet = false, string? clientName = null)
     {
         // Make room first: evict the least recently used statement with a real Close (reply swallowed).
         while (_backend.Statements.TryPickVictim(_maxPrepared, out string victim))
@@ -670,10 +616,10 @@ public sealed class SessionRelay
         }
 
         _scratch.Reset();
-        _scratch.Start(FrontendCode.Parse).CString(statement.ProxyName).Bytes(statement.ParseTail).End();
+        _scratch.Start(FrontendCode.Parse).CString(proxyName).Bytes(parseTail).End();
         to.Write(_scratch.Written);
-        _backend.Statements.Add(statement.ProxyName);
-        _queue.Enqueue(new Expectation(Expect.Parse, Swallow: swallow, Statement: statement.ProxyName, ClientName: clientName));
+        _backend.Statements.Add(proxyName);
+        _queue.Enqueue(new Expectation(Expect.Parse, Swallow: swallow, Statement: proxyName, ClientName: clientName, Quiet: quiet));
     }
 
     private void WriteMessage(PipeWriter to, byte type, byte[] body)
@@ -807,14 +753,18 @@ public sealed class SessionRelay
                         _backend.TransactionStatus = buffer.Slice(MessageHeader.Size, 1).FirstSpan[0];
                     }
 
-                    _queue.OnBackendMessage(type);
+                    ResponseAction ready = _queue.OnBackendMessage(type);
                     if (_mode == PoolMode.Statement && _backend.TransactionStatus != (byte)'I' && _queue.Count == 0)
                     {
                         buffer = buffer.Slice(header.TotalLength); // not forwarded: the session answers instead
                         return RelayStop.TransactionInStatementMode;
                     }
 
-                    Copy(buffer.Slice(0, header.TotalLength), to);
+                    if (ready == ResponseAction.Forward)
+                    {
+                        Copy(buffer.Slice(0, header.TotalLength), to);
+                    }
+
                     buffer = buffer.Slice(header.TotalLength);
                     if (ReleaseReady())
                     {

@@ -1,0 +1,258 @@
+using System.Buffers;
+using System.Buffers.Binary;
+using System.IO.Pipelines;
+using System.Text;
+using PgProxy.Core.Client;
+using PgProxy.Core.Infrastructure;
+using PgProxy.Core.Prepared;
+using PgProxy.Core.Sql;
+using PgProxy.Protocol;
+using PgProxy.Protocol.Backend;
+using PgProxy.Protocol.Framing;
+
+namespace PgProxy.Core.Relay;
+
+/// <summary>
+/// Transaction mode: what the SQL a client sends means to the pool, read with <see cref="StatementReader"/>.
+/// <para>
+/// Statements that may leave session state mark the backend for server_reset_query. Statement names are one
+/// namespace per session in PostgreSQL (SQL PREPARE and protocol Parse share it), so SQL that names one of the client's
+/// protocol-level statements is rewritten to the backend's name for it: EXECUTE runs the mapped statement, DEALLOCATE
+/// forgets it, PREPARE of a taken name fails with 42P05. A statement the proxy must refuse is replaced by a server-side
+/// RAISE of the same SQLSTATE and message, so the error lands at its place in a multi-statement query and aborts the
+/// transaction exactly as the refused statement's own error would. Everything else goes to the server untouched, and
+/// ordinary SQL is read without decoding or allocating (about 0.3 µs for a pgbench statement).
+/// </para>
+/// </summary>
+public sealed partial class SessionRelay
+{
+    private static readonly byte[] s_sync = [FrontendCode.Sync, 0, 0, 0, 4];
+    private static long s_throwawayStatements;
+
+    /// <summary>SQL-level statements this client PREPAREd on the linked backend (gone with the link: the backend is reset).</summary>
+    private HashSet<string>? _sqlStatements;
+
+    private bool StandardConformingStrings =>
+        !_backend.Parameters.TryGetValue("standard_conforming_strings", out string? scs) || !scs.Equals("off", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Looks at a simple Query; true when the proxy wrote it (rewritten) itself, false to forward it as it is.</summary>
+    private bool HandleQuery(ReadOnlySequence<byte> body, PipeWriter to)
+    {
+        byte[]? rented = null;
+        ReadOnlySpan<byte> text;
+        if (body.IsSingleSegment)
+        {
+            text = body.FirstSpan;
+        }
+        else
+        {
+            rented = ArrayPool<byte>.Shared.Rent((int)body.Length);
+            body.CopyTo(rented);
+            text = rented.AsSpan(0, (int)body.Length);
+        }
+
+        try
+        {
+            int nul = text.IndexOf((byte)0);
+            text = nul < 0 ? text : text[..nul];
+            List<Edit>? edits = null;
+            var reader = new StatementReader(text, StandardConformingStrings);
+            while (reader.MoveNext(out SqlStatement statement))
+            {
+                NoteEffects(text, statement);
+                if (statement.Kind != StatementKind.Other)
+                {
+                    HandleStatement(text, statement, to, ref edits);
+                }
+            }
+
+            if (edits is null)
+            {
+                return false;
+            }
+
+            WriteRewrittenQuery(text, edits, to);
+            _queue.Enqueue(new Expectation(Expect.Query));
+            return true;
+        }
+        finally
+        {
+            if (rented is not null)
+            {
+                ArrayPool<byte>.Shared.Return(rented);
+            }
+        }
+    }
+
+    /// <summary>A replacement of <c>[Start, End)</c> in the query text.</summary>
+    private readonly record struct Edit(int Start, int End, byte[] Replacement);
+
+    private void HandleStatement(ReadOnlySpan<byte> text, SqlStatement statement, PipeWriter to, ref List<Edit>? edits)
+    {
+        switch (statement.Kind)
+        {
+            case StatementKind.Listen:
+                (edits ??= []).Add(new Edit(statement.Start, statement.End, RaiseStatement(ListenRefused())));
+                return;
+            case StatementKind.DeallocateAll:
+            case StatementKind.DiscardAll:
+                // The server drops every statement it has, SQL-level and mapped: forget the client's names and the backend's set.
+                _statements?.Clear();
+                _sqlStatements?.Clear();
+                _backend.Statements.Clear();
+                return;
+        }
+
+        if (_statements is null)
+        {
+            return; // no mapping (session mode, or max_prepared_statements = 0): the server's namespace is the client's
+        }
+
+        string name = SqlNames.Decode(text, statement.Name);
+        switch (statement.Kind)
+        {
+            case StatementKind.Prepare:
+                if (_statements.ContainsKey(name))
+                {
+                    (edits ??= []).Add(new Edit(statement.Start, statement.End,
+                        RaiseStatement(ErrorResponse.Error(SqlState.DuplicatePreparedStatement, $"prepared statement \"{name}\" already exists"))));
+                }
+                else
+                {
+                    (_sqlStatements ??= new HashSet<string>(StringComparer.Ordinal)).Add(name);
+                }
+
+                return;
+            case StatementKind.Execute when _statements.TryGetValue(name, out PreparedStatement? mapped):
+                EnsurePreparedForQuery(mapped.ProxyName, mapped.ParseTail, to);
+                (edits ??= []).Add(new Edit(statement.Name.Start, statement.Name.End, mapped.ProxyNameBytes));
+                return;
+            case StatementKind.Deallocate when _statements.Remove(name):
+                // The backend keeps the shared statement; DEALLOCATE runs, at its place and with PostgreSQL's own
+                // answer, on a throwaway statement prepared for it. If an earlier error skips it, the throwaway
+                // stays in the backend's LRU set and is closed like any other.
+                string throwaway = "pgproxy_d" + Interlocked.Increment(ref s_throwawayStatements).ToString(System.Globalization.CultureInfo.InvariantCulture);
+                EnsurePreparedForQuery(throwaway, "SELECT\0\0\0"u8, to);
+                (edits ??= []).Add(new Edit(statement.Name.Start, statement.Name.End, Encoding.ASCII.GetBytes(throwaway)));
+                return;
+            case StatementKind.Deallocate:
+                _sqlStatements?.Remove(name);
+                return;
+        }
+    }
+
+    /// <summary>
+    /// Before a simple Query: a Parse the backend lacks, with its own Sync, both replies swallowed, and an error too (the
+    /// Query then fails by itself, with the error PostgreSQL gives: 25P02 in an aborted transaction, for example).
+    /// </summary>
+    private void EnsurePreparedForQuery(string proxyName, ReadOnlySpan<byte> parseTail, PipeWriter to)
+    {
+        if (_backend.Statements.Touch(proxyName))
+        {
+            return;
+        }
+
+        WriteParse(to, proxyName, parseTail, swallow: true, quiet: true);
+        to.Write(s_sync);
+        _queue.Enqueue(new Expectation(Expect.Sync, Swallow: true));
+    }
+
+    private static void WriteRewrittenQuery(ReadOnlySpan<byte> text, List<Edit> edits, PipeWriter to)
+    {
+        int length = 4 + text.Length + 1;
+        foreach (Edit e in edits)
+        {
+            length += e.Replacement.Length - (e.End - e.Start);
+        }
+
+        Span<byte> head = to.GetSpan(5);
+        head[0] = FrontendCode.Query;
+        BinaryPrimitives.WriteInt32BigEndian(head[1..], length);
+        to.Advance(5);
+        int at = 0;
+        foreach (Edit e in edits)
+        {
+            to.Write(text[at..e.Start]);
+            to.Write(e.Replacement);
+            at = e.End;
+        }
+
+        to.Write(text[at..]);
+        to.Write(Nul);
+    }
+
+    /// <summary>
+    /// A statement that fails on the server with <paramref name="error"/>'s SQLSTATE, message and hint (PL/pgSQL's
+    /// RAISE; the client also sees its CONTEXT line). The message is quoted by the one audited helper.
+    /// </summary>
+    private static byte[] RaiseStatement(ErrorResponse error)
+    {
+        var sb = new StringBuilder("RAISE EXCEPTION USING ERRCODE = ").Append(SqlQuote.Literal(error.SqlState))
+            .Append(", MESSAGE = ").Append(SqlQuote.Literal(error.Message));
+        if (error.Hint is not null)
+        {
+            sb.Append(", HINT = ").Append(SqlQuote.Literal(error.Hint));
+        }
+
+        string body = sb.Append(';').ToString();
+        string tag = "$pgproxy$";
+        for (int i = 0; body.Contains(tag, StringComparison.Ordinal); i++)
+        {
+            tag = "$pgproxy" + i.ToString(System.Globalization.CultureInfo.InvariantCulture) + "$";
+        }
+
+        return Encoding.UTF8.GetBytes($"DO {tag}BEGIN {body} END{tag}");
+    }
+
+    private static ErrorResponse ListenRefused() => ErrorResponse.Error(SqlState.FeatureNotSupported,
+        "LISTEN is not supported in transaction pooling mode",
+        hint: "the server changes between transactions, so notifications would be lost; use a session-mode pool for LISTEN");
+
+    /// <summary>
+    /// The statement of a Parse: its session effects are noted, DISCARD ALL / DEALLOCATE ALL forget the statement
+    /// names, and LISTEN is refused (the returned error; the proxy answers it and skips to Sync).
+    /// </summary>
+    private ErrorResponse? InspectParsedStatement(ReadOnlySpan<byte> query)
+    {
+        if (!StatementReader.TryReadFirst(query, StandardConformingStrings, out SqlStatement statement))
+        {
+            return null;
+        }
+
+        NoteEffects(query, statement);
+        switch (statement.Kind)
+        {
+            case StatementKind.Listen:
+                return ListenRefused();
+            case StatementKind.DeallocateAll or StatementKind.DiscardAll:
+                _statements?.Clear();
+                _sqlStatements?.Clear();
+                _backend.Statements.Clear();
+                break;
+        }
+
+        return null;
+    }
+
+    /// <summary>
+    /// Marks the backend for server_reset_query when the statement may leave state a later client must not see. A
+    /// session SET of a setting the server reports needs none: parameter sync gives every client its own value.
+    /// </summary>
+    private void NoteEffects(ReadOnlySpan<byte> text, in SqlStatement statement)
+    {
+        if (NeedsReset || statement.Effects == SessionEffects.None)
+        {
+            return;
+        }
+
+        if ((statement.Effects & SqlStatement.StatefulEffects) != 0)
+        {
+            NeedsReset = true;
+        }
+        else if ((statement.Effects & SessionEffects.Setting) != 0)
+        {
+            string name = statement.SettingAlias ?? SqlNames.Decode(text, statement.SettingName);
+            NeedsReset = !_backend.Parameters.ContainsKey(name) || ClientSettings.IsServerOwned(name);
+        }
+    }
+}
