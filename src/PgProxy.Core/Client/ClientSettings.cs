@@ -17,6 +17,9 @@ public sealed class ClientSettings
 
     private readonly Dictionary<string, string> _told;
 
+    /// <summary>True for a reported parameter the server owns: parameter sync does not carry it to another backend.</summary>
+    public static bool IsServerOwned(string name) => s_serverOwned.Contains(name);
+
     private ClientSettings(Dictionary<string, string> told, IReadOnlyList<KeyValuePair<string, string>> unreported)
     {
         _told = told;
@@ -39,19 +42,32 @@ public sealed class ClientSettings
     /// <summary>Canonical text of <see cref="Desired"/>: equal keys mean equal settings.</summary>
     public string Key { get; }
 
-    /// <summary>The client's view at login: the pool's welcome parameters overlaid with its startup settings.</summary>
+    /// <summary>
+    /// The client's view at login: the pool's welcome parameters (the server's own values), then each startup
+    /// setting applied in PostgreSQL's order, on top of the value before it: the later one wins, except that a
+    /// DateStyle naming only one half keeps the other (<see cref="DateStyleSetting"/>).
+    /// </summary>
     public static ClientSettings AtLogin(IReadOnlyDictionary<string, string> welcome, IReadOnlyList<KeyValuePair<string, string>> startup)
     {
         var told = new Dictionary<string, string>(welcome, StringComparer.OrdinalIgnoreCase);
         var unreported = new List<KeyValuePair<string, string>>();
+        var unreportedAt = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
         foreach (KeyValuePair<string, string> setting in startup)
         {
-            if (told.ContainsKey(setting.Key))
+            if (told.TryGetValue(setting.Key, out string? current))
             {
-                told[setting.Key] = setting.Value;
+                told[setting.Key] = setting.Key.Equals(DateStyleSetting.Name, StringComparison.OrdinalIgnoreCase) &&
+                                    welcome.TryGetValue(DateStyleSetting.Name, out string? serverDefault)
+                    ? DateStyleSetting.Apply(current, setting.Value, serverDefault) ?? setting.Value
+                    : setting.Value;
+            }
+            else if (unreportedAt.TryGetValue(setting.Key, out int at))
+            {
+                unreported[at] = new(unreported[at].Key, setting.Value);
             }
             else
             {
+                unreportedAt[setting.Key] = unreported.Count;
                 unreported.Add(setting);
             }
         }

@@ -12,7 +12,12 @@ public static class SessionParameters
     /// <summary>Parameters that are not settings.</summary>
     private static readonly HashSet<string> s_notSettings = new(StringComparer.Ordinal) { "user", "database", "replication", "options" };
 
-    /// <summary>Extracts the settings, in the order PostgreSQL applies them; throws a 08P01 error for unsupported options.</summary>
+    /// <summary>
+    /// Extracts the settings in the order PostgreSQL applies them (process_startup_options): every <c>-c</c> of
+    /// "options" first, then the other parameters as the packet lists them. A name may come more than once; each one
+    /// is applied on top of the value before it (<see cref="ClientSettings.AtLogin"/>). Throws a 08P01 error for
+    /// unsupported options.
+    /// </summary>
     public static List<KeyValuePair<string, string>> FromStartup(IReadOnlyList<KeyValuePair<string, string>> parameters)
     {
         var result = new List<KeyValuePair<string, string>>();
@@ -32,23 +37,7 @@ public static class SessionParameters
             }
         }
 
-        // Later values win; keep the position of the first mention.
-        var merged = new List<KeyValuePair<string, string>>();
-        var index = new Dictionary<string, int>(StringComparer.OrdinalIgnoreCase);
-        foreach (KeyValuePair<string, string> p in result)
-        {
-            if (index.TryGetValue(p.Key, out int i))
-            {
-                merged[i] = new(merged[i].Key, p.Value);
-            }
-            else
-            {
-                index[p.Key] = merged.Count;
-                merged.Add(p);
-            }
-        }
-
-        return merged;
+        return result;
     }
 
     /// <summary>Splits "options" like pg_split_opts: whitespace separates, backslash escapes the next character.</summary>

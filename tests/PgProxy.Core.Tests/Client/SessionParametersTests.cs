@@ -6,7 +6,7 @@ namespace PgProxy.Core.Tests.Client;
 public sealed class SessionParametersTests
 {
     [Fact]
-    public void Options_AndParameters_InPostgresOrder_LaterWins()
+    public void Options_ThenParameters_InPostgresOrder_EveryOneKept()
     {
         List<KeyValuePair<string, string>> settings = SessionParameters.FromStartup(
         [
@@ -19,12 +19,55 @@ public sealed class SessionParametersTests
         ]);
         Assert.Equal(
         [
-            new("search_path", "c"),
+            new("search_path", "a,b"),
             new("work_mem", "8MB"),
             new("statement_timeout", "5s"),
             new("x.y", "with space"),
             new("application_name", "app"),
+            new("search_path", "c"),
         ], settings);
+    }
+
+    private static readonly Dictionary<string, string> s_welcome = new(StringComparer.OrdinalIgnoreCase)
+    {
+        ["DateStyle"] = "ISO, MDY",
+        ["TimeZone"] = "UTC",
+        ["application_name"] = "",
+    };
+
+    [Theory]
+    [InlineData("ISO, DMY", "ISO", "ISO, DMY")] // PgJDBC: options=-c DateStyle=ISO,DMY plus DateStyle=ISO
+    [InlineData("SQL", null, "SQL, MDY")]
+    [InlineData("German", null, "German, DMY")]
+    [InlineData("German, YMD", null, "German, YMD")]
+    [InlineData("SQL, YMD", "Postgres", "Postgres, YMD")]
+    [InlineData("dmy", "iso", "ISO, DMY")]
+    [InlineData(" iso , dmy ", null, "ISO, DMY")]
+    [InlineData("European", null, "ISO, DMY")]
+    [InlineData("NonEuropean", "US", "ISO, MDY")]
+    [InlineData("SQL, DMY", "DEFAULT", "ISO, MDY")]
+    [InlineData("DMY", "DEFAULT, SQL", "SQL, MDY")]
+    [InlineData("ISO, SQL", null, "ISO, SQL")] // conflicting: kept as sent, the server refuses it at the first link
+    [InlineData("bogus", null, "bogus")]
+    public void DateStyle_EachSettingAppliesOnTopOfTheLast(string first, string? second, string expected)
+    {
+        List<KeyValuePair<string, string>> startup = [new("DateStyle", first)];
+        if (second is not null)
+        {
+            startup.Add(new("datestyle", second));
+        }
+
+        ClientSettings view = ClientSettings.AtLogin(s_welcome, startup);
+        Assert.Equal(expected, view.Told["DateStyle"]);
+    }
+
+    [Fact]
+    public void AtLogin_LaterSettingOfTheSameNameWins_ForReportedAndUnreported()
+    {
+        ClientSettings view = ClientSettings.AtLogin(s_welcome,
+            [new("timezone", "Asia/Tokyo"), new("work_mem", "1MB"), new("TimeZone", "Europe/Paris"), new("WORK_MEM", "2MB")]);
+        Assert.Equal("Europe/Paris", view.Told["TimeZone"]);
+        Assert.Equal([new("work_mem", "2MB")], view.Unreported);
     }
 
     [Fact]
