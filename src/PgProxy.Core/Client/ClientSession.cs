@@ -134,11 +134,12 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
         // Login completes without a backend, as PgBouncer does: a client that connects and waits (pgbench opening
         // all its connections before the first query) must not hold a server. The client is told the pool's welcome
         // parameters overlaid with its own settings; its first message links a backend.
-        if (pool.RecentConnectFailure is { } failure && pool.Counts.Total == 0)
+        if (pool.LoginRefusal is { } refused)
         {
-            // Told why at once, as PgBouncer does, rather than logged in to wait for a server that is not there.
-            throw new BackendUnavailableException(SqlState.ConnectionFailure, "server login has been failing, try again later (server_login_retry)",
-                failure);
+            // The server refuses this pool's logins (password, database, permission): told its error at once, rather
+            // than logged in to wait for a server that will not take it. A server that is only down or restarting
+            // is waited for instead (up to query_wait_timeout): it may be back in a moment.
+            throw new BackendUnavailableException(refused.SqlState, refused.Message, refused.Detail, null, refused.ServerError);
         }
 
         if (pool.WelcomeParameters is null)

@@ -113,7 +113,11 @@ public sealed record ProxySection
     /// <summary>A request outstanding this long is canceled on the server and the client closed (57014); 0 = never. Default 0.</summary>
     public TimeSpan QueryTimeout { get; init; }
 
-    /// <summary>After a failed server connect, wait this long before the pool dials again (clients wait meanwhile). Default 15 s.</summary>
+    /// <summary>
+    /// The longest wait between connect attempts after a failed connect: a server that is down or restarting is retried
+    /// after 100 ms doubling up to 500 ms (or this, if shorter) while clients wait; a login the server refuses waits
+    /// this long, and new clients get the server's error at once. Default 15 s.
+    /// </summary>
     public TimeSpan ServerLoginRetry { get; init; } = TimeSpan.FromSeconds(15);
 
     /// <summary>Timeout for a backend TCP connect plus login. Default 15 s.</summary>

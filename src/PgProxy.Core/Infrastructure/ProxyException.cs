@@ -36,6 +36,13 @@ public sealed class BackendUnavailableException : ProxyException
     /// <summary>The backend's own error, when it sent one during login (forwarded as is).</summary>
     public ErrorResponse? ServerError { get; }
 
+    /// <summary>
+    /// The server (or the proxy's own configuration) refused the login itself: authentication (28xxx), an unknown
+    /// database (3D000), no permission (42501). Retrying soon will not help, unlike a refused connection, a timeout,
+    /// 57P03 (starting up, shutting down) or too many connections.
+    /// </summary>
+    public bool IsLoginRefused => SqlState.StartsWith("28", StringComparison.Ordinal) || SqlState is "3D000" or "42501" or "08004";
+
     /// <inheritdoc />
     public override ErrorResponse ToFatal() =>
         ServerError is { } e ? ErrorResponse.Fatal(e.SqlState, e.Message, e.Detail, e.Hint) : base.ToFatal();

@@ -25,8 +25,8 @@ public sealed partial class Pool
     private readonly ILogger _logger;
     private int _connectingSlots;
     private bool _closed;
-    private long _lastConnectFailureAt;
-    private string? _lastConnectFailure;
+    private readonly ConnectBackoff _backoff = new();
+    private int _retrying;
 
     internal Pool(PoolKey key, PoolTarget target, PoolSettings settings, ConnectionLimiter[] limiters,
         Func<Pool, CancellationToken, ValueTask<BackendConnection>> open, ILogger logger)
@@ -98,20 +98,35 @@ public sealed partial class Pool
     private const int MaxSharedSettingsViews = 1024;
     private readonly Dictionary<string, Client.ClientSettings> _settingsViews = new(StringComparer.Ordinal);
 
-    /// <summary>The last connect failure, while the pool is backing off (server_login_retry); else null.</summary>
+    /// <summary>The last connect failure, while the pool waits to dial again; else null.</summary>
     public string? RecentConnectFailure
     {
         get
         {
             lock (_lock)
             {
-                return InBackoffLocked ? _lastConnectFailure : null;
+                return InBackoffLocked ? _backoff.LastFailure?.Message : null;
             }
         }
     }
 
-    private bool InBackoffLocked =>
-        _lastConnectFailure is not null && Stopwatch.GetElapsedTime(_lastConnectFailureAt) < Settings.Proxy.ServerLoginRetry;
+    /// <summary>
+    /// The server's own error while it refuses this pool's logins (wrong password, unknown database, no permission) and
+    /// server_login_retry has not passed: a new client is told at once instead of waiting. Null otherwise, also while the
+    /// server is merely down or restarting, when clients wait for it.
+    /// </summary>
+    public BackendUnavailableException? LoginRefusal
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _backoff.Refusal(Stopwatch.GetTimestamp());
+            }
+        }
+    }
+
+    private bool InBackoffLocked => _backoff.IsWaiting(Stopwatch.GetTimestamp());
 
     /// <summary>Counters, consistent with each other.</summary>
     public PoolCounts Counts
@@ -186,35 +201,73 @@ public sealed partial class Pool
 
     private async ValueTask<BackendConnection> AcquireSlowAsync(CancellationToken ct)
     {
-        PoolWaiter? waiter = null;
-        ConnectionLimiter? blockedBy = null;
+        long started = Stopwatch.GetTimestamp();
+        bool mustWait = false;
+        while (true)
+        {
+            PoolWaiter? waiter = null;
+            ConnectionLimiter? blockedBy = null;
+            lock (_lock)
+            {
+                ThrowIfClosed();
+                if (_waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
+                {
+                    return idle;
+                }
+
+                if (mustWait || _waiters.Count > 0 || InBackoffLocked || !TryReserveSlotLocked(reserve: false, out blockedBy))
+                {
+                    // A waiter keeps the time the client started waiting: query_wait_timeout counts from there.
+                    waiter = new PoolWaiter(started, ct);
+                    _waiters.AddLast(waiter.Node);
+                }
+            }
+
+            if (waiter is not null)
+            {
+                if (blockedBy is not null)
+                {
+                    LimiterBlocked?.Invoke(this, blockedBy);
+                }
+
+                BackendConnection? handed = await waiter.Outcome.ConfigureAwait(false);
+                if (handed is not null)
+                {
+                    return handed;
+                }
+            }
+
+            try
+            {
+                return await OpenInSlotAsync(ct).ConfigureAwait(false);
+            }
+            catch (BackendUnavailableException ex) when (!ex.IsLoginRefused && !ct.IsCancellationRequested)
+            {
+                // The server is down or restarting: wait in line for the pool's retry, up to query_wait_timeout,
+                // rather than fail a client the server may serve in a moment.
+                mustWait = true;
+            }
+        }
+    }
+
+    /// <summary>
+    /// The pool manager's clock: after a failed connect, when clients wait and the retry time has come, dial one backend
+    /// for them (off the clock's thread). Clients queue instead of each dialing a server that is down; one success
+    /// lets every waiter dial.
+    /// </summary>
+    internal void RetryIfDue(CancellationToken ct)
+    {
         lock (_lock)
         {
-            ThrowIfClosed();
-            if (_waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
+            if (_waiters.Count == 0 || _backoff.LastFailure is null || InBackoffLocked || _retrying != 0)
             {
-                return idle;
+                return;
             }
 
-            if (_waiters.Count > 0 || InBackoffLocked || !TryReserveSlotLocked(reserve: false, out blockedBy))
-            {
-                waiter = new PoolWaiter(Stopwatch.GetTimestamp(), ct);
-                _waiters.AddLast(waiter.Node);
-            }
+            _retrying = 1;
         }
 
-        if (waiter is null)
-        {
-            return await OpenInSlotAsync(ct).ConfigureAwait(false);
-        }
-
-        if (blockedBy is not null)
-        {
-            LimiterBlocked?.Invoke(this, blockedBy);
-        }
-
-        BackendConnection? handed = await waiter.Outcome.ConfigureAwait(false);
-        return handed ?? await OpenInSlotAsync(ct).ConfigureAwait(false);
+        _ = RetryForWaitersAsync(ct);
     }
 
     /// <summary>
@@ -275,11 +328,11 @@ public sealed partial class Pool
     {
         // The pool's last connect attempt failed (not only within the backoff window, which has gaps between the
         // janitor's retries): that is why nothing became free.
-        if (_lastConnectFailure is { } failure)
+        if (_backoff.LastFailure?.Message is { } failure)
         {
             return new BackendUnavailableException(SqlState.ConnectionFailure,
                 $"query_wait_timeout: no server connection within {DurationText.Format(waitLimit)} for pool \"{Key}\": {failure}",
-                $"the pool retries every server_login_retry ({DurationText.Format(Settings.Proxy.ServerLoginRetry)})");
+                "the pool keeps retrying and serves waiting clients as soon as the server accepts connections");
         }
 
         PoolCounts counts = CountsLocked();
@@ -335,7 +388,11 @@ public sealed partial class Pool
         }
         catch (Exception ex)
         {
-            RecordConnectResult(ex as BackendUnavailableException);
+            if (ex is BackendUnavailableException failure)
+            {
+                RecordConnectResult(failure);
+            }
+
             ReleaseSlot();
             throw;
         }
@@ -402,37 +459,60 @@ public sealed partial class Pool
         }
     }
 
+    /// <summary>
+    /// Records a connect's outcome for the backoff. A login the server refused fails every waiting client now with
+    /// the server's error: waiting longer would not help them.
+    /// </summary>
     private void RecordConnectResult(BackendUnavailableException? failure)
     {
         lock (_lock)
         {
-            _lastConnectFailure = failure?.Message;
-            _lastConnectFailureAt = Stopwatch.GetTimestamp();
-        }
-    }
-
-    /// <summary>
-    /// Janitor: when clients wait and the pool is not backing off, dial one backend for them (after a failure the
-    /// pool queues clients instead of letting each one dial; this is how it recovers once the server is back).
-    /// </summary>
-    internal async Task RetryForWaitersAsync(CancellationToken ct)
-    {
-        lock (_lock)
-        {
-            if (_waiters.Count == 0 || _lastConnectFailure is null || InBackoffLocked || !TryReserveSlotLocked(reserve: false, out _))
+            if (failure is null)
             {
+                _backoff.Succeeded();
                 return;
+            }
+
+            _backoff.Failed(failure, Stopwatch.GetTimestamp(), Settings.Proxy.ServerLoginRetry);
+            if (failure.IsLoginRefused)
+            {
+                while (_waiters.First is { } first)
+                {
+                    _waiters.RemoveFirst();
+                    DecideLocked(first.Value, null, new BackendUnavailableException(failure.SqlState, failure.Message, failure.Detail, null, failure.ServerError));
+                }
             }
         }
 
-        if (await OpenIntoPoolAsync(ct).ConfigureAwait(false))
+        WakeGranted();
+    }
+
+    /// <summary>Dials one backend for the waiters after a failure (<see cref="RetryIfDue"/>); on success every waiter may dial.</summary>
+    internal async Task RetryForWaitersAsync(CancellationToken ct)
+    {
+        try
         {
             lock (_lock)
             {
-                ServeWaitersLocked(); // the server is back: let the other waiters dial too
+                if (_waiters.Count == 0 || _backoff.LastFailure is null || InBackoffLocked || !TryReserveSlotLocked(reserve: false, out _))
+                {
+                    return;
+                }
             }
 
-            WakeGranted();
+            if (await OpenIntoPoolAsync(ct).ConfigureAwait(false))
+            {
+                lock (_lock)
+                {
+                    ServeWaitersLocked(); // the server is back: let the other waiters dial too
+                }
+
+                WakeGranted();
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _retrying, 0);
         }
     }
 
@@ -449,7 +529,11 @@ public sealed partial class Pool
         }
         catch (Exception ex) when (ex is BackendUnavailableException or OperationCanceledException)
         {
-            RecordConnectResult(ex as BackendUnavailableException);
+            if (ex is BackendUnavailableException failure)
+            {
+                RecordConnectResult(failure);
+            }
+
             ReleaseSlot();
             return false;
         }

@@ -225,9 +225,10 @@ public sealed partial class PoolManager : IAsyncDisposable
 
     /// <summary>
     /// Starts the background clocks. Every 100 ms, waiter deadlines (query_wait_timeout, reserve_pool_timeout, clients
-    /// gone), on their own tick so a slow connect never delays them. Every 250 ms, the janitor: it closes idle backends
-    /// past server_idle_timeout (above min_pool_size) or past server_lifetime, retries for waiters after a failed
-    /// connect, and tops pools up to min_pool_size. Neither touches a linked backend.
+    /// gone) and, after a failed connect, the retry for waiting clients once its time has come (dialed off the clock's
+    /// thread, so a slow connect never delays a deadline). Every 250 ms, the janitor: it closes idle backends past
+    /// server_idle_timeout (above min_pool_size) or past server_lifetime, and tops pools up to min_pool_size. Neither
+    /// touches a linked backend.
     /// </summary>
     public void Start()
     {
@@ -236,6 +237,7 @@ public sealed partial class PoolManager : IAsyncDisposable
             foreach (Pool pool in _pools.Values)
             {
                 pool.CheckWaiters();
+                pool.RetryIfDue(_stopping.Token);
             }
 
             return ValueTask.CompletedTask;
@@ -253,7 +255,6 @@ public sealed partial class PoolManager : IAsyncDisposable
                 OnLimiterReleased([.. pool.Limiters]);
             }
 
-            await pool.RetryForWaitersAsync(_stopping.Token).ConfigureAwait(false);
             if (pool.Settings.MinPoolSize > 0)
             {
                 await pool.EnsureMinimumAsync(_stopping.Token).ConfigureAwait(false);

@@ -12,7 +12,9 @@ namespace PgProxy.Core.Tests.Pooling;
 internal sealed class FakeBackends
 {
     public int Opened;
+    public int Attempts;
     public bool Fail;
+    public string FailWith = SqlState.ConnectionFailure;
 
     public static BackendConnection NewBackend(Pool pool)
     {
@@ -28,7 +30,11 @@ internal sealed class FakeBackends
         var pool = new Pool(new PoolKey("db", "u"), target, settings, limiters.Length == 0 ? [new ConnectionLimiter(0)] : limiters, OpenAsync,
             NullLogger.Instance);
         // The pool manager's clock, faster: waiter deadlines are checked by it, not by the waiters.
-        _clocks.Add(new Timer(_ => pool.CheckWaiters(), null, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(10)));
+        _clocks.Add(new Timer(_ =>
+        {
+            pool.CheckWaiters();
+            pool.RetryIfDue(default);
+        }, null, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(10)));
         return pool;
     }
 
@@ -38,9 +44,11 @@ internal sealed class FakeBackends
     {
         await Task.Yield();
         ct.ThrowIfCancellationRequested();
+        Interlocked.Increment(ref Attempts);
         if (Fail)
         {
-            throw new BackendUnavailableException(SqlState.ConnectionFailure, "could not connect to server: refused");
+            throw new BackendUnavailableException(FailWith, FailWith == SqlState.ConnectionFailure ? "could not connect to server: refused"
+                : "server login failed: password authentication failed for user \"u\"");
         }
 
         Interlocked.Increment(ref Opened);

@@ -1,6 +1,7 @@
 using PgProxy.Core.Backend;
 using PgProxy.Core.Infrastructure;
 using PgProxy.Core.Pooling;
+using PgProxy.Protocol;
 
 namespace PgProxy.Core.Tests.Pooling;
 
@@ -124,30 +125,44 @@ public sealed class PoolTests
     }
 
     [Fact(Timeout = 10_000)]
-    public async Task ConnectFailure_ReleasesTheSlot_BacksOff_ThenTheRetryServesTheWaiter()
+    public async Task ServerDown_ClientsWait_RetriesBackOff_ThenTheFirstRetryServesThem()
     {
         var fakes = new FakeBackends { Fail = true };
-        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromMilliseconds(200) } });
-        BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
-        Assert.Equal("08006", ex.SqlState);
-        AssertInvariant(pool, 0);
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 2, Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromSeconds(15) } });
+        // A client whose connect fails because the server is down waits in line instead of failing.
+        Task<BackendConnection> first = pool.AcquireAsync(default).AsTask();
+        Task<BackendConnection> second = pool.AcquireAsync(default).AsTask();
+        await WaitUntilAsync(() => fakes.Attempts >= 3); // its own attempt, then the pool's retries
+        Assert.False(first.IsCompleted);
+        Assert.False(second.IsCompleted);
+        Assert.Equal(2, pool.Counts.Waiting);
         Assert.NotNull(pool.RecentConnectFailure);
+        Assert.Null(pool.LoginRefusal); // a down server is waited for, not reported to new logins
+        AssertInvariant(pool, 0);
 
-        // During the backoff a client queues instead of dialing.
+        // Retries are quick (100 ms doubling to 500 ms), not one per server_login_retry: the server is used again at once.
         fakes.Fail = false;
-        Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
-        await Task.Delay(50);
-        Assert.False(waiting.IsCompleted);
-        Assert.Equal(0, fakes.Opened);
-        Assert.Equal(1, pool.Counts.Waiting);
-
-        // The janitor's retry after the backoff opens a backend for it.
-        await Task.Delay(250);
-        await pool.RetryForWaitersAsync(default);
-        BackendConnection b = await waiting;
-        Assert.Equal(BackendState.Active, b.State);
+        BackendConnection a = await first;
+        BackendConnection b = await second;
+        Assert.NotSame(a, b);
         Assert.Null(pool.RecentConnectFailure);
-        AssertInvariant(pool, 1);
+        AssertInvariant(pool, 2);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task LoginRefusedByTheServer_FailsFast_AndNewLoginsAreToldWhy()
+    {
+        var fakes = new FakeBackends { Fail = true, FailWith = SqlState.InvalidPassword };
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromSeconds(15) } });
+        BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
+        Assert.Equal("28P01", ex.SqlState);
+        Assert.Equal("28P01", pool.LoginRefusal?.SqlState);
+        // Within server_login_retry a client queues (and the pool does not hammer the server).
+        Task<BackendConnection> queued = pool.AcquireAsync(default).AsTask();
+        await Task.Delay(300);
+        Assert.Equal(1, fakes.Attempts);
+        Assert.False(queued.IsCompleted);
+        AssertInvariant(pool, 0);
     }
 
     [Fact(Timeout = 10_000)]
