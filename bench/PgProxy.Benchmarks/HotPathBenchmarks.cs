@@ -37,64 +37,116 @@ public class HeaderParsing
 }
 
 /// <summary>
-/// The relay forwarding a select-only transaction in transaction mode, per message: client Query (inspected), then
-/// the backend's RowDescription, DataRow, CommandComplete and ReadyForQuery. ReadyForQuery says "in transaction"
-/// so the link is not released and the same relay runs every iteration. Goal: 0 bytes allocated.
+/// Whole transactions through the relay in transaction mode, as production runs them: the client's message finds no
+/// backend, one is taken from the pool and attached, the request is forwarded and flushed, the reply is forwarded
+/// and its ReadyForQuery 'I' ends the link, and the backend goes back to the pool. Three shapes: a simple Query
+/// (pgbench -S), a named prepared statement (pgbench -M prepared: Bind, Execute, Sync), and a driver that describes
+/// its prepared statement each time (Describe rewritten, Bind, Execute, Sync). Goal: 0 bytes allocated per
+/// transaction. (A Parse of a name the client has not used yet allocates that name's key once.)
 /// </summary>
 [MemoryDiagnoser]
-public class Relaying
+public class TransactionRelaying
 {
-    private SessionRelay _relay = null!;
-    private readonly NullPipeWriter _sink = new();
+    private readonly NullPipeWriter _client = new();
+    private Pool _pool = null!;
+    private MessageRelay _simpleRelay = null!;
+    private MessageRelay _preparedRelay = null!;
     private ReadOnlySequence<byte> _query;
     private ReadOnlySequence<byte> _reply;
     private ReadOnlySequence<byte> _bind;
     private ReadOnlySequence<byte> _bindReply;
-    private SessionRelay _preparedRelay = null!;
+    private ReadOnlySequence<byte> _describe;
+    private ReadOnlySequence<byte> _describeReply;
 
     [GlobalSetup]
     public void Setup()
     {
-        _relay = new SessionRelay(new System.IO.Pipelines.Pipe().Reader, _sink, Wire.Backend(), PoolMode.Transaction, null, 0);
+        _pool = Wire.Pool();
+        var registry = new StatementRegistry();
+        _simpleRelay = new MessageRelay(new System.IO.Pipelines.Pipe().Reader, _client, _pool, null, TimeProvider.System);
+        var mapper = new StatementMapper(registry, 200);
+        _preparedRelay = new MessageRelay(new System.IO.Pipelines.Pipe().Reader, _client, _pool, mapper, TimeProvider.System);
+
         _query = new ReadOnlySequence<byte>(Wire.Messages(b => FrontendMessages.Query(b, "SELECT abalance FROM pgbench_accounts WHERE aid = 42;")));
         _reply = new ReadOnlySequence<byte>(Wire.Messages(
             b => b.Start((byte)'T').Int16(1).CString("abalance").Int32(0).Int16(0).Int32(23).Int16(4).Int32(-1).Int16(0).End(),
             b => b.Start((byte)'D').Int16(1).Int32(1).Bytes("0"u8).End(),
             b => b.Start((byte)'C').CString("SELECT 1").End(),
-            b => b.Start((byte)'Z').Byte((byte)'T').End()));
+            b => b.Start((byte)'Z').Byte((byte)'I').End()));
 
-        // Prepared statements in transaction mode: the client's Bind of its statement "s1" is rewritten to the
-        // proxy-wide name the backend already has (no Parse injected), then Execute and Sync.
-        byte[] parseTail = Wire.Messages(b => b.CString("SELECT abalance FROM pgbench_accounts WHERE aid = $1").Int16(0));
-        PreparedStatement statement = PreparedStatement.FromParseTail(parseTail);
-        var statements = new Dictionary<string, PreparedStatement>(StringComparer.Ordinal) { ["s1"] = statement };
-        BackendConnection backend = Wire.Backend();
-        backend.Statements.Add(statement.ProxyName);
-        _preparedRelay = new SessionRelay(new System.IO.Pipelines.Pipe().Reader, _sink, backend, PoolMode.Transaction, statements, 200);
+        // The client's statement "P_0" and the backends' copy of it: every backend of the pool has it prepared.
+        byte[] tail = Wire.Messages(b => b.CString("SELECT abalance FROM pgbench_accounts WHERE aid = $1").Int16(0));
+        mapper.TryRegister("P_0"u8, tail, out PreparedStatement? statement, out _);
+        var backends = new List<BackendConnection>();
+        for (int i = 0; i < 20; i++)
+        {
+            BackendConnection backend = _pool.AcquireAsync(default).AsTask().GetAwaiter().GetResult();
+            backend.Session.Statements.Add(statement!);
+            backends.Add(backend);
+        }
+
+        foreach (BackendConnection backend in backends)
+        {
+            _pool.ReleaseAsync(backend, reusable: true).AsTask().GetAwaiter().GetResult();
+        }
+
         _bind = new ReadOnlySequence<byte>(Wire.Messages(
-            b => b.Start((byte)'B').CString("").CString("s1").Int16(0).Int16(1).Int32(2).Bytes("42"u8).Int16(0).End(),
+            b => b.Start((byte)'B').CString("").CString("P_0").Int16(0).Int16(1).Int32(2).Bytes("42"u8).Int16(0).End(),
             b => b.Start((byte)'E').CString("").Int32(0).End(),
             b => b.Start((byte)'S').End()));
         _bindReply = new ReadOnlySequence<byte>(Wire.Messages(
             b => b.Start((byte)'2').End(),
             b => b.Start((byte)'D').Int16(1).Int32(1).Bytes("0"u8).End(),
             b => b.Start((byte)'C').CString("SELECT 1").End(),
-            b => b.Start((byte)'Z').Byte((byte)'T').End()));
+            b => b.Start((byte)'Z').Byte((byte)'I').End()));
+        _describe = new ReadOnlySequence<byte>(Wire.Messages(
+            b => b.Start((byte)'D').Byte((byte)'S').CString("P_0").End(),
+            b => b.Start((byte)'B').CString("").CString("P_0").Int16(0).Int16(1).Int32(2).Bytes("42"u8).Int16(0).End(),
+            b => b.Start((byte)'E').CString("").Int32(0).End(),
+            b => b.Start((byte)'S').End()));
+        _describeReply = new ReadOnlySequence<byte>(Wire.Messages(
+            b => b.Start((byte)'t').Int16(1).Int32(23).End(),
+            b => b.Start((byte)'T').Int16(1).CString("abalance").Int32(0).Int16(0).Int32(23).Int16(4).Int32(-1).Int16(0).End(),
+            b => b.Start((byte)'2').End(),
+            b => b.Start((byte)'D').Int16(1).Int32(1).Bytes("0"u8).End(),
+            b => b.Start((byte)'C').CString("SELECT 1").End(),
+            b => b.Start((byte)'Z').Byte((byte)'I').End()));
     }
 
-    /// <summary>One Query and its four reply messages: five relayed messages per operation.</summary>
-    [Benchmark(OperationsPerInvoke = 5)]
-    public RelayStop SimpleQueryTransaction() => RoundTrip(_relay, _query, _reply);
+    /// <summary>pgbench -S: Query, then T D C Z.</summary>
+    [Benchmark]
+    public RelayStop SimpleQuery() => Transaction(_simpleRelay, _query, _reply);
 
-    /// <summary>Bind (statement name rewritten), Execute, Sync and four replies: seven messages per operation.</summary>
-    [Benchmark(OperationsPerInvoke = 7)]
-    public RelayStop PreparedBindRewrite() => RoundTrip(_preparedRelay, _bind, _bindReply);
+    /// <summary>pgbench -M prepared: Bind (name rewritten), Execute, Sync, then 2 D C Z.</summary>
+    [Benchmark]
+    public RelayStop PreparedStatement() => Transaction(_preparedRelay, _bind, _bindReply);
 
-    /// <summary>The client's request through the relay, then the backend's reply.</summary>
-    private RelayStop RoundTrip(SessionRelay relay, ReadOnlySequence<byte> request, ReadOnlySequence<byte> reply)
+    /// <summary>A driver describing its prepared statement each time: Describe (rewritten), Bind, Execute, Sync.</summary>
+    [Benchmark]
+    public RelayStop DescribeBindExecute() => Transaction(_preparedRelay, _describe, _describeReply);
+
+    private RelayStop Transaction(MessageRelay relay, ReadOnlySequence<byte> request, ReadOnlySequence<byte> reply)
     {
-        relay.ForwardFromClient(ref request, _sink);
-        return relay.ForwardFromBackend(ref reply, _sink);
+        ReadOnlySequence<byte> buffer = request;
+        relay.ForwardFromClient(ref buffer, out _); // NeedBackend: no backend attached between transactions
+        ValueTask<BackendConnection> acquire = _pool.AcquireAsync(default);
+        BackendConnection backend = acquire.IsCompletedSuccessfully ? acquire.Result : throw new InvalidOperationException("no idle backend");
+        relay.BeginLink();
+        relay.Attach(backend);
+        backend.TryAttach(relay);
+        relay.ForwardFromClient(ref buffer, out _);
+        relay.ClientFlushed();
+        ReadOnlySequence<byte> fromBackend = reply;
+        RelayStop stop = relay.ForwardFromBackend(backend, ref fromBackend);
+        backend.ReleaseRelay();
+        relay.CompleteDetach(backend);
+        ValueTask release = _pool.ReleaseAsync(backend, reusable: true);
+        if (!release.IsCompletedSuccessfully)
+        {
+            throw new InvalidOperationException("release did not complete at once");
+        }
+
+        return stop;
     }
 }
 
@@ -107,9 +159,7 @@ public class PoolAcquireRelease
     [GlobalSetup]
     public void Setup()
     {
-        _pool = new Pool(new PoolKey("db", "u"), new PoolTarget("bench", 1, "db", new BackendCredentials { User = "u" }),
-            new PoolSettings { PoolSize = 20 }, [new ConnectionLimiter(0)], (pool, _) => new ValueTask<BackendConnection>(Wire.Backend(pool)),
-            Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
+        _pool = Wire.Pool();
         _pool.AcquireAsync(default).AsTask().GetAwaiter().GetResult();
         BackendConnection first = _pool.AcquireAsync(default).AsTask().GetAwaiter().GetResult();
         _pool.ReleaseAsync(first, reusable: true).AsTask().GetAwaiter().GetResult();

@@ -42,13 +42,19 @@ internal static class Wire
         return new ReadOnlySequence<byte>(first!, 0, last!, last!.Memory.Length);
     }
 
-    public static BackendConnection Backend(Pool? pool = null)
+    /// <summary>An in-memory backend of <paramref name="pool"/> whose output drops what is written (no pump runs).</summary>
+    public static BackendConnection Backend(Pool pool)
     {
-        var toBackend = new Pipe();
         var fromBackend = new Pipe();
-        var context = new DefaultConnectionContext("bench", new Duplex(fromBackend.Reader, toBackend.Writer), new Duplex(toBackend.Reader, fromBackend.Writer));
-        return new BackendConnection(context, "bench", 1, pool!);
+        var context = new DefaultConnectionContext("bench", new Duplex(fromBackend.Reader, new NullPipeWriter()), new Duplex(new Pipe().Reader, fromBackend.Writer));
+        return new BackendConnection(context, "bench", 1, pool);
     }
+
+    /// <summary>A transaction-mode pool of in-memory backends.</summary>
+    public static Pool Pool(int size = 20) =>
+        new(new PoolKey("db", "u"), new PoolTarget("bench", 1, "db", new BackendCredentials { User = "u" }),
+            new PoolSettings { PoolSize = size, Mode = PgProxy.Core.Configuration.PoolMode.Transaction }, [new ConnectionLimiter(0)],
+            (pool, _) => new ValueTask<BackendConnection>(Backend(pool)), Microsoft.Extensions.Logging.Abstractions.NullLogger.Instance);
 
     private sealed class Segment : ReadOnlySequenceSegment<byte>
     {

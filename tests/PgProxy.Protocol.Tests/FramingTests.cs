@@ -122,7 +122,7 @@ public sealed class FramingTests
     public void Builder_BackPatchesLengths_AcrossMessages()
     {
         var b = new PgMessageBuilder(4);
-        Backend.BackendMessages.ReadyForQuery(b, (byte)'I');
+        Backend.BackendMessages.ReadyForQuery(b, TransactionStatus.Idle);
         Backend.BackendMessages.BackendKeyData(b, 1, 2);
         Assert.Equal(Segments.Hex("5a 00000005 49 4b 0000000c 00000001 00000002"), b.Written.ToArray());
     }

@@ -1,14 +1,19 @@
-using System.Diagnostics;
+using System.Buffers;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
+using PgProxy.Core.Infrastructure;
 using PgProxy.Core.Pooling;
+using PgProxy.Protocol;
 using PgProxy.Protocol.Framing;
 using PgProxy.Protocol.Frontend;
 
 namespace PgProxy.Core.Backend;
 
-/// <summary>One server connection: its pipes, the parameters the server reported, its real cancel key and its state.</summary>
-public sealed class BackendConnection
+/// <summary>
+/// One server connection: its pipes, the parameters the server reported, its real cancel key, its state, and what
+/// clients left on its session. After login its pump (<c>BackendConnection.Pump.cs</c>) is the only reader of its socket.
+/// </summary>
+public sealed partial class BackendConnection
 {
     private static long s_nextId;
     private readonly ConnectionContext _transport;
@@ -21,7 +26,7 @@ public sealed class BackendConnection
         Host = host;
         Port = port;
         Pool = pool;
-        CreatedAt = Stopwatch.GetTimestamp();
+        CreatedAt = pool.Time.GetTimestamp();
         LastUsedAt = CreatedAt;
     }
 
@@ -37,10 +42,10 @@ public sealed class BackendConnection
     /// <summary>The pool this backend belongs to.</summary>
     public Pool Pool { get; }
 
-    /// <summary>Bytes from the backend.</summary>
+    /// <summary>Bytes from the backend (read by the login, then only by the pump).</summary>
     public PipeReader Input => _transport.Transport.Input;
 
-    /// <summary>Bytes to the backend.</summary>
+    /// <summary>Bytes to the backend (written by whoever holds it: its client's relay, or the pump between links).</summary>
     public PipeWriter Output => _transport.Transport.Output;
 
     /// <summary>The server's real process id (BackendKeyData).</summary>
@@ -49,51 +54,61 @@ public sealed class BackendConnection
     /// <summary>The server's real cancel secret (BackendKeyData).</summary>
     public int SecretKey { get; internal set; }
 
-    /// <summary>ParameterStatus values as the server last reported them. Touched only by the task that owns the backend.</summary>
+    /// <summary>ParameterStatus values as the server last reported them. Touched only by whoever holds the backend.</summary>
     public Dictionary<string, string> Parameters { get; } = new(StringComparer.OrdinalIgnoreCase);
 
-    /// <summary>Values of non-reported parameters the proxy SET on this backend since its last reset.</summary>
-    public Dictionary<string, string> AppliedSettings { get; } = new(StringComparer.OrdinalIgnoreCase);
-
-    /// <summary>
-    /// The <see cref="Client.ClientSettings.Key"/> (canonical text of a client's desired settings) this
-    /// backend was last brought in line with; null once its settings may have changed (a ParameterStatus, a reset).
-    /// A client whose key is equal skips parameter sync entirely: the common case costs one string comparison.
-    /// </summary>
-    public string? SyncedSettings { get; internal set; }
+    /// <summary>What clients left on the server's session.</summary>
+    public BackendSessionState Session { get; } = new();
 
     /// <summary>This backend's node in its pool's idle list, reused every time it goes idle.</summary>
     internal LinkedListNode<BackendConnection> IdleNode => _idleNode ??= new LinkedListNode<BackendConnection>(this);
 
     private LinkedListNode<BackendConnection>? _idleNode;
 
-    /// <summary>Protocol-level statements prepared on this backend by the proxy (transaction mode).</summary>
-    public Prepared.BackendStatements Statements { get; } = new();
+    /// <summary>Transaction status from the last ReadyForQuery.</summary>
+    public TransactionStatus TransactionStatus { get; internal set; } = TransactionStatus.Idle;
 
-    /// <summary>Transaction status from the last ReadyForQuery ('I', 'T', 'E').</summary>
-    public byte TransactionStatus { get; internal set; } = (byte)'I';
-
-    /// <summary>State; changed only under the pool's lock.</summary>
+    /// <summary>State; changed only by the pool (<see cref="Pool"/>'s Transition).</summary>
     public BackendState State { get; internal set; } = BackendState.Connecting;
 
-    /// <summary>Stopwatch timestamp after which the backend is closed instead of reused (server_lifetime less jitter).</summary>
+    /// <summary>Timestamp (pool clock) after which the backend is closed instead of reused (server_lifetime less jitter).</summary>
     public long ExpiresAt { get; internal set; } = long.MaxValue;
 
-    /// <summary>Stopwatch timestamp of creation.</summary>
+    /// <summary>Timestamp (pool clock) of creation.</summary>
     public long CreatedAt { get; }
 
-    /// <summary>Stopwatch timestamp of the last release to the pool.</summary>
+    /// <summary>Timestamp (pool clock) of the last release to the pool.</summary>
     public long LastUsedAt { get; internal set; }
 
-    /// <summary>True once <see cref="CloseAsync"/> ran.</summary>
+    /// <summary>True once <see cref="CloseAsync"/> ran (or the server was found gone).</summary>
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
-    /// <summary>Sends Terminate (best effort) and closes the socket. Idempotent.</summary>
+    /// <summary>Records a ParameterStatus in the backend's view (a rare message: allocation is fine here).</summary>
+    internal void RecordParameterStatus(in ReadOnlySequence<byte> body)
+    {
+        var reader = new PgSpanReader(body.IsSingleSegment ? body.FirstSpan : body.ToArray());
+        if (reader.TryReadCString(out string name) && reader.TryReadCString(out string value))
+        {
+            Parameters[name] = value;
+            Session.SyncedSettings = null;
+        }
+    }
+
+    /// <summary>
+    /// Sends Terminate (best effort) and closes the socket. Idempotent. A pump parked on the socket is woken and
+    /// waited for first, so the socket is never closed under a pending read.
+    /// </summary>
     public async ValueTask CloseAsync()
     {
         if (Interlocked.Exchange(ref _closed, 1) != 0)
         {
             return;
+        }
+
+        if (Interlocked.CompareExchange(ref _reading, 0, 0) != 0 && _pump is { } pump)
+        {
+            Input.CancelPendingRead();
+            await pump.ConfigureAwait(false);
         }
 
         try
@@ -104,18 +119,16 @@ public sealed class BackendConnection
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(1));
             await Output.FlushAsync(cts.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or InvalidOperationException or ConnectionResetException)
+        catch (Exception ex) when (ex is OperationCanceledException || TransportErrors.IsTransportGone(ex))
         {
             // The socket may already be gone; closing is all that is left to do.
         }
 
         try
         {
-            await Output.CompleteAsync().ConfigureAwait(false);
-            await Input.CompleteAsync().ConfigureAwait(false);
             await _transport.DisposeAsync().ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or InvalidOperationException or ObjectDisposedException or ConnectionResetException)
+        catch (Exception ex) when (TransportErrors.IsTransportGone(ex))
         {
             // Already torn down.
         }

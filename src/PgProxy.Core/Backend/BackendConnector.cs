@@ -58,6 +58,7 @@ public sealed class BackendConnector
         try
         {
             await LoginAsync(backend, target, cts.Token).ConfigureAwait(false);
+            backend.StartPump(); // from now on the pump is the socket's only reader
             return backend;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
@@ -65,7 +66,7 @@ public sealed class BackendConnector
             await backend.CloseAsync().ConfigureAwait(false);
             throw Unavailable(target, $"login timed out after server_connect_timeout ({DurationText.Format(timeout)})");
         }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or SocketException)
+        catch (Exception ex) when (TransportErrors.IsTransportGone(ex))
         {
             await backend.CloseAsync().ConfigureAwait(false);
             throw Unavailable(target, "connection lost during login: " + ex.Message, ex);
@@ -108,11 +109,7 @@ public sealed class BackendConnector
                     throw new BackendUnavailableException(error?.SqlState ?? SqlState.ConnectionFailure,
                         "server login failed: " + (error?.Message ?? "unknown error"), null, null, error);
                 case BackendCode.ParameterStatus:
-                    var reader = new PgSpanReader(body);
-                    if (reader.TryReadCString(out string name) && reader.TryReadCString(out string value))
-                    {
-                        backend.Parameters[name] = value;
-                    }
+                    backend.RecordParameterStatus(new System.Buffers.ReadOnlySequence<byte>(body));
 
                     break;
                 case BackendCode.BackendKeyData:
@@ -125,7 +122,7 @@ public sealed class BackendConnector
 
                     break;
                 case BackendCode.ReadyForQuery:
-                    backend.TransactionStatus = body.Length > 0 ? body[0] : (byte)'I';
+                    backend.TransactionStatus = body.Length > 0 ? (TransactionStatus)body[0] : TransactionStatus.Idle;
                     return;
                 case BackendCode.NoticeResponse:
                 case BackendCode.NegotiateProtocolVersion:

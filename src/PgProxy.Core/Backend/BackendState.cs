@@ -1,16 +1,18 @@
 namespace PgProxy.Core.Backend;
 
-/// <summary>Backend states (PgBouncer's server lists). Each state change goes through <see cref="Pooling.Pool"/>.</summary>
+/// <summary>Backend states (PgBouncer's server lists). Each state change goes through the pool's Transition, which counts them.</summary>
 public enum BackendState
 {
-    /// <summary>TCP connect and login in progress.</summary>
+    /// <summary>TCP connect and login in progress (a reserved slot counts here before its backend exists).</summary>
     Connecting,
     /// <summary>In the pool, ready to be linked.</summary>
     Idle,
-    /// <summary>Linked to a client.</summary>
+    /// <summary>Taken by a client (linked, or being set up for it).</summary>
     Active,
-    /// <summary>Running the reset query before going back to idle.</summary>
+    /// <summary>Running the proxy's cleanup (ROLLBACK, server_reset_query) before going back to idle.</summary>
     Used,
-    /// <summary>Being closed.</summary>
+    /// <summary>Running server_check_query before a client gets it.</summary>
+    Testing,
+    /// <summary>Out of the pool, being closed (not counted).</summary>
     Closing,
 }

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Buffers;
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
@@ -9,6 +8,7 @@ using PgProxy.Core.Configuration;
 using PgProxy.Core.Diagnostics;
 using PgProxy.Core.Infrastructure;
 using PgProxy.Core.Pooling;
+using PgProxy.Core.Prepared;
 using PgProxy.Core.Relay;
 using PgProxy.Protocol;
 using PgProxy.Protocol.Backend;
@@ -18,8 +18,11 @@ using PgProxy.Protocol.Frontend;
 namespace PgProxy.Core.Client;
 
 /// <summary>
-/// One client connection: handshake and login (<c>ClientSession.Login.cs</c>), then, in session mode, one backend
-/// linked for the whole session, relayed by <see cref="SessionRelay"/>, and released clean (or closed) at the end.
+/// One client connection: handshake and login (<c>ClientSession.Login.cs</c>), then its relay for the rest of its life.
+/// The session's task is the client side's one loop, the only reader of the client's socket: it forwards what the
+/// client sends through its <see cref="MessageRelay"/>, links a backend when a message needs one
+/// (<c>ClientSession.Link.cs</c>), and ends the link when the client leaves. Timeouts stop it from outside
+/// (<c>ClientSession.Timeouts.cs</c>) by waking that read, which only this loop consumes.
 /// </summary>
 public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
 {
@@ -27,10 +30,9 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
     private readonly ProxyServices _services;
     private readonly ILogger _logger;
     private readonly PgMessageBuilder _builder = new();
-    private BackendConnection? _linked;
-    private SessionRelay? _relay;
+    private MessageRelay? _relay;
     private ErrorResponse? _abort;
-    private long _lastActivity = Stopwatch.GetTimestamp();
+    private long _lastActivity;
     private string _database = "";
     private string _user = "";
     private Pool? _pool;
@@ -42,6 +44,7 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
         _connection = connection;
         _services = services;
         _logger = services.SessionLogger;
+        _lastActivity = services.Time.GetTimestamp();
     }
 
     private PipeReader Input => _connection.Transport.Input;
@@ -82,8 +85,8 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
                 _ when ex.SqlState == SqlState.InvalidCatalogName => DisconnectReason.UnknownDatabase,
                 _ when ex.SqlState == SqlState.TooManyConnections && !_loggedIn && _pool is null => DisconnectReason.TooManyClients,
                 _ when ex.SqlState == SqlState.QueryCanceled => _loggedIn ? DisconnectReason.QueryTimeout : DisconnectReason.LoginTimeout,
-                _ when ex.SqlState == "57P05" => DisconnectReason.ClientIdleTimeout,
-                _ when ex.SqlState == "25P03" => DisconnectReason.IdleTransactionTimeout,
+                _ when ex.SqlState == SqlState.IdleSessionTimeout => DisconnectReason.ClientIdleTimeout,
+                _ when ex.SqlState == SqlState.IdleInTransactionSessionTimeout => DisconnectReason.IdleTransactionTimeout,
                 _ => DisconnectReason.ProtocolViolation,
             };
             if (!_loggedIn)
@@ -91,20 +94,24 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
                 LogRefused(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, ex.SqlState, ex.Message);
             }
 
+            await EndLinkAsync().ConfigureAwait(false);
             await TrySendAsync(ex.ToFatal()).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException)
+        catch (Exception ex) when (ex is OperationCanceledException || TransportErrors.IsTransportGone(ex))
         {
             reason = DisconnectReason.ClientClosed;
+            await EndLinkAsync().ConfigureAwait(false);
         }
         catch (Exception ex)
         {
             reason = DisconnectReason.InternalError;
             LogUnexpected(_logger, ex, _connection.ConnectionId);
+            await EndLinkAsync().ConfigureAwait(false);
             await TrySendAsync(ErrorResponse.Fatal(SqlState.InternalError, "internal error in the pooler; see its log")).ConfigureAwait(false);
         }
         finally
         {
+            _relay?.Close();
             _services.Sessions.TryRemove(this, out _);
             if (cancelPid != 0)
             {
@@ -129,7 +136,6 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
     {
         Pool pool = login.Pool;
         PoolSettings settings = pool.Settings;
-        CancellationToken closed = _connection.ConnectionClosed;
 
         // Login completes without a backend, as PgBouncer does: a client that connects and waits (pgbench opening
         // all its connections before the first query) must not hold a server. The client is told the pool's welcome
@@ -144,7 +150,7 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
 
         if (pool.WelcomeParameters is null)
         {
-            BackendConnection first = await pool.AcquireAsync(closed).ConfigureAwait(false);
+            BackendConnection first = await pool.AcquireAsync(_connection.ConnectionClosed).ConfigureAwait(false);
             await pool.ReleaseAsync(first, reusable: true).ConfigureAwait(false);
         }
 
@@ -157,143 +163,83 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
         }
 
         BackendMessages.BackendKeyData(_builder, cancelPid, cancelSecret);
-        BackendMessages.ReadyForQuery(_builder, (byte)'I');
-        await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
+        BackendMessages.ReadyForQuery(_builder, TransactionStatus.Idle);
+        await PgMessageIO.WriteAsync(Output, _builder, _connection.ConnectionClosed).ConfigureAwait(false);
         _builder.Shrink();
         _loggedIn = true;
         LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
 
-        Dictionary<string, Prepared.PreparedStatement>? statements =
-            settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0 ? new(StringComparer.Ordinal) : null;
+        StatementMapper? statements = settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0
+            ? new StatementMapper(_services.Pools.Statements, settings.Proxy.MaxPreparedStatements)
+            : null;
+        var relay = new MessageRelay(Input, Output, pool, statements, _services.Time) { View = view };
+        Volatile.Write(ref _relay, relay);
+        return await ForwardAsync(relay, pool).ConfigureAwait(false);
+    }
 
+    /// <summary>
+    /// The client side's loop: read what the client sent, forward it to the attached backend (linking one when a
+    /// message needs it), flush once per read batch. Ends when the client leaves, or when woken for an abort.
+    /// </summary>
+    private async Task<DisconnectReason> ForwardAsync(MessageRelay relay, Pool pool)
+    {
         while (true)
         {
-            Volatile.Write(ref _lastActivity, Stopwatch.GetTimestamp());
-            // Wait until the client sends something, without consuming it. Inline rather than a helper, and without
-            // a token (a closed client completes the read): an idle client then holds no extra state machine and no
-            // token registration.
-            bool ended;
-            while (true)
+            ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
+            ReadOnlySequence<byte> buffer = read.Buffer;
+            if (read.IsCanceled)
             {
-                System.IO.Pipelines.ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
-                ReadOnlySequence<byte> buffer = read.Buffer;
-                if (!buffer.IsEmpty)
+                // Only this loop reads the client: a wake-up is always meant for it (a timeout, the backend lost).
+                Input.AdvanceTo(buffer.Start);
+                if (relay.BackendLost)
                 {
-                    ended = buffer.FirstSpan[0] == FrontendCode.Terminate;
-                    Input.AdvanceTo(buffer.Start);
-                    break;
+                    return DisconnectReason.BackendClosed; // its pump told the client already
                 }
 
-                Input.AdvanceTo(buffer.Start, buffer.End);
-                if (read.IsCompleted || (read.IsCanceled && Volatile.Read(ref _abort) is not null))
-                {
-                    ended = true;
-                    break;
-                }
-
-                // IsCanceled here is a stale cancellation from the previous link's relay: keep waiting.
-            }
-
-            if (ended)
-            {
                 ThrowIfAborted();
-                return DisconnectReason.ClientClosed;
+                continue;
             }
 
-            ThrowIfAborted();
+            RelayStop stop = relay.ForwardFromClient(ref buffer, out BackendConnection? target);
+            if (stop == RelayStop.NeedBackend)
+            {
+                Input.AdvanceTo(buffer.Start); // the message that needs a backend waits, unexamined
+                ThrowIfAborted();
+                await LinkAsync(relay, pool).ConfigureAwait(false);
+                continue;
+            }
 
-            BackendConnection backend = await AcquireCheckedAsync(pool, closed).ConfigureAwait(false);
-            backend.Statements.NextGeneration();
-            if (!string.Equals(backend.SyncedSettings, view.Key, StringComparison.Ordinal)) // the same interned string: one reference check
+            Input.AdvanceTo(buffer.Start, read.Buffer.End);
+            if (target is not null)
             {
                 try
                 {
-                    await SyncParametersAsync(backend, view, settings.Proxy.ServerConnectTimeout).ConfigureAwait(false);
+                    await target.Output.FlushAsync().ConfigureAwait(false);
                 }
-                catch
+                catch (Exception ex) when (TransportErrors.IsTransportGone(ex))
                 {
-                    await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.ParameterSyncFailed).ConfigureAwait(false);
-                    throw;
-                }
-
-                // Whatever the server reports differently from what the client was told (canonical spellings such as
-                // DateStyle "ISO, MDY") reaches the client before its first reply.
-                foreach (KeyValuePair<string, string> p in backend.Parameters)
-                {
-                    if (!view.Told.TryGetValue(p.Key, out string? value) || value != p.Value)
-                    {
-                        BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
-                    }
-                }
-
-                view = pool.Intern(view.With(backend.Parameters));
-                backend.SyncedSettings = view.Key;
-            }
-
-            Volatile.Write(ref _linked, backend);
-            LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
-            var relay = new SessionRelay(Input, Output, backend, settings.Mode, statements, settings.Proxy.MaxPreparedStatements);
-            Volatile.Write(ref _relay, relay);
-            try
-            {
-                if (!_builder.Written.IsEmpty)
-                {
-                    await PgMessageIO.WriteAsync(Output, _builder, closed).ConfigureAwait(false);
+                    // The server is gone: its pump tells the client and wakes this loop.
                 }
             }
-            catch
-            {
-                Volatile.Write(ref _linked, null);
-                await pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
-                throw;
-            }
 
-            RelayStop stop = await relay.RunAsync().ConfigureAwait(false);
-            Volatile.Write(ref _relay, null);
-            Volatile.Write(ref _linked, null);
-            Volatile.Write(ref _lastActivity, relay.LastClientActivity);
-            LogUnlinked(_logger, _connection.ConnectionId, backend.Id, stop);
-            if (backend.SyncedSettings is null)
-            {
-                // The backend sent ParameterStatus (forwarded to the client): the client's view follows.
-                view = pool.Intern(view.With(backend.Parameters));
-            }
-
-            if (Volatile.Read(ref _abort) is not null && stop is not (RelayStop.BackendClosed or RelayStop.Released or RelayStop.TransactionInStatementMode))
-            {
-                await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
-                ThrowIfAborted();
-            }
+            relay.ClientFlushed()?.WakePump();
 
             switch (stop)
             {
-                case RelayStop.Released:
-                    await ReleaseAfterTransactionAsync(backend, relay).ConfigureAwait(false);
-                    continue;
-                case RelayStop.TransactionInStatementMode:
-                    await RefuseTransactionAsync(backend).ConfigureAwait(false);
-                    continue;
-                case RelayStop.BackendClosed:
-                    if (!relay.SawFatal)
-                    {
-                        await TrySendAsync(ErrorResponse.Fatal(SqlState.ConnectionFailure,
-                            "server closed the connection unexpectedly", "the pooler lost its server connection; reconnect to continue")).ConfigureAwait(false);
-                    }
-
-                    await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.BackendClosed).ConfigureAwait(false);
-                    return DisconnectReason.BackendClosed;
-                case RelayStop.ClientProtocolViolation:
-                    await TrySendAsync(ErrorResponse.Fatal(SqlState.ProtocolViolation, "invalid message length")).ConfigureAwait(false);
-                    await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
-                    return DisconnectReason.ProtocolViolation;
-                case RelayStop.ClientMessageTooLarge:
-                    await TrySendAsync(ErrorResponse.Fatal(SqlState.ProgramLimitExceeded,
-                        $"prepared statement text is too large for the pooler (limit {SessionRelay.MaxParseBytes} bytes)")).ConfigureAwait(false);
-                    await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.ProtocolViolation).ConfigureAwait(false);
-                    return DisconnectReason.ProtocolViolation;
-                default:
-                    await ReleaseAfterClientAsync(backend, relay).ConfigureAwait(false);
+                case RelayStop.ClientTerminated:
+                    await EndLinkAsync().ConfigureAwait(false);
                     return DisconnectReason.ClientClosed;
+                case RelayStop.ClientProtocolViolation:
+                    throw new ProxyException(SqlState.ProtocolViolation, "invalid message length");
+                case RelayStop.ClientMessageTooLarge:
+                    throw new ProxyException(SqlState.ProgramLimitExceeded,
+                        $"prepared statement text is too large for the pooler (limit {MessageRelay.MaxParseBytes} bytes)");
+            }
+
+            if (read.IsCompleted)
+            {
+                await EndLinkAsync().ConfigureAwait(false);
+                return DisconnectReason.ClientClosed;
             }
         }
     }
@@ -306,289 +252,10 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
         }
     }
 
-    /// <summary>
-    /// Watchdog tick: client_idle_timeout (no traffic, outside a transaction), idle_transaction_timeout (no traffic
-    /// inside one), query_timeout (a request outstanding too long: canceled on the server first). The session is
-    /// stopped from outside; its own task then tells the client, cleans or closes the server, and ends.
-    /// </summary>
-    internal void CheckTimeouts()
-    {
-        if (Volatile.Read(ref _abort) is not null)
-        {
-            return;
-        }
-
-        ProxySection p = Config.Proxy;
-        SessionRelay? relay = Volatile.Read(ref _relay);
-        BackendConnection? backend = Volatile.Read(ref _linked);
-        if (relay is null || backend is null)
-        {
-            if (p.ClientIdleTimeout > TimeSpan.Zero && Stopwatch.GetElapsedTime(Volatile.Read(ref _lastActivity)) > p.ClientIdleTimeout)
-            {
-                Abort(ErrorResponse.Fatal("57P05", $"terminating connection due to idle-session timeout (client_idle_timeout {DurationText.Format(p.ClientIdleTimeout)})"), null);
-            }
-
-            return;
-        }
-
-        long busy = relay.BusySince;
-        if (busy != 0)
-        {
-            if (p.QueryTimeout > TimeSpan.Zero && Stopwatch.GetElapsedTime(busy) > p.QueryTimeout)
-            {
-                _ = CancelQuietlyAsync();
-                Abort(ErrorResponse.Fatal(SqlState.QueryCanceled, $"canceling statement due to query_timeout ({DurationText.Format(p.QueryTimeout)})"), relay);
-            }
-
-            return;
-        }
-
-        TimeSpan idle = Stopwatch.GetElapsedTime(relay.LastClientActivity);
-        if (backend.TransactionStatus != (byte)'I')
-        {
-            if (p.IdleTransactionTimeout > TimeSpan.Zero && idle > p.IdleTransactionTimeout)
-            {
-                Abort(ErrorResponse.Fatal("25P03",
-                    $"terminating connection due to idle-in-transaction timeout (idle_transaction_timeout {DurationText.Format(p.IdleTransactionTimeout)})"), relay);
-            }
-        }
-        else if (p.ClientIdleTimeout > TimeSpan.Zero && idle > p.ClientIdleTimeout)
-        {
-            Abort(ErrorResponse.Fatal("57P05", $"terminating connection due to idle-session timeout (client_idle_timeout {DurationText.Format(p.ClientIdleTimeout)})"), relay);
-        }
-    }
-
-    private void Abort(ErrorResponse error, SessionRelay? relay)
-    {
-        Volatile.Write(ref _abort, error);
-        if (relay is not null)
-        {
-            relay.Stop();
-        }
-        else
-        {
-            Input.CancelPendingRead();
-        }
-    }
-
-    private async Task CancelQuietlyAsync()
-    {
-        try
-        {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await CancelAsync(cts.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException)
-        {
-            // The backend is closed right after anyway.
-        }
-    }
-
-    /// <summary>
-    /// Pre-ping (SQLAlchemy's pool_pre_ping): a backend idle longer than server_check_delay runs server_check_query
-    /// before the client gets it. One that fails is closed and another taken, so the client never sees it; the loop
-    /// ends because each failing idle backend is closed and a newly opened one is not checked.
-    /// </summary>
-    private static async Task<BackendConnection> AcquireCheckedAsync(Pool pool, CancellationToken ct)
-    {
-        PoolSettings s = pool.Settings;
-        while (true)
-        {
-            BackendConnection backend = await pool.AcquireAsync(ct).ConfigureAwait(false);
-            bool fresh = backend.LastUsedAt == backend.CreatedAt;
-            if (string.IsNullOrEmpty(s.Proxy.ServerCheckQuery) || fresh || Stopwatch.GetElapsedTime(backend.LastUsedAt) < s.Proxy.ServerCheckDelay)
-            {
-                return backend;
-            }
-
-            if (await RunControlQueriesAsync(backend, [s.Proxy.ServerCheckQuery], s.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null &&
-                backend.TransactionStatus == (byte)'I')
-            {
-                return backend;
-            }
-
-            await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.CheckFailed).ConfigureAwait(false);
-        }
-    }
-
-    /// <summary>
-    /// Transaction/statement mode: the transaction is over. The backend goes straight back, unless the client ran
-    /// something that leaves session state (SET, LISTEN, temp tables...): then server_reset_query runs first.
-    /// </summary>
-    private async Task ReleaseAfterTransactionAsync(BackendConnection backend, SessionRelay relay)
-    {
-        if (!relay.NeedsReset)
-        {
-            await backend.Pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
-            return;
-        }
-
-        await ResetAndReleaseAsync(backend, rollback: false).ConfigureAwait(false);
-    }
-
-    /// <summary>Statement mode: a statement opened a transaction. Roll it back and tell the client, as PgBouncer does.</summary>
-    private async Task RefuseTransactionAsync(BackendConnection backend)
-    {
-        bool ok = await RunControlQueriesAsync(backend, ["ROLLBACK"], backend.Pool.Settings.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null;
-        ErrorResponse.Error(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode",
-            "the transaction was rolled back; use a transaction- or session-mode pool for multi-statement transactions").Write(_builder);
-        BackendMessages.ReadyForQuery(_builder, (byte)'I');
-        await backend.Pool.ReleaseAsync(backend, ok && backend.TransactionStatus == (byte)'I', DisconnectReason.ResetFailed).ConfigureAwait(false);
-        await PgMessageIO.WriteAsync(Output, _builder, _connection.ConnectionClosed).ConfigureAwait(false);
-    }
-
-    /// <summary>
-    /// The client is gone. A quiescent backend outside a transaction gets server_reset_query; one inside a
-    /// transaction gets ROLLBACK first; anything mid-statement or mid-COPY is closed, so the next client never
-    /// inherits a dirty server.
-    /// </summary>
-    private async Task ReleaseAfterClientAsync(BackendConnection backend, SessionRelay relay)
-    {
-        Pool pool = backend.Pool;
-        if (!relay.IsQuiescent || relay.SawFatal)
-        {
-            await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.DirtyOnRelease).ConfigureAwait(false);
-            return;
-        }
-
-        // Session mode always resets; transaction mode only when the client left session state behind.
-        bool reset = pool.Settings.Mode == PoolMode.Session || relay.NeedsReset;
-        bool rollback = backend.TransactionStatus != (byte)'I';
-        if (!reset && !rollback)
-        {
-            await pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
-            return;
-        }
-
-        await ResetAndReleaseAsync(backend, rollback, reset).ConfigureAwait(false);
-    }
-
-    /// <summary>ROLLBACK if asked, then server_reset_query (and DEALLOCATE ALL, so the statement set is known empty).</summary>
-    private static async Task ResetAndReleaseAsync(BackendConnection backend, bool rollback, bool reset = true)
-    {
-        Pool pool = backend.Pool;
-        var queries = new List<string>(3);
-        if (rollback)
-        {
-            queries.Add("ROLLBACK");
-        }
-
-        if (reset && !string.IsNullOrWhiteSpace(pool.Settings.Proxy.ServerResetQuery))
-        {
-            queries.Add(pool.Settings.Proxy.ServerResetQuery);
-        }
-
-        if (reset && backend.Statements.Count > 0)
-        {
-            queries.Add("DEALLOCATE ALL");
-        }
-
-        if (queries.Count == 0)
-        {
-            await pool.ReleaseAsync(backend, reusable: true).ConfigureAwait(false);
-            return;
-        }
-
-        pool.MarkUsed(backend);
-        bool ok = await RunControlQueriesAsync(backend, queries, pool.Settings.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null;
-        backend.SyncedSettings = null;
-        if (ok && reset)
-        {
-            backend.AppliedSettings.Clear();
-            backend.Statements.Clear();
-        }
-
-        await pool.ReleaseAsync(backend, ok && backend.TransactionStatus == (byte)'I', DisconnectReason.ResetFailed).ConfigureAwait(false);
-    }
-
-    /// <summary>Applies the client's startup settings on its backend (one round trip; replies are not forwarded).</summary>
-    private async Task SyncParametersAsync(BackendConnection backend, ClientSettings view, TimeSpan timeout)
-    {
-        string? sql = SessionParameters.BuildSync(view.Desired(), backend.Parameters, backend.AppliedSettings);
-        if (sql is null)
-        {
-            return;
-        }
-
-        ErrorResponse? error = await RunControlQueriesAsync(backend, [sql], timeout).ConfigureAwait(false);
-        if (error is not null)
-        {
-            throw new ProxyException(error.SqlState, error.Message, error.Detail);
-        }
-
-        var wanted = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
-        foreach (KeyValuePair<string, string> s in view.Desired())
-        {
-            wanted.Add(s.Key);
-            if (!backend.Parameters.ContainsKey(s.Key))
-            {
-                backend.AppliedSettings[s.Key] = s.Value;
-            }
-        }
-
-        foreach (string name in backend.AppliedSettings.Keys.Where(n => !wanted.Contains(n)).ToList())
-        {
-            backend.AppliedSettings.Remove(name);
-        }
-    }
-
-    /// <summary>
-    /// Sends simple queries the proxy owns and reads to the matching ReadyForQuery messages. Returns the first
-    /// error the server sent, or null. Transport failures and timeouts surface as an error too.
-    /// </summary>
-    private static async Task<ErrorResponse?> RunControlQueriesAsync(BackendConnection backend, List<string> queries, TimeSpan timeout)
-    {
-        using var cts = new CancellationTokenSource(timeout > TimeSpan.Zero ? timeout : Timeout.InfiniteTimeSpan);
-        var b = new PgMessageBuilder();
-        foreach (string q in queries)
-        {
-            FrontendMessages.Query(b, q);
-        }
-
-        ErrorResponse? first = null;
-        try
-        {
-            await PgMessageIO.WriteAsync(backend.Output, b, cts.Token).ConfigureAwait(false);
-            int remaining = queries.Count;
-            while (remaining > 0)
-            {
-                PgMessage? m = await PgMessageIO.ReadAsync(backend.Input, SessionRelay.MaxInspectedBodyBytes, cts.Token).ConfigureAwait(false);
-                if (m is null)
-                {
-                    return first ?? ErrorResponse.Fatal(SqlState.ConnectionFailure, "server closed the connection");
-                }
-
-                switch (m.Value.Type)
-                {
-                    case BackendCode.ReadyForQuery:
-                        backend.TransactionStatus = m.Value.Body.Length > 0 ? m.Value.Body[0] : (byte)'I';
-                        remaining--;
-                        break;
-                    case BackendCode.ParameterStatus:
-                        SessionRelay.ReadParameterStatus(new ReadOnlySequence<byte>(m.Value.Body), backend);
-                        break;
-                    case BackendCode.ErrorResponse:
-                        if (first is null && ErrorResponse.TryParse(m.Value.Body, out ErrorResponse? e))
-                        {
-                            first = e;
-                        }
-
-                        break;
-                }
-            }
-        }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or ConnectionResetException or InvalidOperationException or ProxyException)
-        {
-            return first ?? ErrorResponse.Fatal(SqlState.ConnectionFailure, "server did not answer: " + ex.Message);
-        }
-
-        return first;
-    }
-
     /// <inheritdoc />
     public async ValueTask CancelAsync(CancellationToken ct)
     {
-        BackendConnection? backend = Volatile.Read(ref _linked);
+        BackendConnection? backend = Volatile.Read(ref _relay)?.Backend;
         if (backend is null)
         {
             LogCancelIgnored(_logger, _connection.ConnectionId);
@@ -610,7 +277,7 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await PgMessageIO.WriteAsync(Output, _builder, cts.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or ConnectionResetException or ConnectionAbortedException or OperationCanceledException or InvalidOperationException)
+        catch (Exception ex) when (ex is OperationCanceledException || TransportErrors.IsTransportGone(ex))
         {
             // The client is gone; nothing to tell.
         }
@@ -623,7 +290,7 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
             await Output.CompleteAsync().ConfigureAwait(false);
             await Input.CompleteAsync().ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is IOException or InvalidOperationException or ConnectionResetException)
+        catch (Exception ex) when (TransportErrors.IsTransportGone(ex))
         {
             // Already torn down.
         }

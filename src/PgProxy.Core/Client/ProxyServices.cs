@@ -32,6 +32,9 @@ public sealed class ProxyServices : IDisposable
     /// <summary>Pools.</summary>
     public PoolManager Pools { get; }
 
+    /// <summary>The clock (the pools' own): timeouts and activity timestamps.</summary>
+    public TimeProvider Time => Pools.Time;
+
     /// <summary>Proxy-issued cancel keys.</summary>
     public CancelKeyMap CancelKeys { get; } = new();
 
@@ -88,7 +91,7 @@ public sealed class ProxyServices : IDisposable
             }
 
             return ValueTask.CompletedTask;
-        }, _stopping.Token);
+        }, Time, _stopping.Token);
     }
 
     /// <summary>Stops the watchdog.</summary>

@@ -48,6 +48,9 @@ public static class ProxyEventIds
     /// <summary>Backend connect failed.</summary>
     public const int BackendConnectFailed = 3003;
 
+    /// <summary>A backend's pump failed unexpectedly.</summary>
+    public const int BackendPumpFailed = 3004;
+
     /// <summary>Pool created.</summary>
     public const int PoolCreated = 4001;
 

@@ -47,8 +47,7 @@ public static class PgMessageIO
                 return null;
             }
 
-            // IsCanceled without completion is a stale cancellation left by a relay: keep reading.
-
+            // IsCanceled without completion: a backend's pump woken for a job it is running now. Keep reading.
             reader.AdvanceTo(buffer.Start, buffer.End);
         }
     }

@@ -8,7 +8,7 @@ namespace PgProxy.Core.Pooling;
 /// doubling up to half a second, or server_login_retry if that is shorter: a restarted server is used again within a
 /// moment of accepting connections, and its clients wait meanwhile. A login the server refuses (wrong password,
 /// unknown database, no permission) waits the full server_login_retry, and clients are told the server's error at
-/// once. Not thread-safe: the pool calls it under its lock. Times are Stopwatch timestamps.
+/// once. Not thread-safe: the pool calls it under its lock. Times are timestamps of the pool's clock.
 /// </summary>
 internal sealed class ConnectBackoff
 {
@@ -31,14 +31,14 @@ internal sealed class ConnectBackoff
     public BackendUnavailableException? Refusal(long now) => IsWaiting(now) && LastFailure!.IsLoginRefused ? LastFailure : null;
 
     /// <summary>Records a failed connect at <paramref name="now"/>.</summary>
-    public void Failed(BackendUnavailableException failure, long now, TimeSpan serverLoginRetry)
+    public void Failed(BackendUnavailableException failure, long now, long frequency, TimeSpan serverLoginRetry)
     {
         TimeSpan cap = serverLoginRetry < MaxTransientRetry ? serverLoginRetry : MaxTransientRetry;
         _delay = failure.IsLoginRefused ? serverLoginRetry
             : _delay <= TimeSpan.Zero || LastFailure?.IsLoginRefused == true ? (FirstRetry < cap ? FirstRetry : cap)
             : _delay * 2 < cap ? _delay * 2 : cap;
         LastFailure = failure;
-        _nextAttemptAt = now + (long)(_delay.TotalSeconds * System.Diagnostics.Stopwatch.Frequency);
+        _nextAttemptAt = now + (long)(_delay.TotalSeconds * frequency);
     }
 
     /// <summary>Records a successful connect: the next failure starts the backoff again.</summary>

@@ -27,13 +27,20 @@ public sealed partial class PoolManager : IAsyncDisposable
     private int _disposed;
 
     /// <summary>Creates a manager.</summary>
-    public PoolManager(ProxyConfig config, UserList users, BackendConnector connector, ILogger<PoolManager> logger)
+    public PoolManager(ProxyConfig config, UserList users, BackendConnector connector, ILogger<PoolManager> logger, TimeProvider? time = null)
     {
         Config = config;
         Users = users;
         _connector = connector;
         _logger = logger;
+        Time = time ?? TimeProvider.System;
     }
+
+    /// <summary>The clock of every pool, waiter and timeout.</summary>
+    public TimeProvider Time { get; }
+
+    /// <summary>Protocol-level statements shared by all clients (transaction mode): each text is held once.</summary>
+    public Prepared.StatementRegistry Statements { get; } = new();
 
     /// <summary>The config snapshot in force.</summary>
     public ProxyConfig Config { get; }
@@ -109,7 +116,7 @@ public sealed partial class PoolManager : IAsyncDisposable
         limiters.Add(_dbLimiters.GetOrAdd(key.Database, _ => new ConnectionLimiter(maxDb)));
         limiters.Add(_userLimiters.GetOrAdd(key.User, _ => new ConnectionLimiter(userConfig?.MaxUserConnections ?? 0)));
 
-        var pool = new Pool(key, target, settings, [.. limiters], OpenAsync, _logger)
+        var pool = new Pool(key, target, settings, [.. limiters], OpenAsync, _logger, Time)
         {
             LimiterReleased = OnLimiterReleased,
             LimiterBlocked = OnLimiterBlocked,
@@ -241,8 +248,8 @@ public sealed partial class PoolManager : IAsyncDisposable
             }
 
             return ValueTask.CompletedTask;
-        }, _stopping.Token);
-        _janitor = Ticker.Run(TimeSpan.FromMilliseconds(250), JanitorTickAsync, _stopping.Token);
+        }, Time, _stopping.Token);
+        _janitor = Ticker.Run(TimeSpan.FromMilliseconds(250), JanitorTickAsync, Time, _stopping.Token);
     }
 
     private async ValueTask JanitorTickAsync()

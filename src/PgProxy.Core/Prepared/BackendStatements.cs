@@ -3,59 +3,63 @@ namespace PgProxy.Core.Prepared;
 /// <summary>
 /// What one backend has prepared, least recently used first, capped by max_prepared_statements. Statements used
 /// since the backend was last linked are pinned (a portal may depend on them), so the cap may be exceeded for the
-/// length of one transaction rather than break it. Touched only by the session that holds the backend.
+/// length of one transaction rather than break it. Touched only by whoever holds the backend.
 /// </summary>
 public sealed class BackendStatements
 {
-    private readonly LinkedList<(string Name, long Generation)> _lru = new();
-    private readonly Dictionary<string, LinkedListNode<(string Name, long Generation)>> _byName = new(StringComparer.Ordinal);
+    private readonly LinkedList<(PreparedStatement Statement, long Generation)> _lru = new();
+    private readonly Dictionary<UInt128, LinkedListNode<(PreparedStatement Statement, long Generation)>> _byId = [];
     private long _generation;
 
     /// <summary>Statements prepared on the backend.</summary>
-    public int Count => _byName.Count;
+    public int Count => _byId.Count;
 
-    /// <summary>True when the backend has <paramref name="name"/>; marks it used now.</summary>
-    public bool Touch(string name)
+    /// <summary>True when the backend has <paramref name="statement"/>; marks it used now.</summary>
+    public bool Touch(PreparedStatement statement)
     {
-        if (!_byName.TryGetValue(name, out var node))
+        if (!_byId.TryGetValue(statement.Id, out var node))
         {
             return false;
         }
 
-        _lru.Remove(node);
-        node.Value = (name, _generation);
-        _lru.AddLast(node);
+        if (node.Value.Generation != _generation || node != _lru.Last)
+        {
+            _lru.Remove(node);
+            node.Value = (node.Value.Statement, _generation);
+            _lru.AddLast(node);
+        }
+
         return true;
     }
 
     /// <summary>Records a statement as prepared (optimistically, before the server answers).</summary>
-    public void Add(string name)
+    public void Add(PreparedStatement statement)
     {
-        if (!Touch(name))
+        if (!Touch(statement))
         {
-            _byName[name] = _lru.AddLast((name, _generation));
+            _byId[statement.Id] = _lru.AddLast((statement, _generation));
         }
     }
 
     /// <summary>Forgets a statement (its Parse failed, or it was closed).</summary>
-    public void Remove(string name)
+    public void Remove(PreparedStatement statement)
     {
-        if (_byName.Remove(name, out var node))
+        if (_byId.Remove(statement.Id, out var node))
         {
             _lru.Remove(node);
         }
     }
 
     /// <summary>Picks the least recently used statement not pinned by the current link, if the set is at <paramref name="capacity"/>.</summary>
-    public bool TryPickVictim(int capacity, out string victim)
+    public bool TryPickVictim(int capacity, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? victim)
     {
-        victim = "";
-        if (_byName.Count < capacity || _lru.First is not { } oldest || oldest.Value.Generation == _generation)
+        victim = null;
+        if (_byId.Count < capacity || _lru.First is not { } oldest || oldest.Value.Generation == _generation)
         {
             return false;
         }
 
-        victim = oldest.Value.Name;
+        victim = oldest.Value.Statement;
         return true;
     }
 
@@ -66,6 +70,6 @@ public sealed class BackendStatements
     public void Clear()
     {
         _lru.Clear();
-        _byName.Clear();
+        _byId.Clear();
     }
 }

@@ -1,36 +1,56 @@
+using System.Buffers.Binary;
 using System.Security.Cryptography;
 
 namespace PgProxy.Core.Prepared;
 
 /// <summary>
-/// A protocol-level prepared statement as the proxy knows it: the Parse body after the statement name (query text,
+/// A protocol-level prepared statement as backends know it: the Parse body after the statement name (query text,
 /// parameter count and types) and the proxy-wide name it has on backends. The name is derived from a hash of that
-/// body, so equal statements from any client share one name and the proxy needs no global registry that could grow
-/// without bound.
+/// body, so equal statements from any client share one name; <see cref="StatementRegistry"/> shares the object too,
+/// so the text and types are held once however many clients prepare them.
 /// </summary>
 public sealed class PreparedStatement
 {
-    private PreparedStatement(string proxyName, byte[] parseTail)
+    private static long s_throwaways;
+
+    private PreparedStatement(UInt128 id, string name, byte[] parseTail)
     {
-        ProxyName = proxyName;
-        ProxyNameBytes = System.Text.Encoding.ASCII.GetBytes(proxyName);
+        Id = id;
+        ProxyName = name;
+        ProxyNameBytes = System.Text.Encoding.ASCII.GetBytes(name);
         ParseTail = parseTail;
     }
+
+    /// <summary>Identity on backends: 128 bits of the SHA-256 of <see cref="ParseTail"/>.</summary>
+    public UInt128 Id { get; }
+
+    /// <summary>The name used on backends ("pgproxy_" + the id in hex, under NAMEDATALEN).</summary>
+    public string ProxyName { get; }
 
     /// <summary><see cref="ProxyName"/> as bytes, for rewriting Bind without encoding per message.</summary>
     public byte[] ProxyNameBytes { get; }
 
-    /// <summary>The name used on backends ("pgproxy_" + 128-bit hash, under NAMEDATALEN).</summary>
-    public string ProxyName { get; }
-
     /// <summary>Parse body after the name: query\0, Int16 count, Int32 type oids.</summary>
     public byte[] ParseTail { get; }
 
-    /// <summary>Creates the statement for a Parse body tail.</summary>
+    /// <summary>Creates the statement for a Parse body tail (copied).</summary>
     public static PreparedStatement FromParseTail(ReadOnlySpan<byte> tail)
     {
         Span<byte> hash = stackalloc byte[32];
         SHA256.HashData(tail, hash);
-        return new PreparedStatement("pgproxy_" + Convert.ToHexStringLower(hash[..16]), tail.ToArray());
+        var id = new UInt128(BinaryPrimitives.ReadUInt64BigEndian(hash), BinaryPrimitives.ReadUInt64BigEndian(hash[8..]));
+        return new PreparedStatement(id, "pgproxy_" + Convert.ToHexStringLower(hash[..16]), tail.ToArray());
+    }
+
+    /// <summary>
+    /// A one-off statement ("SELECT") with a name of its own, for SQL that must act on some statement without touching
+    /// the shared ones (DEALLOCATE of a client's name runs on one of these).
+    /// </summary>
+    public static PreparedStatement Throwaway()
+    {
+        long n = Interlocked.Increment(ref s_throwaways);
+        // Ids of throwaways have the top bit clear and a counter below: no hash-derived id is expected to meet one.
+        return new PreparedStatement(new UInt128(0, (ulong)n), "pgproxy_d" + n.ToString(System.Globalization.CultureInfo.InvariantCulture),
+            [.. "SELECT"u8, 0, 0, 0]);
     }
 }

@@ -26,14 +26,14 @@ public enum Expect : byte
 /// <summary>One expected response.</summary>
 /// <param name="Kind">What answers it.</param>
 /// <param name="Swallow">The proxy injected the request: its reply is not forwarded.</param>
-/// <param name="Statement">The backend statement name a Parse creates or an eviction Close drops.</param>
+/// <param name="Statement">The backend statement a Parse creates or an eviction Close drops.</param>
 /// <param name="Synthetic">The reply the proxy sends itself.</param>
 /// <param name="Evicts">An LRU Close.</param>
 /// <param name="ClientName">The client's statement name a Parse (forwarded or answered by the proxy) registers.</param>
 /// <param name="Quiet">With <paramref name="Swallow"/>: an error answering it is swallowed too (a Parse injected before a simple Query, which reports the failure itself).</param>
 public readonly record struct Expectation(
-    Expect Kind, bool Swallow = false, string? Statement = null, byte[]? Synthetic = null, bool Evicts = false, string? ClientName = null,
-    bool Quiet = false);
+    Expect Kind, bool Swallow = false, Prepared.PreparedStatement? Statement = null, byte[]? Synthetic = null, bool Evicts = false,
+    byte[]? ClientName = null, bool Quiet = false);
 
 /// <summary>What to do with one backend message.</summary>
 public enum ResponseAction
@@ -50,19 +50,41 @@ public enum ResponseAction
 /// the backend answers gets an entry, in order; each backend message is matched against the head. An ErrorResponse in
 /// the extended protocol ends the head and, as the backend then skips to Sync, drops every entry before the next Sync,
 /// synthetic replies included ("Extended Query": after an error the backend discards messages until Sync).
-/// Not thread-safe: the relay calls it under its lock.
+/// Entries dropped that way which carry bookkeeping (a statement, a client name) are kept for the caller to undo
+/// (<see cref="TryTakeDropped"/>). Not thread-safe: the relay calls it under its lock.
 /// </summary>
 public sealed class ResponseQueue
 {
     private Expectation[] _items = new Expectation[16];
     private int _head;
     private int _count;
+    private Expectation[] _dropped = new Expectation[4];
+    private int _droppedCount;
 
     /// <summary>Entries not answered yet.</summary>
     public int Count => _count;
 
-    /// <summary>Called for an entry dropped because an error made the backend skip it (to undo its bookkeeping).</summary>
-    public Action<Expectation>? Dropped { get; set; }
+    /// <summary>Takes an entry an error dropped whose bookkeeping must be undone; false when there is none.</summary>
+    public bool TryTakeDropped(out Expectation dropped)
+    {
+        if (_droppedCount == 0)
+        {
+            dropped = default;
+            return false;
+        }
+
+        dropped = _dropped[--_droppedCount];
+        _dropped[_droppedCount] = default;
+        return true;
+    }
+
+    /// <summary>Forgets everything (the link ended).</summary>
+    public void Clear()
+    {
+        Array.Clear(_items);
+        Array.Clear(_dropped);
+        _head = _count = _droppedCount = 0;
+    }
 
     /// <summary>Adds an entry at the tail.</summary>
     public void Enqueue(in Expectation e)
@@ -161,9 +183,14 @@ public sealed class ResponseQueue
         _items[_head] = default;
         _head = (_head + 1) % _items.Length;
         _count--;
-        if (dropped)
+        if (dropped && (e.Statement is not null || e.ClientName is not null))
         {
-            Dropped?.Invoke(e);
+            if (_droppedCount == _dropped.Length)
+            {
+                Array.Resize(ref _dropped, _dropped.Length * 2);
+            }
+
+            _dropped[_droppedCount++] = e;
         }
     }
 }

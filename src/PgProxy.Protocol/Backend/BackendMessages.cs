@@ -45,8 +45,8 @@ public static class BackendMessages
         b.Start(BackendCode.BackendKeyData).Int32(processId).Int32(secretKey).End();
 
     /// <summary>ReadyForQuery: Z, len=5, status ('I', 'T' or 'E').</summary>
-    public static void ReadyForQuery(PgMessageBuilder b, byte status) =>
-        b.Start(BackendCode.ReadyForQuery).Byte(status).End();
+    public static void ReadyForQuery(PgMessageBuilder b, TransactionStatus status) =>
+        b.Start(BackendCode.ReadyForQuery).Byte((byte)status).End();
 
     /// <summary>NegotiateProtocolVersion: v, newest minor supported, unrecognized options.</summary>
     public static void NegotiateProtocolVersion(PgMessageBuilder b, int newestMinor, IReadOnlyList<string> unrecognized)

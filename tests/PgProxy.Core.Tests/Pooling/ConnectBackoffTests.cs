@@ -20,7 +20,7 @@ public sealed class ConnectBackoffTests
         var waits = new List<double>();
         for (int i = 0; i < 6; i++)
         {
-            backoff.Failed(i == 2 ? new BackendUnavailableException("57P03", "the database system is starting up") : Down(), At(now), LoginRetry);
+            backoff.Failed(i == 2 ? new BackendUnavailableException("57P03", "the database system is starting up") : Down(), At(now), Stopwatch.Frequency, LoginRetry);
             double wait = 0;
             while (backoff.IsWaiting(At(now + wait)))
             {
@@ -35,7 +35,7 @@ public sealed class ConnectBackoffTests
         Assert.Null(backoff.Refusal(At(now)));
         backoff.Succeeded();
         Assert.False(backoff.IsWaiting(At(now)));
-        backoff.Failed(Down(), At(now), LoginRetry);
+        backoff.Failed(Down(), At(now), Stopwatch.Frequency, LoginRetry);
         Assert.True(backoff.IsWaiting(At(now + 90)));
         Assert.False(backoff.IsWaiting(At(now + 100))); // a success starts the backoff again
     }
@@ -44,7 +44,7 @@ public sealed class ConnectBackoffTests
     public void LoginRefused_WaitsServerLoginRetry_AndIsReported()
     {
         var backoff = new ConnectBackoff();
-        backoff.Failed(new BackendUnavailableException("28P01", "password authentication failed"), 0, LoginRetry);
+        backoff.Failed(new BackendUnavailableException("28P01", "password authentication failed"), 0, Stopwatch.Frequency, LoginRetry);
         Assert.True(backoff.IsWaiting(At(14_900)));
         Assert.Equal("28P01", backoff.Refusal(At(14_900))?.SqlState);
         Assert.False(backoff.IsWaiting(At(15_000)));
@@ -55,7 +55,7 @@ public sealed class ConnectBackoffTests
     public void ShortServerLoginRetry_CapsPassingRetries()
     {
         var backoff = new ConnectBackoff();
-        backoff.Failed(Down(), 0, TimeSpan.FromMilliseconds(50));
+        backoff.Failed(Down(), 0, Stopwatch.Frequency, TimeSpan.FromMilliseconds(50));
         Assert.False(backoff.IsWaiting(At(50)));
     }
 

@@ -16,10 +16,13 @@ internal sealed class FakeBackends
     public bool Fail;
     public string FailWith = SqlState.ConnectionFailure;
 
-    public static BackendConnection NewBackend(Pool pool)
+    public static BackendConnection NewBackend(Pool pool) => NewBackend(pool, out _, out _);
+
+    /// <summary>A backend whose output is <paramref name="toBackend"/>'s writer and whose input is <paramref name="fromBackend"/>'s reader.</summary>
+    public static BackendConnection NewBackend(Pool pool, out Pipe toBackend, out Pipe fromBackend)
     {
-        var toBackend = new Pipe();
-        var fromBackend = new Pipe();
+        toBackend = new Pipe();
+        fromBackend = new Pipe();
         var context = new DefaultConnectionContext(Guid.NewGuid().ToString(), new Duplex(fromBackend.Reader, toBackend.Writer), new Duplex(toBackend.Reader, fromBackend.Writer));
         return new BackendConnection(context, "fake", 1, pool);
     }

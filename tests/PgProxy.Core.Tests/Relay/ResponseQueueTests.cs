@@ -36,7 +36,7 @@ public sealed class ResponseQueueTests
     public void InjectedParse_ReplyIsSwallowed_NoticesStillForwarded()
     {
         var q = new ResponseQueue();
-        q.Enqueue(new Expectation(Expect.Parse, Swallow: true, Statement: "pgproxy_x"));
+        q.Enqueue(new Expectation(Expect.Parse, Swallow: true, Statement: PreparedStatement.FromParseTail([0, 0, 0])));
         q.Enqueue(new Expectation(Expect.Bind));
         Assert.Equal(ResponseAction.Forward, q.OnBackendMessage((byte)'N'));
         Assert.Equal(ResponseAction.Swallow, q.OnBackendMessage((byte)'1'));
@@ -47,17 +47,22 @@ public sealed class ResponseQueueTests
     [Fact]
     public void Error_DropsEverythingUpToTheNextSync_SyntheticsIncluded()
     {
-        var dropped = new List<Expectation>();
-        var q = new ResponseQueue { Dropped = dropped.Add };
-        q.Enqueue(new Expectation(Expect.Parse, Statement: "a", ClientName: "s1"));
-        q.Enqueue(new Expectation(Expect.Synthetic, Synthetic: [(byte)'1', 0, 0, 0, 4], ClientName: "s2"));
+        var q = new ResponseQueue();
+        q.Enqueue(new Expectation(Expect.Parse, Statement: PreparedStatement.FromParseTail([0, 0, 0]), ClientName: "s1"u8.ToArray()));
+        q.Enqueue(new Expectation(Expect.Synthetic, Synthetic: [(byte)'1', 0, 0, 0, 4], ClientName: "s2"u8.ToArray()));
         q.Enqueue(new Expectation(Expect.Bind));
         q.Enqueue(new Expectation(Expect.Sync));
         q.Enqueue(new Expectation(Expect.Parse)); // next batch, after the Sync
         q.Enqueue(new Expectation(Expect.Sync));
 
         Assert.Equal(ResponseAction.Forward, q.OnBackendMessage((byte)'E'));
-        Assert.Equal(["s1", "s2", null], dropped.Select(d => d.ClientName));
+        var dropped = new List<string>();
+        while (q.TryTakeDropped(out Expectation d))
+        {
+            dropped.Add(System.Text.Encoding.ASCII.GetString(d.ClientName!));
+        }
+
+        Assert.Equal(["s2", "s1"], dropped); // what carries bookkeeping to undo; the Bind carries none
         Assert.False(q.TryTakeSynthetic(out _));
         q.OnBackendMessage((byte)'Z');
         Assert.Equal(2, q.Count); // the next batch is untouched
@@ -109,33 +114,28 @@ public sealed class ResponseQueueTests
     [Fact]
     public void Relay_BindOnABackendWithoutTheStatement_InjectsParse_AndSwallowsItsReply()
     {
-        Pool pool = new FakeBackends().CreatePool(new PoolSettings { Mode = PoolMode.Transaction });
-        BackendConnection backend = FakeBackends.NewBackend(pool);
-        var statements = new Dictionary<string, PreparedStatement>
-        {
-            ["s1"] = PreparedStatement.FromParseTail(Segments.Hex("53454c454354203100 0000")), // "SELECT 1", 0 params
-        };
-        var client = new Pipe();
-        var relay = new SessionRelay(client.Reader, client.Writer, backend, PoolMode.Transaction, statements, 10);
-        string proxyName = statements["s1"].ProxyName;
+        var mapper = new StatementMapper(new StatementRegistry(), 10);
+        MessageRelayTests.Harness h = MessageRelayTests.Create(PoolMode.Transaction, mapper);
+        byte[] tail = Segments.Hex("53454c454354203100 0000"); // "SELECT 1", 0 params
+        Assert.True(mapper.TryRegister("s1"u8, tail, out PreparedStatement? statement, out _));
+        string proxyName = statement.ProxyName;
 
         // B: portal "", statement "s1", no formats/params/result formats; then S
-        var toBackend = new Pipe();
         var fromClient = new ReadOnlySequence<byte>(Segments.Hex("42 0000000e 00 733100 0000 0000 0000 53 00000004"));
-        Assert.Equal(RelayStop.None, relay.ForwardFromClient(ref fromClient, toBackend.Writer));
+        Assert.Equal(RelayStop.None, h.Relay.ForwardFromClient(ref fromClient, out _));
+        h.Relay.ClientFlushed();
         Assert.True(fromClient.IsEmpty);
-        byte[] sent = Segments.Drain(toBackend);
+        byte[] sent = Segments.Drain(h.ToBackend);
         byte[] name = System.Text.Encoding.ASCII.GetBytes(proxyName);
-        byte[] expectedParse = [(byte)'P', .. BigEndian(4 + name.Length + 1 + 9 + 2), .. name, 0, .. Segments.Hex("53454c454354203100 0000")];
+        byte[] expectedParse = [(byte)'P', .. BigEndian(4 + name.Length + 1 + 9 + 2), .. name, 0, .. tail];
         byte[] expectedBind = [(byte)'B', .. BigEndian(4 + 1 + name.Length + 1 + 6), 0, .. name, 0, 0, 0, 0, 0, 0, 0];
         Assert.Equal([.. expectedParse, .. expectedBind, (byte)'S', 0, 0, 0, 4], sent);
-        Assert.True(backend.Statements.Touch(proxyName));
+        Assert.True(h.Backend.Session.Statements.Touch(statement));
 
         // ParseComplete (swallowed), BindComplete, ReadyForQuery 'I' → released
-        var toClient = new Pipe();
         var reply = new ReadOnlySequence<byte>(Segments.Hex("31 00000004 32 00000004 5a 00000005 49"));
-        Assert.Equal(RelayStop.Released, relay.ForwardFromBackend(ref reply, toClient.Writer));
-        Assert.Equal(Segments.Hex("32 00000004 5a 00000005 49"), Segments.Drain(toClient));
+        Assert.Equal(RelayStop.Released, h.Relay.ForwardFromBackend(h.Backend, ref reply));
+        Assert.Equal(Segments.Hex("32 00000004 5a 00000005 49"), Segments.Drain(h.ToClient));
     }
 
     private static byte[] BigEndian(int value) => [(byte)(value >> 24), (byte)(value >> 16), (byte)(value >> 8), (byte)value];

@@ -2,6 +2,7 @@ using System.Buffers;
 using System.Buffers.Binary;
 using System.IO.Pipelines;
 using System.Text;
+using PgProxy.Core.Backend;
 using PgProxy.Core.Client;
 using PgProxy.Core.Infrastructure;
 using PgProxy.Core.Prepared;
@@ -24,19 +25,15 @@ namespace PgProxy.Core.Relay;
 /// ordinary SQL is read without decoding or allocating (about 0.3 µs for a pgbench statement).
 /// </para>
 /// </summary>
-public sealed partial class SessionRelay
+public sealed partial class MessageRelay
 {
     private static readonly byte[] s_sync = [FrontendCode.Sync, 0, 0, 0, 4];
-    private static long s_throwawayStatements;
 
-    /// <summary>SQL-level statements this client PREPAREd on the linked backend (gone with the link: the backend is reset).</summary>
-    private HashSet<string>? _sqlStatements;
-
-    private bool StandardConformingStrings =>
-        !_backend.Parameters.TryGetValue("standard_conforming_strings", out string? scs) || !scs.Equals("off", StringComparison.OrdinalIgnoreCase);
+    private static bool StandardConformingStrings(BackendConnection backend) =>
+        !backend.Parameters.TryGetValue("standard_conforming_strings", out string? scs) || !scs.Equals("off", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Looks at a simple Query; true when the proxy wrote it (rewritten) itself, false to forward it as it is.</summary>
-    private bool HandleQuery(ReadOnlySequence<byte> body, PipeWriter to)
+    private bool HandleQuery(BackendConnection backend, ReadOnlySequence<byte> body, PipeWriter to)
     {
         byte[]? rented = null;
         ReadOnlySpan<byte> text;
@@ -56,13 +53,13 @@ public sealed partial class SessionRelay
             int nul = text.IndexOf((byte)0);
             text = nul < 0 ? text : text[..nul];
             List<Edit>? edits = null;
-            var reader = new StatementReader(text, StandardConformingStrings);
+            var reader = new StatementReader(text, StandardConformingStrings(backend));
             while (reader.MoveNext(out SqlStatement statement))
             {
-                NoteEffects(text, statement);
+                NoteEffects(backend, text, statement);
                 if (statement.Kind != StatementKind.Other)
                 {
-                    HandleStatement(text, statement, to, ref edits);
+                    HandleStatement(backend, text, statement, to, ref edits);
                 }
             }
 
@@ -87,7 +84,7 @@ public sealed partial class SessionRelay
     /// <summary>A replacement of <c>[Start, End)</c> in the query text.</summary>
     private readonly record struct Edit(int Start, int End, byte[] Replacement);
 
-    private void HandleStatement(ReadOnlySpan<byte> text, SqlStatement statement, PipeWriter to, ref List<Edit>? edits)
+    private void HandleStatement(BackendConnection backend, ReadOnlySpan<byte> text, SqlStatement statement, PipeWriter to, ref List<Edit>? edits)
     {
         switch (statement.Kind)
         {
@@ -98,8 +95,7 @@ public sealed partial class SessionRelay
             case StatementKind.DiscardAll:
                 // The server drops every statement it has, SQL-level and mapped: forget the client's names and the backend's set.
                 _statements?.Clear();
-                _sqlStatements?.Clear();
-                _backend.Statements.Clear();
+                backend.Session.Statements.Clear();
                 return;
         }
 
@@ -112,31 +108,31 @@ public sealed partial class SessionRelay
         switch (statement.Kind)
         {
             case StatementKind.Prepare:
-                if (_statements.ContainsKey(name))
+                if (_statements.TryGet(name, out _))
                 {
                     (edits ??= []).Add(new Edit(statement.Start, statement.End,
                         RaiseStatement(ErrorResponse.Error(SqlState.DuplicatePreparedStatement, $"prepared statement \"{name}\" already exists"))));
                 }
                 else
                 {
-                    (_sqlStatements ??= new HashSet<string>(StringComparer.Ordinal)).Add(name);
+                    _statements.AddSqlName(name);
                 }
 
                 return;
-            case StatementKind.Execute when _statements.TryGetValue(name, out PreparedStatement? mapped):
-                EnsurePreparedForQuery(mapped.ProxyName, mapped.ParseTail, to);
+            case StatementKind.Execute when _statements.TryGet(name, out PreparedStatement? mapped):
+                EnsurePreparedForQuery(backend, mapped, to);
                 (edits ??= []).Add(new Edit(statement.Name.Start, statement.Name.End, mapped.ProxyNameBytes));
                 return;
-            case StatementKind.Deallocate when _statements.Remove(name):
+            case StatementKind.Deallocate when _statements.Forget(name):
                 // The backend keeps the shared statement; DEALLOCATE runs, at its place and with PostgreSQL's own
                 // answer, on a throwaway statement prepared for it. If an earlier error skips it, the throwaway
                 // stays in the backend's LRU set and is closed like any other.
-                string throwaway = "pgproxy_d" + Interlocked.Increment(ref s_throwawayStatements).ToString(System.Globalization.CultureInfo.InvariantCulture);
-                EnsurePreparedForQuery(throwaway, "SELECT\0\0\0"u8, to);
-                (edits ??= []).Add(new Edit(statement.Name.Start, statement.Name.End, Encoding.ASCII.GetBytes(throwaway)));
+                PreparedStatement throwaway = PreparedStatement.Throwaway();
+                EnsurePreparedForQuery(backend, throwaway, to);
+                (edits ??= []).Add(new Edit(statement.Name.Start, statement.Name.End, throwaway.ProxyNameBytes));
                 return;
             case StatementKind.Deallocate:
-                _sqlStatements?.Remove(name);
+                _statements.RemoveSqlName(name);
                 return;
         }
     }
@@ -145,14 +141,14 @@ public sealed partial class SessionRelay
     /// Before a simple Query: a Parse the backend lacks, with its own Sync, both replies swallowed, and an error too (the
     /// Query then fails by itself, with the error PostgreSQL gives: 25P02 in an aborted transaction, for example).
     /// </summary>
-    private void EnsurePreparedForQuery(string proxyName, ReadOnlySpan<byte> parseTail, PipeWriter to)
+    private void EnsurePreparedForQuery(BackendConnection backend, PreparedStatement statement, PipeWriter to)
     {
-        if (_backend.Statements.Touch(proxyName))
+        if (backend.Session.Statements.Touch(statement))
         {
             return;
         }
 
-        WriteParse(to, proxyName, parseTail, swallow: true, quiet: true);
+        WriteParse(backend, to, statement, swallow: true, quiet: true, clientName: null);
         to.Write(s_sync);
         _queue.Enqueue(new Expectation(Expect.Sync, Swallow: true));
     }
@@ -212,22 +208,21 @@ public sealed partial class SessionRelay
     /// The statement of a Parse: its session effects are noted, DISCARD ALL / DEALLOCATE ALL forget the statement
     /// names, and LISTEN is refused (the returned error; the proxy answers it and skips to Sync).
     /// </summary>
-    private ErrorResponse? InspectParsedStatement(ReadOnlySpan<byte> query)
+    private ErrorResponse? InspectParsedStatement(BackendConnection backend, ReadOnlySpan<byte> query)
     {
-        if (!StatementReader.TryReadFirst(query, StandardConformingStrings, out SqlStatement statement))
+        if (!StatementReader.TryReadFirst(query, StandardConformingStrings(backend), out SqlStatement statement))
         {
             return null;
         }
 
-        NoteEffects(query, statement);
+        NoteEffects(backend, query, statement);
         switch (statement.Kind)
         {
             case StatementKind.Listen:
                 return ListenRefused();
             case StatementKind.DeallocateAll or StatementKind.DiscardAll:
                 _statements?.Clear();
-                _sqlStatements?.Clear();
-                _backend.Statements.Clear();
+                backend.Session.Statements.Clear();
                 break;
         }
 
@@ -238,21 +233,21 @@ public sealed partial class SessionRelay
     /// Marks the backend for server_reset_query when the statement may leave state a later client must not see. A
     /// session SET of a setting the server reports needs none: parameter sync gives every client its own value.
     /// </summary>
-    private void NoteEffects(ReadOnlySpan<byte> text, in SqlStatement statement)
+    private static void NoteEffects(BackendConnection backend, ReadOnlySpan<byte> text, in SqlStatement statement)
     {
-        if (NeedsReset || statement.Effects == SessionEffects.None)
+        if (backend.Session.NeedsReset || statement.Effects == SessionEffects.None)
         {
             return;
         }
 
         if ((statement.Effects & SqlStatement.StatefulEffects) != 0)
         {
-            NeedsReset = true;
+            backend.Session.NeedsReset = true;
         }
         else if ((statement.Effects & SessionEffects.Setting) != 0)
         {
             string name = statement.SettingAlias ?? SqlNames.Decode(text, statement.SettingName);
-            NeedsReset = !_backend.Parameters.ContainsKey(name) || ClientSettings.IsServerOwned(name);
+            backend.Session.NeedsReset = !backend.Parameters.ContainsKey(name) || ClientSettings.IsServerOwned(name);
         }
     }
 }

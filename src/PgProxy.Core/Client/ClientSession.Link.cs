@@ -1,0 +1,180 @@
+using PgProxy.Core.Backend;
+using PgProxy.Core.Diagnostics;
+using PgProxy.Core.Infrastructure;
+using PgProxy.Core.Pooling;
+using PgProxy.Core.Relay;
+using PgProxy.Protocol.Backend;
+using PgProxy.Protocol.Framing;
+
+namespace PgProxy.Core.Client;
+
+/// <summary>Linking a backend to the client's relay, and ending the link when the client goes.</summary>
+public sealed partial class ClientSession
+{
+    /// <summary>
+    /// Takes a backend (pre-pinged if it sat idle past server_check_delay), brings its settings in line with the
+    /// client's (one round trip, skipped when they match), tells the client what the server reports differently, and
+    /// attaches it to the relay.
+    /// </summary>
+    private async Task LinkAsync(MessageRelay relay, Pool pool)
+    {
+        await relay.WhenDetachedAsync().ConfigureAwait(false); // the last link's pump is done with the client's output
+        if (relay.BackendLost)
+        {
+            throw new OperationCanceledException("the server of the last link is gone"); // its FATAL is sent
+        }
+
+        relay.BeginLink();
+        try
+        {
+            while (true)
+            {
+                BackendConnection backend = await AcquireCheckedAsync(pool).ConfigureAwait(false);
+                BackendSessionState session = backend.Session;
+                ClientSettings view = relay.View!;
+                if (!ReferenceEquals(session.SyncedSettings, view.Key) && !string.Equals(session.SyncedSettings, view.Key, StringComparison.Ordinal))
+                {
+                    if (!await SyncParametersAsync(backend, view, pool.Settings.Proxy.ServerConnectTimeout).ConfigureAwait(false))
+                    {
+                        continue; // the server went away: another one
+                    }
+
+                    // Whatever the server reports differently from what the client was told (canonical spellings such
+                    // as DateStyle "ISO, MDY") reaches the client before its first reply.
+                    foreach (KeyValuePair<string, string> p in backend.Parameters)
+                    {
+                        if (!view.Told.TryGetValue(p.Key, out string? value) || value != p.Value)
+                        {
+                            BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
+                        }
+                    }
+
+                    view = pool.Intern(view.With(backend.Parameters));
+                    relay.View = view;
+                    session.SyncedSettings = view.Key;
+                }
+
+                if (!_builder.Written.IsEmpty)
+                {
+                    await PgMessageIO.WriteAsync(Output, _builder, _connection.ConnectionClosed).ConfigureAwait(false);
+                }
+
+                relay.Attach(backend);
+                if (!backend.TryAttach(relay))
+                {
+                    // Its server went away a moment ago (the pump saw it before anyone was linked).
+                    relay.DetachLost(backend);
+                    relay.CompleteDetach();
+                    relay.BeginLink();
+                    await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.BackendClosed).ConfigureAwait(false);
+                    continue;
+                }
+
+                LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
+                return;
+            }
+        }
+        catch
+        {
+            relay.CancelLink();
+            throw;
+        }
+    }
+
+    /// <summary>
+    /// Pre-ping (SQLAlchemy's pool_pre_ping): a backend idle longer than server_check_delay runs server_check_query
+    /// before the client gets it. One that fails is closed and another taken, so the client never sees it; the loop
+    /// ends because each failing idle backend is closed and a newly opened one is not checked.
+    /// </summary>
+    private async Task<BackendConnection> AcquireCheckedAsync(Pool pool)
+    {
+        PoolSettings s = pool.Settings;
+        while (true)
+        {
+            BackendConnection backend = await pool.AcquireAsync(_connection.ConnectionClosed).ConfigureAwait(false);
+            bool fresh = backend.LastUsedAt == backend.CreatedAt;
+            if (string.IsNullOrEmpty(s.Proxy.ServerCheckQuery) || fresh || pool.Time.GetElapsedTime(backend.LastUsedAt) < s.Proxy.ServerCheckDelay)
+            {
+                return backend;
+            }
+
+            pool.MarkTesting(backend);
+            if (await backend.RunControlAsync([s.Proxy.ServerCheckQuery], s.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null &&
+                backend.TransactionStatus == Protocol.TransactionStatus.Idle)
+            {
+                pool.MarkActive(backend);
+                return backend;
+            }
+
+            await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.CheckFailed).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>
+    /// Applies the client's settings on its backend (one round trip; replies not forwarded). False when the backend
+    /// failed (it is then closed); a setting the server refuses is the client's error (for example 42704).
+    /// </summary>
+    private static async Task<bool> SyncParametersAsync(BackendConnection backend, ClientSettings view, TimeSpan timeout)
+    {
+        BackendSessionState session = backend.Session;
+        string? sql = SessionParameters.BuildSync(view.Desired(), backend.Parameters, session.AppliedSettings);
+        if (sql is not null)
+        {
+            ErrorResponse? error = await backend.RunControlAsync([sql], timeout).ConfigureAwait(false);
+            if (error is not null)
+            {
+                bool serverGone = error.IsFatal || backend.IsClosed;
+                await backend.Pool.ReleaseAsync(backend, reusable: !serverGone && backend.TransactionStatus == Protocol.TransactionStatus.Idle,
+                    DisconnectReason.ParameterSyncFailed).ConfigureAwait(false);
+                if (serverGone)
+                {
+                    return false;
+                }
+
+                throw new ProxyException(error.SqlState, error.Message, error.Detail);
+            }
+        }
+
+        var wanted = new HashSet<string>(StringComparer.OrdinalIgnoreCase);
+        foreach (KeyValuePair<string, string> s in view.Desired())
+        {
+            wanted.Add(s.Key);
+            if (!backend.Parameters.ContainsKey(s.Key))
+            {
+                session.AppliedSettings[s.Key] = s.Value;
+            }
+        }
+
+        foreach (string name in session.AppliedSettings.Keys.Where(n => !wanted.Contains(n)).ToList())
+        {
+            session.AppliedSettings.Remove(name);
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// The client is leaving (or being ended): the attached backend's pump detaches it wherever the link stands, and
+    /// rolls back, resets or closes it. Returns once the pump no longer writes to the client, so the session may.
+    /// </summary>
+    private async Task EndLinkAsync()
+    {
+        if (Volatile.Read(ref _relay) is not { } relay)
+        {
+            return;
+        }
+
+        if (relay.RequestDetach() is { } backend)
+        {
+            if (Volatile.Read(ref _abort) is not null)
+            {
+                relay.ClientOutput.CancelPendingFlush(); // a pump stuck on a client that does not read lets go
+            }
+
+            backend.WakePump();
+            LogUnlinked(_logger, _connection.ConnectionId, backend.Id, RelayStop.DetachRequested);
+        }
+
+        await relay.WhenDetachedAsync().ConfigureAwait(false);
+    }
+}

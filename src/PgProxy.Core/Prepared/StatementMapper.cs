@@ -1,0 +1,78 @@
+using System.Text;
+
+namespace PgProxy.Core.Prepared;
+
+/// <summary>
+/// One client's prepared statements in transaction mode: its names, each mapped to a statement shared through the
+/// <see cref="StatementRegistry"/>, looked up from the message bytes without allocating (one lookup for Parse, Bind,
+/// Describe and Close); and the SQL-level names it PREPAREd on the backend linked now, which share the namespace
+/// (PostgreSQL has one per session). Touched only by the client's relay, under its lock.
+/// </summary>
+public sealed class StatementMapper
+{
+    private readonly StatementRegistry _registry;
+    private readonly Dictionary<byte[], PreparedStatement> _byName = new(ByteKeyComparer.Instance);
+    private readonly Dictionary<byte[], PreparedStatement>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
+    private HashSet<string>? _sqlNames;
+
+    /// <summary>A client's mapper; <paramref name="maxPerBackend"/> is max_prepared_statements.</summary>
+    public StatementMapper(StatementRegistry registry, int maxPerBackend)
+    {
+        _registry = registry;
+        MaxPerBackend = maxPerBackend;
+        _lookup = _byName.GetAlternateLookup<ReadOnlySpan<byte>>();
+    }
+
+    /// <summary>max_prepared_statements: statements kept per backend.</summary>
+    public int MaxPerBackend { get; }
+
+    /// <summary>The client's statement of that name (UTF-8 bytes, as on the wire).</summary>
+    public bool TryGet(ReadOnlySpan<byte> name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? statement) =>
+        _lookup.TryGetValue(name, out statement);
+
+    /// <summary>The client's statement of that name, as SQL names it.</summary>
+    public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? statement) =>
+        TryGet(Encoding.UTF8.GetBytes(name), out statement);
+
+    /// <summary>Registers a Parse of <paramref name="name"/>; false (and nothing changes) when the client already uses the name.</summary>
+    public bool TryRegister(ReadOnlySpan<byte> name, ReadOnlySpan<byte> parseTail, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? statement,
+        out byte[] key)
+    {
+        key = [];
+        if (_lookup.ContainsKey(name))
+        {
+            statement = null;
+            return false;
+        }
+
+        statement = _registry.GetOrAdd(parseTail);
+        key = name.ToArray();
+        _byName[key] = statement;
+        return true;
+    }
+
+    /// <summary>Forgets a name (Close, DEALLOCATE, or a Parse the server refused); false when it was not there.</summary>
+    public bool Forget(ReadOnlySpan<byte> name) => _lookup.Remove(name);
+
+    /// <summary>Forgets a name as SQL names it.</summary>
+    public bool Forget(string name) => Forget(Encoding.UTF8.GetBytes(name));
+
+    /// <summary>DEALLOCATE ALL, DISCARD ALL: every name goes, protocol and SQL alike.</summary>
+    public void Clear()
+    {
+        _byName.Clear();
+        _sqlNames?.Clear();
+    }
+
+    /// <summary>A SQL PREPARE of this name ran (or is about to) on the backend linked now.</summary>
+    public void AddSqlName(string name) => (_sqlNames ??= new HashSet<string>(StringComparer.Ordinal)).Add(name);
+
+    /// <summary>A SQL DEALLOCATE of this name.</summary>
+    public void RemoveSqlName(string name) => _sqlNames?.Remove(name);
+
+    /// <summary>True when a SQL PREPARE holds the name on the backend linked now.</summary>
+    public bool HasSqlName(ReadOnlySpan<byte> name) => _sqlNames is { Count: > 0 } names && names.Contains(Encoding.UTF8.GetString(name));
+
+    /// <summary>The link ended: SQL-level statements went with the backend's reset.</summary>
+    public void ClearSqlNames() => _sqlNames?.Clear();
+}
