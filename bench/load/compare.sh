@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Compares PgProxy with PgBouncer and a direct connection, in one run, on loopback: pgbench scenarios in
-# alternating order over several rounds; prints median TPS, min/max, ratios, each pooler's CPU time per
-# transaction (from /proc/PID/stat), the latency one client adds, and the resident memory per idle client
-# (IDLE_CLIENTS connections logged in and idle). Writes bench/results/latest-<mode>.md and .png (gnuplot).
+# alternating order over several rounds; prints median TPS, min/max, ratios, each pooler's CPU time and system
+# calls per transaction (/proc/PID/stat, perf stat), the latency one client adds, the machine's steal time, and the
+# resident memory per idle client (IDLE_CLIENTS connections logged in and idle). Writes
+# bench/results/latest-<mode>.md and .png (gnuplot).
 # Bounded: ROUNDS x scenarios x 3 targets x DURATION seconds, plus the idle-client step (capped at 10 minutes).
 #   bench/load/compare.sh                      # defaults: 3 rounds of 10 s, 5000 idle clients
 #   ROUNDS=5 DURATION=20 bench/load/compare.sh
 #   UPDATE_README=1 bench/load/compare.sh      # also puts the table into README.md (transaction mode)
 #   POOL_MODE=session bench/load/compare.sh    # session mode (20 clients, as a session pool of 20 can serve no more)
-# Transaction pool mode by default, pool of 20 in both poolers, SCRAM for clients.
+# Transaction pool mode by default, pool of 20 in both poolers. Each pooler runs twice, once with trust and once
+# with SCRAM-SHA-256 for clients (scenarios name theirs); the server logins are SCRAM either way. Both poolers log
+# as they do by default: connections and disconnections (PgBouncer's log_connections, PgProxy's info level).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -32,15 +35,15 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 RUN=$(mktemp -d /tmp/pgproxy-bench.XXXXXX)
 chmod 755 "$RUN"
 # Fixed ports below Linux's ephemeral range (32768-60999), so outgoing sockets never hold them.
-PG_PORT=15432; BOUNCER_PORT=16432; PROXY_PORT=17432
+PG_PORT=15432; BOUNCER_PORT=16432; PROXY_PORT=17432; BOUNCER_SCRAM_PORT=16433; PROXY_SCRAM_PORT=17433
 ulimit -n 20000 2>/dev/null || true
 PASSWORD=bench-secret
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 PIDS=()
-BOUNCER_PID=""
+BOUNCER_PIDS=""
 cleanup() {
   # runuser does not pass the signal on to PgBouncer: stop PgBouncer itself.
-  [ -n "$BOUNCER_PID" ] && kill "$BOUNCER_PID" 2>/dev/null || true
+  for p in $BOUNCER_PIDS; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   as_pg "$PG_BIN/pg_ctl" -D "$RUN/data" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$RUN"
@@ -57,86 +60,125 @@ as_pg "$PG_BIN/psql" -h "$RUN" -p "$PG_PORT" -U postgres -qX -c "CREATE DATABASE
 PGPASSWORD=$PASSWORD "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -i -s 10 -q bench >/dev/null 2>&1
 
 printf '"postgres" "%s"\n' "$PASSWORD" > "$RUN/userlist.txt"
-cat > "$RUN/pgbouncer.ini" <<INI
+# One PgBouncer and one PgProxy per client auth method, with the same settings otherwise.
+for auth in trust scram-sha-256; do
+  if [ "$auth" = trust ]; then bport=$BOUNCER_PORT; pport=$PROXY_PORT; else bport=$BOUNCER_SCRAM_PORT; pport=$PROXY_SCRAM_PORT; fi
+  cat > "$RUN/pgbouncer-$auth.ini" <<INI
 [databases]
 bench = host=127.0.0.1 port=$PG_PORT dbname=bench
 [pgbouncer]
 listen_addr = 127.0.0.1
-listen_port = $BOUNCER_PORT
+listen_port = $bport
 unix_socket_dir =
-auth_type = scram-sha-256
+auth_type = $auth
 auth_file = $RUN/userlist.txt
 pool_mode = $POOL_MODE
 default_pool_size = 20
 max_client_conn = $((IDLE_CLIENTS + 1000))
-logfile = $RUN/pgbouncer.log
+logfile = $RUN/pgbouncer-$auth.log
 INI
-cat > "$RUN/proxy.toml" <<TOML
+  cat > "$RUN/proxy-$auth.toml" <<TOML
 [proxy]
-listen = "127.0.0.1:$PROXY_PORT"
+listen = "127.0.0.1:$pport"
 pool_mode = "$POOL_MODE"
 default_pool_size = 20
 max_client_conn = $((IDLE_CLIENTS + 1000))
 [auth]
-type = "scram-sha-256"
+type = "$auth"
 file = "userlist.txt"
 [log]
-level = "warning"
+level = "info"
 [databases.bench]
 host = "127.0.0.1"
 port = $PG_PORT
 TOML
+done
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$RUN"
-# runuser resets the soft open-files limit to 1024: raise it in the shell that becomes PgBouncer.
-as_pg sh -c "ulimit -n $((IDLE_CLIENTS + 2000)) 2>/dev/null; exec $PGBOUNCER -q $RUN/pgbouncer.ini" & PIDS+=($!)
-dotnet src/PgProxy/bin/Release/net10.0/pgproxy.dll run --config "$RUN/proxy.toml" & PIDS+=($!)
-PROXY_PID=${PIDS[1]}
+declare -A POOLER_PID
+for auth in trust scram-sha-256; do
+  # runuser resets the soft open-files limit to 1024: raise it in the shell that becomes PgBouncer.
+  as_pg sh -c "ulimit -n $((IDLE_CLIENTS + 2000)) 2>/dev/null; exec $PGBOUNCER -q $RUN/pgbouncer-$auth.ini" & PIDS+=($!)
+  dotnet src/PgProxy/bin/Release/net10.0/pgproxy.dll run --config "$RUN/proxy-$auth.toml" 2> "$RUN/pgproxy-$auth.log" & PIDS+=($!)
+  POOLER_PID[pgproxy-$auth]=$!
+done
 sleep 3
-# PgBouncer in the foreground writes no pidfile: find it by its config path.
-BOUNCER_PID=$(pgrep -n -f "pgbouncer -q $RUN/pgbouncer.ini" || true)
-[ -n "$BOUNCER_PID" ] || { echo "PgBouncer did not start:"; cat "$RUN/pgbouncer.log"; exit 1; }
-kill -0 "$PROXY_PID" 2>/dev/null || { echo "PgProxy did not start"; exit 1; }
+for auth in trust scram-sha-256; do
+  # PgBouncer in the foreground writes no pidfile: find it by its config path.
+  p=$(pgrep -n -f "pgbouncer -q $RUN/pgbouncer-$auth.ini" || true)
+  [ -n "$p" ] || { echo "PgBouncer ($auth) did not start:"; cat "$RUN/pgbouncer-$auth.log"; exit 1; }
+  POOLER_PID[pgbouncer-$auth]=$p
+  BOUNCER_PIDS+=" $p"
+  kill -0 "${POOLER_PID[pgproxy-$auth]}" 2>/dev/null || { echo "PgProxy ($auth) did not start"; cat "$RUN/pgproxy-$auth.log"; exit 1; }
+done
+BOUNCER_PID=${POOLER_PID[pgbouncer-trust]}
+PROXY_PID=${POOLER_PID[pgproxy-trust]}
 
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 TICK=$(getconf CLK_TCK)
 
-# name|pgbench arguments. -M prepared runs one pgbench thread per client: pgbench prepares with a blocking call,
-# which would otherwise stall a thread's other clients while they hold servers inside transactions.
+steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
+all_ticks() { awk '/^cpu / {s = 0; for (i = 2; i <= NF; i++) s += $i; print s}' /proc/stat; }
+HAVE_PERF=0
+if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then HAVE_PERF=1; else echo "WARN: perf stat cannot count system calls here: no syscall figures" >&2; fi
+
+# name|client auth|pgbench arguments. -M prepared runs one pgbench thread per client: pgbench prepares with a
+# blocking call, which would otherwise stall a thread's other clients while they hold servers inside transactions.
 if [ "$POOL_MODE" = session ]; then
   SCENARIOS=(
-    "select-only, 20 clients|-S -c 20 -j 2"
-    "select-only, connection per transaction (-C), 20 clients|-S -C -c 20 -j 2"
-    "select-only, 1 client (latency)|-S -c 1 -j 1"
-    "TPC-B-like, 20 clients|-c 20 -j 2"
+    "select-only, 20 clients|trust|-S -c 20 -j 2"
+    "select-only, connection per transaction (-C), 20 clients|trust|-S -C -c 20 -j 2"
+    "select-only, 1 client (latency)|trust|-S -c 1 -j 1"
+    "TPC-B-like, 20 clients|trust|-c 20 -j 2"
   )
 else
   SCENARIOS=(
-    "select-only, 50 clients|-S -c 50 -j 2"
-    "select-only, 200 clients|-S -c 200 -j 2"
-    "select-only extended protocol, 50 clients|-S -M extended -c 50 -j 2"
-    "select-only prepared, 50 clients|-S -M prepared -c 50 -j 50"
-    "select-only, connection per transaction (-C), 20 clients|-S -C -c 20 -j 2"
-    "select-only, 1 client (latency)|-S -c 1 -j 1"
-    "TPC-B-like, 50 clients|-c 50 -j 2"
+    "select-only, 50 clients|trust|-S -c 50 -j 2"
+    "select-only, 200 clients|trust|-S -c 200 -j 2"
+    "select-only extended protocol, 50 clients|trust|-S -M extended -c 50 -j 2"
+    "select-only prepared, 50 clients|trust|-S -M prepared -c 50 -j 50"
+    "select-only, connection per transaction (-C), 20 clients|trust|-S -C -c 20 -j 2"
+    "select-only, 1 client (latency)|trust|-S -c 1 -j 1"
+    "TPC-B-like, 50 clients|trust|-c 50 -j 2"
+    "select-only, 50 clients, SCRAM|scram-sha-256|-S -c 50 -j 2"
+    "select-only, connection per transaction (-C), 20 clients, SCRAM|scram-sha-256|-S -C -c 20 -j 2"
   )
 fi
 # Warm-up, not measured: JIT tiering (PgProxy) and server caches settle before the first round, for every target.
-for port in $PG_PORT $BOUNCER_PORT $PROXY_PORT; do
+for port in $PG_PORT $BOUNCER_PORT $PROXY_PORT $BOUNCER_SCRAM_PORT $PROXY_SCRAM_PORT; do
   PGPASSWORD=$PASSWORD timeout 60 "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -T 5 -S -c 20 -j 2 bench >/dev/null 2>&1 || true
 done
 
-declare -A TPS CPU LAT
-for ((round = 1; round <= ROUNDS; round++)); do
+declare -A TPS CPU LAT SYS YIELD
+steal_before=$(steal_ticks); all_before=$(all_ticks)
+# The measured rounds, then (with perf) one more that only counts system calls: tracing them slows every call, so
+# that round's TPS and CPU are not used.
+LAST_ROUND=$ROUNDS; [ "$HAVE_PERF" = 1 ] && LAST_ROUND=$((ROUNDS + 1))
+for ((round = 1; round <= LAST_ROUND; round++)); do
+  counting=0; [ "$round" -gt "$ROUNDS" ] && counting=1
   for s in "${SCENARIOS[@]}"; do
-    name=${s%%|*}; args=${s#*|}
+    name=${s%%|*}; rest=${s#*|}; auth=${rest%%|*}; args=${rest#*|}
     # Alternate the order of targets each round.
     if (( round % 2 )); then targets="direct pgbouncer pgproxy"; else targets="pgproxy pgbouncer direct"; fi
     for t in $targets; do
-      case $t in direct) port=$PG_PORT; pid="";; pgbouncer) port=$BOUNCER_PORT; pid=$BOUNCER_PID;; pgproxy) port=$PROXY_PORT; pid=$PROXY_PID;; esac
+      pid=""
+      case $t in
+        direct) port=$PG_PORT;;
+        pgbouncer) pid=${POOLER_PID[pgbouncer-$auth]}; [ "$auth" = trust ] && port=$BOUNCER_PORT || port=$BOUNCER_SCRAM_PORT;;
+        pgproxy) pid=${POOLER_PID[pgproxy-$auth]}; [ "$auth" = trust ] && port=$PROXY_PORT || port=$PROXY_SCRAM_PORT;;
+      esac
       before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+      perf_out="$RUN/perf.out"; perf_pid=""
+      if [ -n "$pid" ] && [ "$counting" = 1 ]; then
+        perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_sched_yield -p "$pid" -o "$perf_out" & perf_pid=$!
+      fi
       # shellcheck disable=SC2086
       out=$(PGPASSWORD=$PASSWORD timeout $((DURATION + 60)) "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -T "$DURATION" $args bench 2>&1 || true)
       after=0; [ -n "$pid" ] && after=$(cpu_ticks "$pid")
+      syscalls=""; yields=""
+      if [ -n "$perf_pid" ]; then
+        kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true
+        syscalls=$(awk -F, '/raw_syscalls:sys_enter/ {print $1}' "$perf_out"); yields=$(awk -F, '/sched_yield/ {print $1}' "$perf_out")
+      fi
       tps=$(echo "$out" | sed -n 's/^tps = \([0-9.]*\).*/\1/p' | head -1); tps=${tps:-0}
       lat=$(echo "$out" | sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' | head -1); lat=${lat:-0}
       tx=$(echo "$out" | sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' | head -1); tx=${tx:-0}
@@ -149,14 +191,26 @@ for ((round = 1; round <= ROUNDS; round++)); do
         tps=0
       fi
       [ "$tps" = "0" ] && echo "WARN: $t / $name: no result: $(echo "$out" | tail -2)" >&2
-      # Pooler CPU (user + system) per transaction in microseconds, which is also milliseconds per 1000.
-      cpu="-"
-      if [ -n "$pid" ] && [ "$tx" -gt 0 ] && [ "$tps" != "0" ]; then cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$tx" 'BEGIN {printf "%.1f", d / t / n * 1e6}'); fi
-      TPS["$name|$t"]+="$tps "; CPU["$name|$t"]+="$cpu "; LAT["$name|$t"]+="$lat "
-      echo "round $round  $t  $name: tps=$tps latency=${lat}ms cpu_us_per_tx=$cpu" >&2
+      # Pooler CPU (user + system) per transaction in microseconds, which is also milliseconds per 1000; in the
+      # counting round, its system calls and sched_yield calls per transaction.
+      cpu="-"; sys="-"; yld="-"
+      if [ -n "$pid" ] && [ "$tx" -gt 0 ] && [ "$tps" != "0" ]; then
+        cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$tx" 'BEGIN {printf "%.1f", d / t / n * 1e6}')
+        [ -n "$syscalls" ] && sys=$(awk -v c="$syscalls" -v n="$tx" 'BEGIN {if (c ~ /^[0-9]+$/) printf "%.2f", c / n; else print "-"}')
+        [ -n "$yields" ] && yld=$(awk -v c="$yields" -v n="$tx" 'BEGIN {if (c ~ /^[0-9]+$/) printf "%.3f", c / n; else print "-"}')
+      fi
+      if [ "$counting" = 1 ]; then
+        SYS["$name|$t"]+="$sys "; YIELD["$name|$t"]+="$yld "
+        echo "syscall round  $t  $name: syscalls_per_tx=$sys sched_yield_per_tx=$yld" >&2
+      else
+        TPS["$name|$t"]+="$tps "; CPU["$name|$t"]+="$cpu "; LAT["$name|$t"]+="$lat "
+        echo "round $round  $t  $name: tps=$tps latency=${lat}ms cpu_us_per_tx=$cpu" >&2
+      fi
     done
   done
 done
+steal_after=$(steal_ticks); all_after=$(all_ticks)
+STEAL=$(awk -v s=$((steal_after - steal_before)) -v a=$((all_after - all_before)) 'BEGIN {if (a > 0) printf "%.1f", s * 100 / a; else print "-"}')
 
 median() { tr ' ' '\n' | grep -v '^$' | grep -v '^-$' | sort -g | awk '{a[NR]=$1} END {if (NR==0) print "-"; else if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 minmax() { tr ' ' '\n' | grep -v '^$' | sort -g | awk 'NR==1{min=$1} {max=$1} END {printf "%.0f-%.0f", min, max}'; }
@@ -198,10 +252,10 @@ DATA="$RUN/chart.dat"
 {
   echo "# PgProxy vs PgBouncer vs direct ($(date -u +%Y-%m-%d), $POOL_MODE mode, pool 20, $ROUNDS rounds x ${DURATION}s)"
   echo
-  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\` on $(nproc) cores, $(uname -r); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'). TPS are medians over the rounds; \"failed\" means the target could not run the scenario (see the warnings in the run's output). Pooler CPU is user + system time of the pooler process per transaction (µs, which is also ms per 1000 transactions)."
+  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\` on $(nproc) cores, $(uname -r); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'). Client auth trust unless the scenario says SCRAM (server logins SCRAM); both poolers log connections, as by default. CPU steal during the load: ${STEAL}%. TPS are medians over the rounds; \"failed\" means the target could not run the scenario (see the warnings in the run's output). Pooler CPU is user + system time of the pooler process per transaction (µs, which is also ms per 1000 transactions); system calls per transaction are counted by \`perf stat -e raw_syscalls:sys_enter\` on the pooler process in one extra round, not used for the other figures."
   echo
-  echo "| scenario | direct TPS | PgBouncer TPS | PgProxy TPS (min-max) | PgProxy / PgBouncer | PgProxy / direct | latency ms direct / PgBouncer / PgProxy | pooler CPU µs per tx PgBouncer / PgProxy (ratio) |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| scenario | direct TPS | PgBouncer TPS | PgProxy TPS (min-max) | PgProxy / PgBouncer | PgProxy / direct | latency ms direct / PgBouncer / PgProxy | pooler CPU µs per tx PgBouncer / PgProxy (ratio) | syscalls per tx PgBouncer / PgProxy | sched_yield per tx PgBouncer / PgProxy |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   i=0
   for s in "${SCENARIOS[@]}"; do
     name=${s%%|*}
@@ -212,7 +266,9 @@ DATA="$RUN/chart.dat"
     case $name in *"1 client"*)
       extra=" (added per query: PgBouncer $(awk -v a="$lb" -v b="$ld" 'BEGIN {printf "%.0f", (a - b) * 1000}') µs, PgProxy $(awk -v a="$lp" -v b="$ld" 'BEGIN {printf "%.0f", (a - b) * 1000}') µs)";;
     esac
-    echo "| $name | $(shown "$d") | $(shown "$b") | $(shown "$p") ($(echo "${TPS[$name|pgproxy]}" | minmax)) | $(ratio "$p" "$b") | $(ratio "$p" "$d") | $ld / $lb / $lp$extra | $cb / $cp ($(ratio "$cp" "$cb")) |"
+    sb=$(echo "${SYS[$name|pgbouncer]}" | median); sp=$(echo "${SYS[$name|pgproxy]}" | median)
+    yb=$(echo "${YIELD[$name|pgbouncer]}" | median); yp=$(echo "${YIELD[$name|pgproxy]}" | median)
+    echo "| $name | $(shown "$d") | $(shown "$b") | $(shown "$p") ($(echo "${TPS[$name|pgproxy]}" | minmax)) | $(ratio "$p" "$b") | $(ratio "$p" "$d") | $ld / $lb / $lp$extra | $cb / $cp ($(ratio "$cp" "$cb")) | $sb / $sp | $yb / $yp |"
     i=$((i + 1))
     short=$(echo "$name" | sed -e 's/select-only/S/' -e 's/ extended protocol/ extended/' -e 's/connection per transaction (-C)/-C/' -e 's/ (latency)//' -e 's/, / /g' -e 's/ clients\{0,1\}//')
     rb=$(awk -v a="$b" -v d="$d" 'BEGIN {if (d > 0 && a != "-") printf "%.3f", a / d; else print 0}')

@@ -14,22 +14,95 @@ public sealed partial class ClientSession
     /// <summary>
     /// Takes a backend (pre-pinged if it sat idle past server_check_delay), brings its settings in line with the
     /// client's (one round trip, skipped when they match), tells the client what the server reports differently, and
-    /// attaches it to the relay.
+    /// attaches it to the relay. The common case (an idle backend, already in line, the last link done) completes
+    /// synchronously, with no state machine.
     /// </summary>
-    private async Task LinkAsync(MessageRelay relay, Pool pool)
+    private ValueTask LinkAsync(MessageRelay relay, Pool pool)
     {
-        await relay.WhenDetachedAsync().ConfigureAwait(false); // the last link's pump is done with the client's output
-        if (relay.BackendLost)
+        ValueTask detached = relay.WhenDetachedAsync(); // the last link's pump is done with the client's output
+        if (!detached.IsCompletedSuccessfully || relay.BackendLost)
         {
-            throw new OperationCanceledException("the server of the last link is gone"); // its FATAL is sent
+            return LinkSlowAsync(relay, pool, detached, null);
         }
 
-        relay.BeginLink();
+        ValueTask<BackendConnection> acquire = pool.AcquireAsync(_connection.ConnectionClosed);
+        if (!acquire.IsCompletedSuccessfully)
+        {
+            relay.BeginLink();
+            return LinkSlowAsync(relay, pool, default, acquire);
+        }
+
+        BackendConnection backend = acquire.Result;
+        if (NeedsCheck(pool, backend) || !ReferenceEquals(backend.Session.SyncedSettings, relay.View!.Key) || !_builder.Written.IsEmpty)
+        {
+            relay.BeginLink();
+            return LinkSlowAsync(relay, pool, default, new ValueTask<BackendConnection>(backend));
+        }
+
+        relay.Attach(backend);
+        if (!backend.TryAttach(relay))
+        {
+            relay.DetachLost(backend);
+            relay.CompleteDetach();
+            relay.BeginLink();
+            return LinkSlowAsync(relay, pool, default, null, lost: backend);
+        }
+
+        LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
+        return default;
+    }
+
+    /// <summary>A backend taken for this client must run server_check_query first (it sat idle past server_check_delay).</summary>
+    private static bool NeedsCheck(Pool pool, BackendConnection backend)
+    {
+        PoolSettings s = pool.Settings;
+        return !string.IsNullOrEmpty(s.Proxy.ServerCheckQuery) && backend.LastUsedAt != backend.CreatedAt &&
+               pool.Time.GetElapsedTime(backend.LastUsedAt) >= s.Proxy.ServerCheckDelay;
+    }
+
+    /// <param name="relay">The client's relay.</param>
+    /// <param name="pool">Its pool.</param>
+    /// <param name="detached">The wait for the last link to finish with the client (when not done yet).</param>
+    /// <param name="taken">The backend being taken already (acquired or pending), if any.</param>
+    /// <param name="lost">A backend taken that turned out dead: given back first.</param>
+    private async ValueTask LinkSlowAsync(MessageRelay relay, Pool pool, ValueTask detached, ValueTask<BackendConnection>? taken,
+        BackendConnection? lost = null)
+    {
+        if (taken is null && lost is null)
+        {
+            await detached.ConfigureAwait(false);
+            if (relay.BackendLost)
+            {
+                throw new OperationCanceledException("the server of the last link is gone"); // its FATAL is sent
+            }
+
+            relay.BeginLink();
+        }
+
         try
         {
+            if (lost is not null)
+            {
+                await pool.ReleaseAsync(lost, reusable: false, DisconnectReason.BackendClosed).ConfigureAwait(false);
+            }
+
             while (true)
             {
-                BackendConnection backend = await AcquireCheckedAsync(pool).ConfigureAwait(false);
+                BackendConnection backend;
+                if (taken is { } first)
+                {
+                    taken = null;
+                    backend = await first.ConfigureAwait(false);
+                    if (NeedsCheck(pool, backend) && !await CheckAsync(pool, backend).ConfigureAwait(false))
+                    {
+                        continue;
+                    }
+                }
+                else
+                {
+                    backend = await AcquireCheckedAsync(pool).ConfigureAwait(false);
+                }
+
                 BackendSessionState session = backend.Session;
                 ClientSettings view = relay.View!;
                 if (!ReferenceEquals(session.SyncedSettings, view.Key) && !string.Equals(session.SyncedSettings, view.Key, StringComparison.Ordinal))
@@ -88,26 +161,30 @@ public sealed partial class ClientSession
     /// </summary>
     private async Task<BackendConnection> AcquireCheckedAsync(Pool pool)
     {
-        PoolSettings s = pool.Settings;
         while (true)
         {
             BackendConnection backend = await pool.AcquireAsync(_connection.ConnectionClosed).ConfigureAwait(false);
-            bool fresh = backend.LastUsedAt == backend.CreatedAt;
-            if (string.IsNullOrEmpty(s.Proxy.ServerCheckQuery) || fresh || pool.Time.GetElapsedTime(backend.LastUsedAt) < s.Proxy.ServerCheckDelay)
+            if (!NeedsCheck(pool, backend) || await CheckAsync(pool, backend).ConfigureAwait(false))
             {
                 return backend;
             }
-
-            pool.MarkTesting(backend);
-            if (await backend.RunControlAsync([s.Proxy.ServerCheckQuery], s.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null &&
-                backend.TransactionStatus == Protocol.TransactionStatus.Idle)
-            {
-                pool.MarkActive(backend);
-                return backend;
-            }
-
-            await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.CheckFailed).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>Runs server_check_query; false when it failed (the backend is then closed).</summary>
+    private static async Task<bool> CheckAsync(Pool pool, BackendConnection backend)
+    {
+        PoolSettings s = pool.Settings;
+        pool.MarkTesting(backend);
+        if (await backend.RunControlAsync([s.Proxy.ServerCheckQuery], s.Proxy.ServerConnectTimeout).ConfigureAwait(false) is null &&
+            backend.TransactionStatus == Protocol.TransactionStatus.Idle)
+        {
+            pool.MarkActive(backend);
+            return true;
+        }
+
+        await pool.ReleaseAsync(backend, reusable: false, DisconnectReason.CheckFailed).ConfigureAwait(false);
+        return false;
     }
 
     /// <summary>

@@ -46,16 +46,8 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
     private byte[]? _buffer;
     private int _start;
     private int _end;
-    private bool _examinedAll;
-    private bool _holding;
-    private bool _readerWaiting;
-    private bool _waitPending;
-    private bool _mayHaveData;
-    private bool _cancelRequested;
-    private bool _eof;
     private Exception? _error;
-    private bool _completed;
-    private bool _closedReported;
+    private ReaderFlags _flags;
 
     /// <summary>Creates the reader. The socket must be non-blocking (<c>Blocking = false</c>); <paramref name="connection"/> hears when the peer closes.</summary>
     public SocketPipeReader(Socket socket, SocketConnection? connection = null)
@@ -63,8 +55,41 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         _socket = socket;
         _connection = connection;
         _onWaitCompleted = OnWaitCompleted;
-        _mayHaveData = true; // a new connection's first bytes are often there already: try a receive before waiting
+        Set(ReaderFlags.MayHaveData, true); // a new connection's first bytes are often there already: try a receive before waiting
     }
+
+    /// <summary>
+    /// The reader's state, one field: what the reader holds and waits for, what the socket may have, and how the
+    /// stream ended. Changed only under the lock.
+    /// </summary>
+    [Flags]
+    private enum ReaderFlags
+    {
+        None = 0,
+        /// <summary>The reader looked at everything buffered (a read must wait for more).</summary>
+        ExaminedAll = 1 << 0,
+        /// <summary>A read returned a buffer that AdvanceTo has not given back yet.</summary>
+        Holding = 1 << 1,
+        /// <summary>A read is parked, waiting for bytes.</summary>
+        ReaderWaiting = 1 << 2,
+        /// <summary>The zero-byte receive is pending on the socket.</summary>
+        WaitPending = 1 << 3,
+        /// <summary>The socket may have bytes: try a receive before waiting.</summary>
+        MayHaveData = 1 << 4,
+        /// <summary>CancelPendingRead came while no read was parked: the next read returns canceled.</summary>
+        CancelRequested = 1 << 5,
+        /// <summary>The peer closed its side.</summary>
+        Eof = 1 << 6,
+        /// <summary>Complete was called.</summary>
+        Completed = 1 << 7,
+        /// <summary>The connection heard that the peer closed.</summary>
+        ClosedReported = 1 << 8,
+    }
+
+    /// <summary>True when any of <paramref name="flags"/> is set.</summary>
+    private bool Has(ReaderFlags flags) => (_flags & flags) != 0;
+
+    private void Set(ReaderFlags flag, bool on) => _flags = on ? _flags | flag : _flags & ~flag;
 
     /// <summary>For tests: whether an array is held (an idle connection holds none).</summary>
     internal bool HoldsBuffer
@@ -95,13 +120,13 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
 
             if (TryGetResultLocked(out ReadResult result, out Exception? error))
             {
-                _holding = error is null;
+                Set(ReaderFlags.Holding, error is null);
                 outcome = error is null ? new ValueTask<ReadResult>(result) : ValueTask.FromException<ReadResult>(error);
             }
             else
             {
                 _source.Reset();
-                _readerWaiting = true;
+                Set(ReaderFlags.ReaderWaiting, true);
                 outcome = new ValueTask<ReadResult>(this, _source.Version);
                 if (cancellationToken.CanBeCanceled)
                 {
@@ -136,7 +161,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
                 result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: true);
             }
 
-            _holding = got;
+            Set(ReaderFlags.Holding, got);
             startWait = ShouldWaitLocked();
             closed = ShouldReportClosedLocked();
         }
@@ -147,9 +172,9 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
 
     private void ThrowIfNotReadableLocked()
     {
-        if (_completed || _holding || _readerWaiting)
+        if (Has(ReaderFlags.Completed | ReaderFlags.Holding | ReaderFlags.ReaderWaiting))
         {
-            throw new InvalidOperationException(_completed ? "Reading is not allowed after the reader was completed." : "Reading is already in progress.");
+            throw new InvalidOperationException(Has(ReaderFlags.Completed) ? "Reading is not allowed after the reader was completed." : "Reading is already in progress.");
         }
     }
 
@@ -161,16 +186,16 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
     {
         lock (_lock)
         {
-            if (!_holding)
+            if (!Has(ReaderFlags.Holding))
             {
                 throw new InvalidOperationException("No reading operation to complete.");
             }
 
-            _holding = false;
+            Set(ReaderFlags.Holding, false);
             if (_buffer is null || !ReferenceEquals(consumed.GetObject(), _buffer))
             {
                 // The read returned an empty buffer: nothing was consumed, and whatever arrived since is unexamined.
-                _examinedAll = _buffer is null;
+                Set(ReaderFlags.ExaminedAll, _buffer is null);
                 return;
             }
 
@@ -182,7 +207,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
             }
 
             _start = c;
-            _examinedAll = e == _end;
+            Set(ReaderFlags.ExaminedAll, e == _end);
             if (_start == _end)
             {
                 ReturnBufferLocked();
@@ -198,8 +223,8 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
     {
         lock (_lock)
         {
-            _completed = true;
-            _holding = false;
+            Set(ReaderFlags.Completed, true);
+            Set(ReaderFlags.Holding, false);
             ReturnBufferLocked();
         }
     }
@@ -215,22 +240,22 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         CancellationToken token;
         lock (_lock)
         {
-            if (byToken ? !_readerWaiting || !_readToken.IsCancellationRequested : !_readerWaiting)
+            if (byToken ? !Has(ReaderFlags.ReaderWaiting) || !_readToken.IsCancellationRequested : !Has(ReaderFlags.ReaderWaiting))
             {
                 // A token firing late, after its read completed, must not cancel the next read.
                 if (!byToken)
                 {
-                    _cancelRequested = true;
+                    Set(ReaderFlags.CancelRequested, true);
                 }
 
                 return;
             }
 
-            _readerWaiting = false;
+            Set(ReaderFlags.ReaderWaiting, false);
             token = _readToken;
             registration = TakeRegistrationLocked();
             result = new ReadResult(SequenceLocked(), isCanceled: true, isCompleted: false);
-            _holding = !byToken;
+            Set(ReaderFlags.Holding, !byToken);
         }
 
         Deliver(registration, result, byToken ? new OperationCanceledException(token) : null);
@@ -278,8 +303,8 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         CancellationTokenRegistration registration = default;
         lock (_lock)
         {
-            _waitPending = false;
-            if (_completed)
+            Set(ReaderFlags.WaitPending, false);
+            if (Has(ReaderFlags.Completed))
             {
                 return (false, false);
             }
@@ -289,18 +314,18 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
                 _error ??= Translate(waitError);
             }
 
-            _mayHaveData = true;
-            if (_readerWaiting)
+            Set(ReaderFlags.MayHaveData, true);
+            if (Has(ReaderFlags.ReaderWaiting))
             {
                 if (TryGetResultLocked(out result, out error))
                 {
-                    _readerWaiting = false;
-                    _holding = error is null;
+                    Set(ReaderFlags.ReaderWaiting, false);
+                    Set(ReaderFlags.Holding, error is null);
                     registration = TakeRegistrationLocked();
                     complete = true;
                 }
             }
-            else if (_error is null && !_eof && _end - _start < ReadAheadLimit && EnsureSpaceLocked())
+            else if (_error is null && !Has(ReaderFlags.Eof) && _end - _start < ReadAheadLimit && EnsureSpaceLocked())
             {
                 ReceiveLocked();
             }
@@ -322,25 +347,25 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
     private bool TryGetResultLocked(out ReadResult result, out Exception? error)
     {
         error = null;
-        if (_cancelRequested)
+        if (Has(ReaderFlags.CancelRequested))
         {
-            _cancelRequested = false;
+            Set(ReaderFlags.CancelRequested, false);
             result = new ReadResult(SequenceLocked(), isCanceled: true, isCompleted: false);
             return true;
         }
 
-        if (_end > _start && !_examinedAll)
+        if (_end > _start && !Has(ReaderFlags.ExaminedAll))
         {
-            result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: _eof);
+            result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: Has(ReaderFlags.Eof));
             return true;
         }
 
-        if (!_eof && _error is null && _mayHaveData && EnsureSpaceLocked())
+        if (!Has(ReaderFlags.Eof) && _error is null && Has(ReaderFlags.MayHaveData) && EnsureSpaceLocked())
         {
             ReceiveLocked();
-            if (_end > _start && !_examinedAll)
+            if (_end > _start && !Has(ReaderFlags.ExaminedAll))
             {
-                result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: _eof);
+                result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: Has(ReaderFlags.Eof));
                 return true;
             }
         }
@@ -352,7 +377,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
             return true;
         }
 
-        if (_eof)
+        if (Has(ReaderFlags.Eof))
         {
             result = new ReadResult(SequenceLocked(), isCanceled: false, isCompleted: true);
             return true;
@@ -382,27 +407,27 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         {
             if (n == 0)
             {
-                _eof = true;
-                _mayHaveData = false;
+                Set(ReaderFlags.Eof, true);
+                Set(ReaderFlags.MayHaveData, false);
             }
             else
             {
                 _end += n;
-                _examinedAll = false;
-                _mayHaveData = n == space.Length;
+                Set(ReaderFlags.ExaminedAll, false);
+                Set(ReaderFlags.MayHaveData, n == space.Length);
             }
         }
         else if (status == SocketError.WouldBlock)
         {
-            _mayHaveData = false;
+            Set(ReaderFlags.MayHaveData, false);
         }
         else
         {
             _error ??= Translate(new SocketException((int)status));
-            _mayHaveData = false;
+            Set(ReaderFlags.MayHaveData, false);
         }
 
-        if (_start == _end && !_holding)
+        if (_start == _end && !Has(ReaderFlags.Holding))
         {
             ReturnBufferLocked();
         }
@@ -423,7 +448,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
             return true;
         }
 
-        if (_holding)
+        if (Has(ReaderFlags.Holding))
         {
             return false;
         }
@@ -474,23 +499,24 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
     /// </summary>
     private bool ShouldWaitLocked()
     {
-        if (_waitPending || _mayHaveData || _eof || _error is not null || _completed || (_end - _start >= ReadAheadLimit && !_readerWaiting))
+        if (Has(ReaderFlags.WaitPending | ReaderFlags.MayHaveData | ReaderFlags.Eof | ReaderFlags.Completed) || _error is not null ||
+            (_end - _start >= ReadAheadLimit && !Has(ReaderFlags.ReaderWaiting)))
         {
             return false;
         }
 
-        _waitPending = true;
+        Set(ReaderFlags.WaitPending, true);
         return true;
     }
 
     private bool ShouldReportClosedLocked()
     {
-        if (_closedReported || (!_eof && _error is null))
+        if (Has(ReaderFlags.ClosedReported) || (!Has(ReaderFlags.Eof) && _error is null))
         {
             return false;
         }
 
-        _closedReported = true;
+        Set(ReaderFlags.ClosedReported, true);
         return true;
     }
 

@@ -1,6 +1,7 @@
 using System.IO.Pipelines;
 using Microsoft.AspNetCore.Connections;
 using Microsoft.Extensions.Logging.Abstractions;
+using Microsoft.Extensions.Time.Testing;
 using PgProxy.Core.Backend;
 using PgProxy.Core.Infrastructure;
 using PgProxy.Core.Pooling;
@@ -27,25 +28,41 @@ internal sealed class FakeBackends
         return new BackendConnection(context, "fake", 1, pool);
     }
 
+    /// <summary>The pools' clock: it moves only when a test says so.</summary>
+    public FakeTimeProvider Time { get; } = new();
+
+    private readonly List<Pool> _pools = [];
+
     public Pool CreatePool(PoolSettings settings, params ConnectionLimiter[] limiters)
     {
         var target = new PoolTarget("fake", 1, "db", new BackendCredentials { User = "u" });
         var pool = new Pool(new PoolKey("db", "u"), target, settings, limiters.Length == 0 ? [new ConnectionLimiter(0)] : limiters, OpenAsync,
-            NullLogger.Instance);
-        // The pool manager's clock, faster: waiter deadlines are checked by it, not by the waiters.
-        _clocks.Add(new Timer(_ =>
-        {
-            pool.CheckWaiters();
-            pool.RetryIfDue(default);
-        }, null, TimeSpan.FromMilliseconds(10), TimeSpan.FromMilliseconds(10)));
+            NullLogger.Instance, Time);
+        _pools.Add(pool);
         return pool;
     }
 
-    private readonly List<Timer> _clocks = [];
+    /// <summary>
+    /// Moves the clock on by <paramref name="by"/> and runs what the pool manager's 100 ms clock runs (waiter
+    /// deadlines, the retry after a failed connect), as many times as its ticks would have fired.
+    /// </summary>
+    public void Advance(TimeSpan by)
+    {
+        TimeSpan step = TimeSpan.FromMilliseconds(100);
+        for (TimeSpan done = TimeSpan.Zero; done < by; done += step)
+        {
+            Time.Advance(by - done < step ? by - done : step);
+            foreach (Pool pool in _pools)
+            {
+                pool.CheckWaiters();
+                pool.RetryIfDue(default);
+            }
+        }
+    }
 
+    /// <summary>A failing connect fails at once (as a refused TCP connect does), so a test's clock steps are deterministic; a success is asynchronous.</summary>
     private async ValueTask<BackendConnection> OpenAsync(Pool pool, CancellationToken ct)
     {
-        await Task.Yield();
         ct.ThrowIfCancellationRequested();
         Interlocked.Increment(ref Attempts);
         if (Fail)
@@ -54,6 +71,7 @@ internal sealed class FakeBackends
                 : "server login failed: password authentication failed for user \"u\"");
         }
 
+        await Task.Yield();
         Interlocked.Increment(ref Opened);
         return NewBackend(pool);
     }

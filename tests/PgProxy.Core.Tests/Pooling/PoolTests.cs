@@ -86,9 +86,13 @@ public sealed class PoolTests
     public async Task WaitTimeout_Throws53300_NamingTheTimeout_AndLeavesNoWaiter()
     {
         var fakes = new FakeBackends();
-        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, Proxy = Small.Proxy with { QueryWaitTimeout = TimeSpan.FromMilliseconds(100) } });
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, Proxy = Small.Proxy with { QueryWaitTimeout = TimeSpan.FromSeconds(2) } });
         await pool.AcquireAsync(default);
-        BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
+        Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
+        fakes.Advance(TimeSpan.FromMilliseconds(1900));
+        Assert.False(waiting.IsCompleted); // not before query_wait_timeout
+        fakes.Advance(TimeSpan.FromMilliseconds(100));
+        BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => waiting);
         Assert.Equal("53300", ex.SqlState);
         Assert.Contains("query_wait_timeout", ex.Message, StringComparison.Ordinal);
         Assert.Equal(0, pool.Counts.Waiting);
@@ -101,8 +105,12 @@ public sealed class PoolTests
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
         BackendConnection held = await pool.AcquireAsync(default);
-        using var cts = new CancellationTokenSource(50);
-        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pool.AcquireAsync(cts.Token).AsTask());
+        using var cts = new CancellationTokenSource();
+        Task<BackendConnection> waiting = pool.AcquireAsync(cts.Token).AsTask();
+        Assert.Equal(1, pool.Counts.Waiting);
+        await cts.CancelAsync();
+        fakes.Advance(TimeSpan.FromMilliseconds(100)); // the clock notices the client went
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => waiting);
         Assert.Equal(0, pool.Counts.Waiting);
         await pool.ReleaseAsync(held, reusable: true);
         Assert.Equal(1, pool.Counts.Idle);
@@ -115,7 +123,7 @@ public sealed class PoolTests
         Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
         BackendConnection a = await pool.AcquireAsync(default);
         Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
-        await Task.Delay(50);
+        Assert.Equal(1, pool.Counts.Waiting);
         await pool.ReleaseAsync(a, reusable: false);
         BackendConnection b = await waiting;
         Assert.NotSame(a, b);
@@ -131,17 +139,26 @@ public sealed class PoolTests
         Pool pool = fakes.CreatePool(Small with { PoolSize = 2, Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromSeconds(15) } });
         // A client whose connect fails because the server is down waits in line instead of failing.
         Task<BackendConnection> first = pool.AcquireAsync(default).AsTask();
+        await WaitUntilAsync(() => fakes.Attempts == 1 && pool.Counts.Waiting == 1);
         Task<BackendConnection> second = pool.AcquireAsync(default).AsTask();
-        await WaitUntilAsync(() => fakes.Attempts >= 3); // its own attempt, then the pool's retries
-        Assert.False(first.IsCompleted);
-        Assert.False(second.IsCompleted);
         Assert.Equal(2, pool.Counts.Waiting);
         Assert.NotNull(pool.RecentConnectFailure);
         Assert.Null(pool.LoginRefusal); // a down server is waited for, not reported to new logins
+
+        // Retries at 100, then 200, then 400 ms, then every 500 ms: not one per server_login_retry.
+        foreach ((int ms, int attempts) in new[] { (90, 1), (10, 2), (190, 2), (10, 3), (390, 3), (10, 4), (490, 4), (10, 5), (500, 6) })
+        {
+            fakes.Advance(TimeSpan.FromMilliseconds(ms));
+            await WaitUntilAsync(() => fakes.Attempts == attempts);
+        }
+
+        Assert.False(first.IsCompleted);
+        Assert.False(second.IsCompleted);
         AssertInvariant(pool, 0);
 
-        // Retries are quick (100 ms doubling to 500 ms), not one per server_login_retry: the server is used again at once.
+        // The server is back: the next retry serves the first waiter, and the others dial at once.
         fakes.Fail = false;
+        fakes.Advance(TimeSpan.FromMilliseconds(500));
         BackendConnection a = await first;
         BackendConnection b = await second;
         Assert.NotSame(a, b);
@@ -153,15 +170,24 @@ public sealed class PoolTests
     public async Task LoginRefusedByTheServer_FailsFast_AndNewLoginsAreToldWhy()
     {
         var fakes = new FakeBackends { Fail = true, FailWith = SqlState.InvalidPassword };
-        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromSeconds(15) } });
+        Pool pool = fakes.CreatePool(Small with
+        {
+            PoolSize = 1,
+            Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromSeconds(15), QueryWaitTimeout = TimeSpan.FromSeconds(60) },
+        });
         BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
         Assert.Equal("28P01", ex.SqlState);
         Assert.Equal("28P01", pool.LoginRefusal?.SqlState);
-        // Within server_login_retry a client queues (and the pool does not hammer the server).
+        // Within server_login_retry a client queues, and the pool does not dial again.
         Task<BackendConnection> queued = pool.AcquireAsync(default).AsTask();
-        await Task.Delay(300);
+        fakes.Advance(TimeSpan.FromSeconds(14.9));
         Assert.Equal(1, fakes.Attempts);
         Assert.False(queued.IsCompleted);
+        // After it, one attempt: refused again, so the waiter gets the server's error at once.
+        fakes.Advance(TimeSpan.FromMilliseconds(100));
+        BackendUnavailableException again = await Assert.ThrowsAsync<BackendUnavailableException>(() => queued);
+        Assert.Equal("28P01", again.SqlState);
+        Assert.Equal(2, fakes.Attempts);
         AssertInvariant(pool, 0);
     }
 
@@ -169,11 +195,13 @@ public sealed class PoolTests
     public async Task Reserve_IsUsedOnlyAfterReserveTimeout()
     {
         var fakes = new FakeBackends();
-        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, ReservePoolSize = 1, Proxy = Small.Proxy with { ReservePoolTimeout = TimeSpan.FromMilliseconds(150) } });
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 1, ReservePoolSize = 1, Proxy = Small.Proxy with { ReservePoolTimeout = TimeSpan.FromSeconds(1) } });
         await pool.AcquireAsync(default);
-        var sw = System.Diagnostics.Stopwatch.StartNew();
-        await pool.AcquireAsync(default);
-        Assert.True(sw.ElapsedMilliseconds >= 120, $"reserve opened after {sw.ElapsedMilliseconds} ms");
+        Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
+        fakes.Advance(TimeSpan.FromMilliseconds(900));
+        Assert.False(waiting.IsCompleted);
+        fakes.Advance(TimeSpan.FromMilliseconds(100));
+        await waiting;
         Assert.Equal(2, pool.Counts.Active);
         AssertInvariant(pool, 2);
     }
@@ -186,7 +214,9 @@ public sealed class PoolTests
         Pool p1 = fakes.CreatePool(Small, limiter);
         Pool p2 = fakes.CreatePool(Small with { Proxy = Small.Proxy with { QueryWaitTimeout = TimeSpan.FromMilliseconds(100) } }, limiter);
         await p1.AcquireAsync(default);
-        await Assert.ThrowsAsync<BackendUnavailableException>(() => p2.AcquireAsync(default).AsTask());
+        Task<BackendConnection> blocked = p2.AcquireAsync(default).AsTask();
+        fakes.Advance(TimeSpan.FromMilliseconds(100));
+        await Assert.ThrowsAsync<BackendUnavailableException>(() => blocked);
         Assert.Equal(1, limiter.Count);
     }
 
