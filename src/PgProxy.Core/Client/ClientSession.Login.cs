@@ -110,8 +110,8 @@ public sealed partial class ClientSession
         List<KeyValuePair<string, string>> settings = SessionParameters.FromStartup(startup.Parameters);
 
         await AuthenticateAsync(user, ct).ConfigureAwait(false);
+        // Not flushed: AuthenticationOk (after a SCRAM exchange's final message) goes out with the welcome, in one send.
         BackendMessages.AuthenticationOk(_builder);
-        await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
 
         _pool = _services.Pools.GetOrCreate(db, _database, user);
         // The pool's copies of the names (equal strings): a logged-in client keeps none of its own.

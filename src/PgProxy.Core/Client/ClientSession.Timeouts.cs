@@ -7,11 +7,113 @@ using PgProxy.Protocol.Backend;
 
 namespace PgProxy.Core.Client;
 
-/// <summary>client_idle_timeout, idle_transaction_timeout and query_timeout, checked by the watchdog's clock.</summary>
+/// <summary>
+/// client_idle_timeout, idle_transaction_timeout and query_timeout: each session is one entry of the process's
+/// <see cref="DeadlineQueue"/>, due at the first timeout that could fire. Lazily: a client's messages only move the
+/// entry earlier (never later), so ordinary traffic costs a comparison; when it fires, the session checks its real
+/// clocks and schedules the next deadline. Idle clients with no timeout configured cost nothing.
+/// </summary>
 public sealed partial class ClientSession
 {
+    private static readonly TimeSpan BackendPendingRecheck = TimeSpan.FromSeconds(1);
+
+    /// <summary>True when any client timeout is configured (the session then keeps a deadline).</summary>
+    private bool HasTimeouts
+    {
+        get
+        {
+            ProxySection p = Config.Proxy;
+            return p.ClientIdleTimeout > TimeSpan.Zero || p.IdleTransactionTimeout > TimeSpan.Zero || p.QueryTimeout > TimeSpan.Zero;
+        }
+    }
+
     /// <summary>
-    /// Watchdog tick: client_idle_timeout (no traffic, outside a transaction), idle_transaction_timeout (no traffic
+    /// After client traffic: the entry is due by the earliest timeout this activity could lead to (the idle clock
+    /// restarts now; a request may now be outstanding). Only ever moves the deadline earlier.
+    /// </summary>
+    private void ArmTimeouts(MessageRelay relay)
+    {
+        ProxySection p = Config.Proxy;
+        long last = relay.LastClientActivity;
+        long due = long.MaxValue;
+        if (p.ClientIdleTimeout > TimeSpan.Zero)
+        {
+            due = last + Ticks(p.ClientIdleTimeout);
+        }
+
+        if (p.IdleTransactionTimeout > TimeSpan.Zero)
+        {
+            due = Math.Min(due, last + Ticks(p.IdleTransactionTimeout));
+        }
+
+        if (p.QueryTimeout > TimeSpan.Zero && relay.BusySince is var busy and not 0)
+        {
+            due = Math.Min(due, busy + Ticks(p.QueryTimeout));
+        }
+
+        _services.Deadlines.ScheduleBy(this, due);
+    }
+
+    /// <inheritdoc />
+    protected internal override void OnDue(long now)
+    {
+        CheckTimeouts();
+        if (Volatile.Read(ref _abort) is not null || Volatile.Read(ref _relay) is not { } relay || _ended)
+        {
+            return;
+        }
+
+        long due = ExactDue(relay, out bool backendPending);
+        if (due != long.MaxValue)
+        {
+            // Not yet due (activity moved it): its real time, never sooner than a moment from now.
+            _services.Deadlines.Schedule(this, Math.Max(due, now + Ticks(TimeSpan.FromMilliseconds(100))));
+        }
+        else if (backendPending)
+        {
+            // A request or a wait in progress with no timeout of its own: what applies next depends on the server,
+            // which tells no one, so look again in a while (only sessions busy past their first deadline do this).
+            _services.Deadlines.Schedule(this, now + Ticks(BackendPendingRecheck));
+        }
+
+        // Otherwise nothing can fire until the client acts, and its next message arms the deadline again.
+    }
+
+    /// <summary>
+    /// The deadline that applies in the session's state now (the conditions of <see cref="CheckTimeouts"/>);
+    /// <see cref="long.MaxValue"/> when none does. <paramref name="backendPending"/>: none applies only until the
+    /// server answers or the pool hands a backend over.
+    /// </summary>
+    private long ExactDue(MessageRelay relay, out bool backendPending)
+    {
+        ProxySection p = Config.Proxy;
+        backendPending = false;
+        long last = relay.LastClientActivity;
+        if (relay.Backend is not { } backend)
+        {
+            if (relay.State == ClientState.Idle)
+            {
+                return p.ClientIdleTimeout > TimeSpan.Zero ? last + Ticks(p.ClientIdleTimeout) : long.MaxValue;
+            }
+
+            backendPending = true;
+            return long.MaxValue;
+        }
+
+        if (relay.BusySince is var busy and not 0)
+        {
+            backendPending = true;
+            return p.QueryTimeout > TimeSpan.Zero ? busy + Ticks(p.QueryTimeout) : long.MaxValue;
+        }
+
+        TimeSpan limit = backend.TransactionStatus != TransactionStatus.Idle ? p.IdleTransactionTimeout : p.ClientIdleTimeout;
+        return limit > TimeSpan.Zero ? last + Ticks(limit) : long.MaxValue;
+    }
+
+    private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _services.Time.TimestampFrequency);
+
+    /// <summary>
+    /// Checks the clocks: client_idle_timeout (no traffic, outside a transaction), idle_transaction_timeout (no traffic
     /// inside one), query_timeout (a request outstanding too long: canceled on the server first). The session is
     /// woken from outside; its own loop then ends the link, tells the client, and ends.
     /// </summary>

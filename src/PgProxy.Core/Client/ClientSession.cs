@@ -24,7 +24,7 @@ namespace PgProxy.Core.Client;
 /// (<c>ClientSession.Link.cs</c>), and ends the link when the client leaves. Timeouts stop it from outside
 /// (<c>ClientSession.Timeouts.cs</c>) by waking that read, which only this loop consumes.
 /// </summary>
-public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
+public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 {
     private readonly ConnectionContext _connection;
     private readonly ProxyServices _services;
@@ -37,6 +37,7 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
     private string _user = "";
     private Pool? _pool;
     private bool _loggedIn;
+    private volatile bool _ended;
 
     /// <summary>Creates a session for an accepted connection.</summary>
     public ClientSession(ConnectionContext connection, ProxyServices services)
@@ -53,9 +54,6 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
 
     private ProxyConfig Config => _services.Config;
 
-    /// <summary>Started from the thread pool: runs the connection to its end (the task is not needed: it never throws).</summary>
-    void IThreadPoolWorkItem.Execute() => _ = RunAsync();
-
     /// <summary>Runs the connection to its end and disposes it. Never throws.</summary>
     public async Task RunAsync()
     {
@@ -71,10 +69,11 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
             }
 
             (cancelPid, int secret) = _services.CancelKeys.Register(this);
-            _services.Sessions.TryAdd(this, 0);
-            Task<DisconnectReason> serving = ServeAsync(login, cancelPid, secret);
+            Task<MessageRelay> welcome = WelcomeAsync(login, cancelPid, secret);
             login = null; // the startup settings live on in the pool's interned view; an idle client keeps no copy
-            reason = await serving.ConfigureAwait(false);
+            MessageRelay relay = await welcome.ConfigureAwait(false);
+            // The welcome's state machine is gone by now: an idle client waits in this method and ForwardAsync only.
+            reason = await ForwardAsync(relay, _pool!).ConfigureAwait(false);
         }
         catch (ProxyException ex)
         {
@@ -111,8 +110,9 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
         }
         finally
         {
+            _ended = true;
+            _services.Deadlines.Cancel(this);
             _relay?.Close();
-            _services.Sessions.TryRemove(this, out _);
             if (cancelPid != 0)
             {
                 _services.CancelKeys.Unregister(cancelPid);
@@ -132,7 +132,8 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
         }
     }
 
-    private async Task<DisconnectReason> ServeAsync(LoginResult login, int cancelPid, int cancelSecret)
+    /// <summary>Tells the client its parameters, cancel key and ReadyForQuery, and builds its relay.</summary>
+    private async Task<MessageRelay> WelcomeAsync(LoginResult login, int cancelPid, int cancelSecret)
     {
         Pool pool = login.Pool;
         PoolSettings settings = pool.Settings;
@@ -174,7 +175,12 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
             : null;
         var relay = new MessageRelay(Input, Output, pool, statements, _services.Time) { View = view };
         Volatile.Write(ref _relay, relay);
-        return await ForwardAsync(relay, pool).ConfigureAwait(false);
+        if (HasTimeouts)
+        {
+            ArmTimeouts(relay);
+        }
+
+        return relay;
     }
 
     /// <summary>
@@ -183,6 +189,7 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
     /// </summary>
     private async Task<DisconnectReason> ForwardAsync(MessageRelay relay, Pool pool)
     {
+        bool timeouts = HasTimeouts;
         while (true)
         {
             ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
@@ -210,6 +217,11 @@ public sealed partial class ClientSession : ICancelTarget, IThreadPoolWorkItem
             }
 
             Input.AdvanceTo(buffer.Start, read.Buffer.End);
+            if (timeouts)
+            {
+                ArmTimeouts(relay);
+            }
+
             if (target is not null)
             {
                 try

@@ -8,9 +8,8 @@ using PgProxy.Core.Pooling;
 namespace PgProxy.Core.Client;
 
 /// <summary>What every client session needs: the config snapshot, pools, cancel keys and the client quota.</summary>
-public sealed class ProxyServices : IDisposable
+public sealed class ProxyServices
 {
-    private readonly CancellationTokenSource _stopping = new();
     private int _clients;
 
     /// <summary>Creates the services.</summary>
@@ -68,36 +67,6 @@ public sealed class ProxyServices : IDisposable
     /// <summary>Uncounts a client.</summary>
     public void RemoveClient() => Interlocked.Decrement(ref _clients);
 
-    /// <summary>Logged-in sessions, for the timeout watchdog.</summary>
-    internal System.Collections.Concurrent.ConcurrentDictionary<ClientSession, byte> Sessions { get; } = new();
-
-    /// <summary>
-    /// Starts the watchdog when client_idle_timeout, idle_transaction_timeout or query_timeout is set: every 250 ms
-    /// it asks each session to check its clocks. Sessions keep plain timestamps; nothing runs per message.
-    /// </summary>
-    public void StartWatchdog()
-    {
-        ProxySection p = Config.Proxy;
-        if (p.ClientIdleTimeout <= TimeSpan.Zero && p.IdleTransactionTimeout <= TimeSpan.Zero && p.QueryTimeout <= TimeSpan.Zero)
-        {
-            return;
-        }
-
-        _ = Ticker.Run(TimeSpan.FromMilliseconds(250), () =>
-        {
-            foreach (ClientSession session in Sessions.Keys)
-            {
-                session.CheckTimeouts();
-            }
-
-            return ValueTask.CompletedTask;
-        }, Time, _stopping.Token);
-    }
-
-    /// <summary>Stops the watchdog.</summary>
-    public void Dispose()
-    {
-        _stopping.Cancel();
-        _stopping.Dispose();
-    }
+    /// <summary>The process's deadlines (the pools'): each logged-in session with a timeout configured is one entry.</summary>
+    internal DeadlineQueue Deadlines => Pools.Deadlines;
 }

@@ -38,6 +38,41 @@ public sealed partial class Pool
         return taken;
     }
 
+    /// <summary>
+    /// When the janitor next has work here: the earliest time an idle backend reaches server_lifetime or
+    /// server_idle_timeout, or soon while the pool is below min_pool_size; <see cref="long.MaxValue"/> for never.
+    /// </summary>
+    internal long NextJanitorDue()
+    {
+        lock (_lock)
+        {
+            long due = long.MaxValue;
+            for (LinkedListNode<BackendConnection>? node = _idle.First; node is not null; node = node.Next)
+            {
+                due = Math.Min(due, IdleExpiryLocked(node.Value));
+            }
+
+            if (Settings.MinPoolSize > 0 && !_closed)
+            {
+                due = Math.Min(due, Time.GetTimestamp() + Time.TimestampFrequency / 4);
+            }
+
+            return due;
+        }
+    }
+
+    /// <summary>The earliest time an idle backend may be closed (lifetime, or idle timeout if the pool is then above its minimum).</summary>
+    private long IdleExpiryLocked(BackendConnection backend)
+    {
+        long due = backend.ExpiresAt;
+        if (Settings.Proxy.ServerIdleTimeout > TimeSpan.Zero)
+        {
+            due = Math.Min(due, backend.LastUsedAt + (long)(Settings.Proxy.ServerIdleTimeout.TotalSeconds * Time.TimestampFrequency));
+        }
+
+        return due;
+    }
+
     /// <summary>Closes one idle backend (oldest first) so another pool may use its shared slot.</summary>
     internal BackendConnection? TryEvictIdle()
     {

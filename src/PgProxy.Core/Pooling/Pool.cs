@@ -70,6 +70,12 @@ public sealed partial class Pool
     /// </summary>
     internal Func<Pool, bool>? ShouldYieldSlot { get; set; }
 
+    /// <summary>Called when a client starts waiting: the manager's waiter clock runs while anyone waits.</summary>
+    internal Action? WaiterQueued { get; set; }
+
+    /// <summary>Called when an idle backend may expire at the given timestamp: the janitor is due by then.</summary>
+    internal Action<long>? JanitorDueBy { get; set; }
+
     /// <summary>Called to close a backend off the caller's path (logging included).</summary>
     internal Func<BackendConnection, Diagnostics.DisconnectReason, ValueTask>? CloseBackend { get; set; }
 
@@ -179,6 +185,7 @@ public sealed partial class Pool
                     // A waiter keeps the time the client started waiting: query_wait_timeout counts from there.
                     waiter = new PoolWaiter(started, ct);
                     _waiters.AddLast(waiter.Node);
+                    WaiterQueued?.Invoke();
                 }
             }
 
@@ -314,6 +321,10 @@ public sealed partial class Pool
 
         Transition(backend, BackendState.Idle);
         _idle.AddLast(backend.IdleNode); // the backend's own node: going idle allocates nothing
+        if (IdleExpiryLocked(backend) is var expiry and not long.MaxValue)
+        {
+            JanitorDueBy?.Invoke(expiry);
+        }
     }
 
     private bool TryTakeIdleLocked([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BackendConnection? backend)

@@ -22,8 +22,10 @@ public sealed partial class PoolManager : IAsyncDisposable
     private readonly BackendConnector _connector;
     private readonly ILogger<PoolManager> _logger;
     private readonly CancellationTokenSource _stopping = new();
-    private Task? _janitor;
-    private Task? _clock;
+    private readonly Deadline _waiterClock;
+    private readonly Deadline _janitorClock;
+    private Task _janitor = Task.CompletedTask;
+    private int _janitorRunning;
     private int _disposed;
 
     /// <summary>Creates a manager.</summary>
@@ -34,10 +36,16 @@ public sealed partial class PoolManager : IAsyncDisposable
         _connector = connector;
         _logger = logger;
         Time = time ?? TimeProvider.System;
+        Deadlines = new DeadlineQueue(Time);
+        _waiterClock = new Deadline(OnWaiterClock);
+        _janitorClock = new Deadline(_ => OnJanitorClock());
     }
 
     /// <summary>The clock of every pool, waiter and timeout.</summary>
     public TimeProvider Time { get; }
+
+    /// <summary>Every deadline of the process (waiters, the janitor, client timeouts) on one timer.</summary>
+    public DeadlineQueue Deadlines { get; }
 
     /// <summary>Protocol-level statements shared by all clients (transaction mode): each text is held once.</summary>
     public Prepared.StatementRegistry Statements { get; } = new();
@@ -81,6 +89,7 @@ public sealed partial class PoolManager : IAsyncDisposable
         if (pool.Settings.MinPoolSize > 0)
         {
             _ = pool.EnsureMinimumAsync(_stopping.Token);
+            Deadlines.ScheduleBy(_janitorClock, Deadlines.After(JanitorMinimumPeriod)); // then the janitor keeps it up
         }
 
         return pool;
@@ -122,6 +131,8 @@ public sealed partial class PoolManager : IAsyncDisposable
             LimiterBlocked = OnLimiterBlocked,
             ShouldYieldSlot = OthersWaitOnAFullLimiter,
             CloseBackend = CloseBackendAsync,
+            WaiterQueued = () => Deadlines.ScheduleBy(_waiterClock, Deadlines.After(WaiterClockPeriod)),
+            JanitorDueBy = due => Deadlines.ScheduleBy(_janitorClock, Math.Max(due, Deadlines.After(JanitorMinimumPeriod))),
         };
         foreach (ConnectionLimiter limiter in limiters)
         {
@@ -230,26 +241,41 @@ public sealed partial class PoolManager : IAsyncDisposable
         OnLimiterReleased([limiter]);
     }
 
-    /// <summary>
-    /// Starts the background clocks. Every 100 ms, waiter deadlines (query_wait_timeout, reserve_pool_timeout, clients
-    /// gone) and, after a failed connect, the retry for waiting clients once its time has come (dialed off the clock's
-    /// thread, so a slow connect never delays a deadline). Every 250 ms, the janitor: it closes idle backends past
-    /// server_idle_timeout (above min_pool_size) or past server_lifetime, and tops pools up to min_pool_size. Neither
-    /// touches a linked backend.
-    /// </summary>
-    public void Start()
-    {
-        _clock = Ticker.Run(TimeSpan.FromMilliseconds(100), () =>
-        {
-            foreach (Pool pool in _pools.Values)
-            {
-                pool.CheckWaiters();
-                pool.RetryIfDue(_stopping.Token);
-            }
+    private static readonly TimeSpan WaiterClockPeriod = TimeSpan.FromMilliseconds(100);
+    private static readonly TimeSpan JanitorMinimumPeriod = TimeSpan.FromMilliseconds(250);
 
-            return ValueTask.CompletedTask;
-        }, Time, _stopping.Token);
-        _janitor = Ticker.Run(TimeSpan.FromMilliseconds(250), JanitorTickAsync, Time, _stopping.Token);
+    /// <summary>
+    /// The background clocks run only while they have work (nothing to start: the pools arm them). While clients wait, every 100 ms: waiter
+    /// deadlines (query_wait_timeout, reserve_pool_timeout, clients gone) and, after a failed connect, the retry for
+    /// waiting clients once its time has come (dialed off the clock's thread, so a slow connect never delays a
+    /// deadline). The janitor, when an idle backend reaches server_idle_timeout (above min_pool_size) or
+    /// server_lifetime, and every 250 ms while a pool has a min_pool_size to keep: it closes the expired backends and
+    /// tops pools up. Neither touches a linked backend; with no waiters and no expiry in sight nothing runs.
+    /// </summary>
+    private void OnWaiterClock(long now)
+    {
+        bool waiting = false;
+        foreach (Pool pool in _pools.Values)
+        {
+            pool.CheckWaiters();
+            pool.RetryIfDue(_stopping.Token);
+            waiting |= pool.Counts.Waiting > 0;
+        }
+
+        if (waiting && !_stopping.IsCancellationRequested)
+        {
+            Deadlines.Schedule(_waiterClock, now + (long)(WaiterClockPeriod.TotalSeconds * Time.TimestampFrequency));
+        }
+    }
+
+    private void OnJanitorClock()
+    {
+        if (_stopping.IsCancellationRequested || Interlocked.Exchange(ref _janitorRunning, 1) != 0)
+        {
+            return;
+        }
+
+        _janitor = RunJanitorAsync();
     }
 
     private async ValueTask JanitorTickAsync()
@@ -269,6 +295,33 @@ public sealed partial class PoolManager : IAsyncDisposable
         }
     }
 
+    private async Task RunJanitorAsync()
+    {
+        try
+        {
+            await JanitorTickAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException && _stopping.IsCancellationRequested)
+        {
+            return;
+        }
+        finally
+        {
+            Volatile.Write(ref _janitorRunning, 0);
+        }
+
+        long next = long.MaxValue;
+        foreach (Pool pool in _pools.Values)
+        {
+            next = Math.Min(next, pool.NextJanitorDue());
+        }
+
+        if (next != long.MaxValue && !_stopping.IsCancellationRequested)
+        {
+            Deadlines.ScheduleBy(_janitorClock, Math.Max(next, Deadlines.After(JanitorMinimumPeriod)));
+        }
+    }
+
     /// <summary>Stops the janitor and closes every pool's idle backends.</summary>
     public async ValueTask DisposeAsync()
     {
@@ -278,15 +331,8 @@ public sealed partial class PoolManager : IAsyncDisposable
         }
 
         await _stopping.CancelAsync().ConfigureAwait(false);
-        if (_janitor is not null)
-        {
-            await _janitor.ConfigureAwait(false);
-        }
-
-        if (_clock is not null)
-        {
-            await _clock.ConfigureAwait(false);
-        }
+        Deadlines.Dispose();
+        await _janitor.ConfigureAwait(false);
 
         foreach (Pool pool in _pools.Values)
         {

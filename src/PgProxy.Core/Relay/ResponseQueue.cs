@@ -55,10 +55,11 @@ public enum ResponseAction
 /// </summary>
 public sealed class ResponseQueue
 {
-    private Expectation[] _items = new Expectation[16];
+    // Both arrays are allocated at first use: an idle client that never sent a request holds none.
+    private Expectation[] _items = [];
     private int _head;
     private int _count;
-    private Expectation[] _dropped = new Expectation[4];
+    private Expectation[] _dropped = [];
     private int _droppedCount;
 
     /// <summary>Entries not answered yet.</summary>
@@ -91,7 +92,7 @@ public sealed class ResponseQueue
     {
         if (_count == _items.Length)
         {
-            var bigger = new Expectation[_items.Length * 2];
+            var bigger = new Expectation[Math.Max(8, _items.Length * 2)];
             for (int i = 0; i < _count; i++)
             {
                 bigger[i] = _items[(_head + i) % _items.Length];
@@ -187,7 +188,7 @@ public sealed class ResponseQueue
         {
             if (_droppedCount == _dropped.Length)
             {
-                Array.Resize(ref _dropped, _dropped.Length * 2);
+                Array.Resize(ref _dropped, Math.Max(4, _dropped.Length * 2));
             }
 
             _dropped[_droppedCount++] = e;

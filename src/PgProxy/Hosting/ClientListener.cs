@@ -107,9 +107,10 @@ public sealed class ClientListener : ISocketConnectionOwner
             }
 
             _connections[connection] = 0;
-            // Off the accept loop (a login whose bytes are already there would otherwise run on it). The session owns
-            // the connection and disposes it at its end, which removes it here: no wrapper task per client.
-            ThreadPool.UnsafeQueueUserWorkItem(new ClientSession(connection, _services), preferLocal: false);
+            // Started on the accepting thread, up to its first wait (usually the startup packet's read, or the first
+            // read after a trust login whose bytes were already there): no thread-pool hop per login. The session
+            // owns the connection and disposes it at its end, which removes it here: no wrapper task per client.
+            _ = new ClientSession(connection, _services).RunAsync();
         }
     }
 

@@ -53,8 +53,6 @@ public sealed class ProxyHost : IAsyncDisposable
         IHost app = builder.Build();
 
         var host = new ProxyHost(app, app.Services.GetRequiredService<ProxyServices>());
-        app.Services.GetRequiredService<PoolManager>().Start();
-        host.Services.StartWatchdog();
         await app.StartAsync(ct).ConfigureAwait(false);
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PgProxy");
         var endpoints = new List<IPEndPoint>();
