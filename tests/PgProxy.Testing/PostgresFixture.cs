@@ -52,7 +52,7 @@ public sealed class PostgresFixture : IAsyncLifetime
         $"Host={Host};Port={Port};Username=postgres;Password={SuperPassword};Database={database};Pooling=false";
 
     /// <inheritdoc />
-    public async Task InitializeAsync()
+    public async ValueTask InitializeAsync()
     {
         string? external = Environment.GetEnvironmentVariable("PROXY_TEST_PG");
         if (!string.IsNullOrEmpty(external))
@@ -230,7 +230,7 @@ public sealed class PostgresFixture : IAsyncLifetime
     }
 
     /// <inheritdoc />
-    public async Task DisposeAsync()
+    public async ValueTask DisposeAsync()
     {
         if (_external || _dir is null)
         {

@@ -5,19 +5,35 @@ using PgProxy.Testing;
 
 namespace PgProxy.Core.Tests.Configuration;
 
-/// <summary>Runs every TOML 1.0.0 vector of the toml-test suite in ../shared/toml-test.</summary>
+/// <summary>
+/// Runs every TOML 1.0.0 vector of the toml-test suite (MIT) when it is beside the checkout, in ../shared/toml-test
+/// (CI has it). The vector names are kept here (toml-test-files-1.0.0.txt, the suite's own list), so a clone without
+/// the suite reports each vector as skipped, by name, rather than running nothing silently.
+/// </summary>
 public sealed class TomlComplianceTests
 {
     private static string TestsDir => Path.Combine(RepoPaths.Shared, "toml-test", "tests");
+
+    private static string ListFile => Path.Combine(AppContext.BaseDirectory, "Configuration", "toml-test-files-1.0.0.txt");
+
+    private static bool SuitePresent => Directory.Exists(TestsDir);
 
     public static TheoryData<string> ValidFiles() => Files("valid/");
 
     public static TheoryData<string> InvalidFiles() => Files("invalid/");
 
+    private static void SkipWithoutSuite(string file)
+    {
+        if (!SuitePresent)
+        {
+            Assert.Skip($"toml-test vector {file}: the suite is not at {TestsDir} (clone toml-test there to run it)");
+        }
+    }
+
     private static TheoryData<string> Files(string prefix)
     {
         var data = new TheoryData<string>();
-        foreach (string line in File.ReadAllLines(Path.Combine(TestsDir, "files-toml-1.0.0")))
+        foreach (string line in File.ReadAllLines(ListFile))
         {
             if (line.StartsWith(prefix, StringComparison.Ordinal) && line.EndsWith(".toml", StringComparison.Ordinal))
             {
@@ -29,16 +45,21 @@ public sealed class TomlComplianceTests
     }
 
     [Fact]
-    public void Suite_IsPresent_AndLarge()
+    public void VectorList_IsLarge_AndTheSuitesOwn()
     {
         Assert.True(ValidFiles().Count > 150, "valid vectors");
         Assert.True(InvalidFiles().Count > 300, "invalid vectors");
+        if (SuitePresent)
+        {
+            Assert.Equal(File.ReadAllLines(Path.Combine(TestsDir, "files-toml-1.0.0")), File.ReadAllLines(ListFile));
+        }
     }
 
     [Theory]
     [MemberData(nameof(ValidFiles))]
     public void Valid_Parses_ToExpectedDocument(string file)
     {
+        SkipWithoutSuite(file);
         string path = Path.Combine(TestsDir, file);
         TomlTable table = TomlReader.Parse(File.ReadAllBytes(path));
         using JsonDocument expected = JsonDocument.Parse(File.ReadAllText(Path.ChangeExtension(path, ".json")));
@@ -49,6 +70,7 @@ public sealed class TomlComplianceTests
     [MemberData(nameof(InvalidFiles))]
     public void Invalid_IsRejected(string file)
     {
+        SkipWithoutSuite(file);
         byte[] bytes = File.ReadAllBytes(Path.Combine(TestsDir, file));
         TomlException ex = Assert.Throws<TomlException>(() => TomlReader.Parse(bytes));
         Assert.True(ex.Position.Line >= 1);

@@ -2,4 +2,4 @@ global using Npgsql;
 global using PgProxy.IntegrationTests.Infrastructure;
 global using PgProxy.Testing;
 
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
+// One PostgreSQL for the whole run: test classes run one after another (xunit.runner.json: parallelizeTestCollections).
