@@ -158,7 +158,14 @@ public sealed class StartupTests(PostgresFixture pg)
             }
         }
 
-        // Slots free again once clients leave.
+        // Slots free again once clients leave: as soon as the proxy has seen them go (their Terminate is handled on
+        // the proxy's side, a moment after the client's close returns).
+        for (int i = 0; i < 100 && proxy.Services.ClientCount > 0; i++)
+        {
+            await Task.Delay(50);
+        }
+
+        Assert.Equal(0, proxy.Services.ClientCount);
         await using NpgsqlConnection again = await proxy.OpenAsync();
         Assert.Equal(System.Data.ConnectionState.Open, again.State);
     }
