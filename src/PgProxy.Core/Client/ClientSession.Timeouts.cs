@@ -110,7 +110,7 @@ public sealed partial class ClientSession
         return limit > TimeSpan.Zero ? last + Ticks(limit) : long.MaxValue;
     }
 
-    private long Ticks(TimeSpan span) => (long)(span.TotalSeconds * _services.Time.TimestampFrequency);
+    private long Ticks(TimeSpan span) => _services.Time.Ticks(span);
 
     /// <summary>
     /// Checks the clocks: client_idle_timeout (no traffic, outside a transaction), idle_transaction_timeout (no traffic

@@ -57,46 +57,14 @@ public sealed class DeadlineQueue : IDisposable
     }
 
     /// <summary>A timestamp <paramref name="delay"/> from now.</summary>
-    public long After(TimeSpan delay) => _time.GetTimestamp() + (long)(delay.TotalSeconds * _time.TimestampFrequency);
+    public long After(TimeSpan delay) => _time.GetTimestamp() + _time.Ticks(delay);
 
     /// <summary>Schedules <paramref name="entry"/> at <paramref name="due"/>, moving it if it was scheduled already.</summary>
     public void Schedule(Entry entry, long due)
     {
         lock (_lock)
         {
-            if (_disposed)
-            {
-                return;
-            }
-
-            if (entry.HeapIndex >= 0)
-            {
-                long was = entry.Due;
-                entry.Due = due;
-                if (due < was)
-                {
-                    SiftUp(entry.HeapIndex);
-                }
-                else
-                {
-                    SiftDown(entry.HeapIndex);
-                }
-            }
-            else
-            {
-                if (_count == _heap.Length)
-                {
-                    Array.Resize(ref _heap, _count * 2);
-                }
-
-                entry.Due = due;
-                _heap[_count] = entry;
-                entry.HeapIndex = _count;
-                _count++;
-                SiftUp(_count - 1);
-            }
-
-            ArmLocked();
+            ScheduleLocked(entry, due);
         }
     }
 
@@ -110,13 +78,48 @@ public sealed class DeadlineQueue : IDisposable
 
         lock (_lock)
         {
-            if (entry.HeapIndex >= 0 && entry.Due <= due)
+            if (entry.HeapIndex < 0 || due < entry.Due)
             {
-                return;
+                ScheduleLocked(entry, due);
             }
         }
+    }
 
-        Schedule(entry, due);
+    private void ScheduleLocked(Entry entry, long due)
+    {
+        if (_disposed)
+        {
+            return;
+        }
+
+        if (entry.HeapIndex >= 0)
+        {
+            long was = entry.Due;
+            entry.Due = due;
+            if (due < was)
+            {
+                SiftUp(entry.HeapIndex);
+            }
+            else
+            {
+                SiftDown(entry.HeapIndex);
+            }
+        }
+        else
+        {
+            if (_count == _heap.Length)
+            {
+                Array.Resize(ref _heap, _count * 2);
+            }
+
+            entry.Due = due;
+            _heap[_count] = entry;
+            entry.HeapIndex = _count;
+            _count++;
+            SiftUp(_count - 1);
+        }
+
+        ArmLocked();
     }
 
     /// <summary>Takes <paramref name="entry"/> out; nothing if it was not scheduled.</summary>

@@ -1,3 +1,4 @@
+using PgProxy.Core.Infrastructure;
 using PgProxy.Core.Backend;
 
 namespace PgProxy.Core.Pooling;
@@ -13,7 +14,7 @@ public sealed partial class Pool
     {
         var taken = new List<(BackendConnection, Diagnostics.DisconnectReason)>();
         long now = Time.GetTimestamp();
-        long idleLimit = Settings.Proxy.ServerIdleTimeout > TimeSpan.Zero ? (long)(Settings.Proxy.ServerIdleTimeout.TotalSeconds * Time.TimestampFrequency) : long.MaxValue;
+        long idleLimit = Settings.Proxy.ServerIdleTimeout > TimeSpan.Zero ? Time.Ticks(Settings.Proxy.ServerIdleTimeout) : long.MaxValue;
         lock (_lock)
         {
             LinkedListNode<BackendConnection>? node = _idle.First;
@@ -54,7 +55,7 @@ public sealed partial class Pool
 
             if (Settings.MinPoolSize > 0 && !_closed)
             {
-                due = Math.Min(due, Time.GetTimestamp() + Time.TimestampFrequency / 4);
+                due = Math.Min(due, Time.GetTimestamp() + Time.Ticks(TimeSpan.FromMilliseconds(250)));
             }
 
             return due;
@@ -67,7 +68,7 @@ public sealed partial class Pool
         long due = backend.ExpiresAt;
         if (Settings.Proxy.ServerIdleTimeout > TimeSpan.Zero)
         {
-            due = Math.Min(due, backend.LastUsedAt + (long)(Settings.Proxy.ServerIdleTimeout.TotalSeconds * Time.TimestampFrequency));
+            due = Math.Min(due, backend.LastUsedAt + Time.Ticks(Settings.Proxy.ServerIdleTimeout));
         }
 
         return due;

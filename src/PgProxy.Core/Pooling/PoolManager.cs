@@ -264,7 +264,7 @@ public sealed partial class PoolManager : IAsyncDisposable
 
         if (waiting && !_stopping.IsCancellationRequested)
         {
-            Deadlines.Schedule(_waiterClock, now + (long)(WaiterClockPeriod.TotalSeconds * Time.TimestampFrequency));
+            Deadlines.Schedule(_waiterClock, now + Time.Ticks(WaiterClockPeriod));
         }
     }
 
