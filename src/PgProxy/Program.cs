@@ -4,7 +4,6 @@ using PgProxy.Core.Configuration;
 using PgProxy.Hosting;
 using PgProxy.Logging;
 using Microsoft.Extensions.Logging;
-using Serilog.Extensions.Logging;
 
 namespace PgProxy;
 
@@ -87,22 +86,22 @@ public static class Program
             return 1;
         }
 
-        Serilog.Core.Logger serilog = SerilogSetup.Create(config.Log);
+        ProxyLog log = ProxyLog.Create(config.Log);
         try
         {
             await using ProxyHost host = await ProxyHost.StartAsync(config, users!,
-                logging => logging.AddProvider(new SerilogLoggerProvider(serilog, dispose: false)), ct).ConfigureAwait(false);
+                log.AddTo, ct).ConfigureAwait(false);
             await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
             return 0;
         }
         catch (IOException ex)
         {
-            serilog.Fatal("Cannot start: {Reason}", ex.Message);
+            log.Logger.Fatal("Cannot start: {Reason}", ex.Message);
             return 2;
         }
         finally
         {
-            await serilog.DisposeAsync().ConfigureAwait(false);
+            await log.DisposeAsync().ConfigureAwait(false);
         }
     }
 }

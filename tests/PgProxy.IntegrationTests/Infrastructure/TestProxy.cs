@@ -37,10 +37,10 @@ public sealed class TestProxy : IAsyncDisposable
     /// <summary>
     /// Starts a proxy. <paramref name="proxySection"/> lines go under [proxy]; <paramref name="extra"/> is appended
     /// (more sections). The default database "appdb" points at the fixture; userlist has alice (plaintext) and bob (md5)
-    /// unless <paramref name="userlist"/> is given.
+    /// unless <paramref name="userlist"/> is given. <paramref name="logging"/> replaces the capturing log provider.
     /// </summary>
     public static async Task<TestProxy> StartAsync(PostgresFixture pg, string proxySection = "", string authType = "scram-sha-256",
-        string? userlist = null, string? databases = null, string extra = "")
+        string? userlist = null, string? databases = null, string extra = "", Action<ILoggingBuilder>? logging = null)
     {
         string dir = Path.Combine(Path.GetTempPath(), "pgproxy-test-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
@@ -80,11 +80,11 @@ public sealed class TestProxy : IAsyncDisposable
         }
 
         var log = new ConcurrentQueue<string>();
-        ProxyHost host = await ProxyHost.StartAsync(result.Config, users, logging =>
+        ProxyHost host = await ProxyHost.StartAsync(result.Config, users, logging ?? (builder =>
         {
-            logging.SetMinimumLevel(LogLevel.Debug);
-            logging.AddProvider(new CapturingLoggerProvider(log));
-        });
+            builder.SetMinimumLevel(LogLevel.Debug);
+            builder.AddProvider(new CapturingLoggerProvider(log));
+        }));
         return new TestProxy(host, dir, log);
     }
 

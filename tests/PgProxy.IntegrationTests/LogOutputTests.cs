@@ -1,0 +1,132 @@
+using System.Text;
+using System.Text.Json;
+using Npgsql;
+using PgProxy.Core.Configuration;
+using PgProxy.Logging;
+
+namespace PgProxy.IntegrationTests;
+
+/// <summary>The log pipeline: a blocked output never blocks the relay; drops are counted and reported; JSON is CLEF.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class LogOutputTests(PostgresFixture pg)
+{
+    [Fact(Timeout = 120_000)]
+    public async Task BlockedOutput_TransactionsKeepFlowing_DropsCountedAndReported()
+    {
+        using var output = new GatedWriter();
+        // A small queue so that a few hundred logins overflow it; every login and logout logs one line at info.
+        await using ProxyLog log = ProxyLog.Create(new LogSection { Level = "info" }, output, queueCapacity: 64);
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, logging: log.AddTo);
+
+        const int Logins = 300;
+        for (int i = 0; i < Logins; i++)
+        {
+            await using NpgsqlConnection conn = await proxy.OpenAsync();
+            await using var cmd = new NpgsqlCommand("SELECT @i::int + 1", conn);
+            cmd.Parameters.AddWithValue("i", i);
+            Assert.Equal(i + 1, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+        }
+
+        // The writer thread is stuck in its first write; the queue held 64 events and the rest were dropped.
+        Assert.Equal(1, output.Writes);
+        Assert.True(log.Dropped >= (2 * Logins) - 64 - 2, $"dropped {log.Dropped}");
+
+        output.Open();
+        long dropped = log.Dropped;
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        while (!output.Text.Contains("log events were dropped", StringComparison.Ordinal))
+        {
+            // The report goes out with the next event once the queue has drained.
+            await using NpgsqlConnection conn = await proxy.OpenAsync();
+            await Task.Delay(50, cts.Token);
+        }
+
+        Assert.Contains($"({dropped} since start): the log output (stderr) was not keeping up", output.Text, StringComparison.Ordinal);
+        Assert.Contains("logged in to", output.Text, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task JsonFormat_WritesOneClefObjectPerLine()
+    {
+        using var output = new GatedWriter();
+        output.Open();
+        ProxyLog log = ProxyLog.Create(new LogSection { Level = "debug", Format = LogFormat.Json }, output);
+        await using (TestProxy proxy = await TestProxy.StartAsync(pg, logging: log.AddTo))
+        {
+            await using NpgsqlConnection conn = await proxy.OpenAsync();
+        }
+
+        await log.DisposeAsync();
+        string[] lines = output.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.NotEmpty(lines);
+        bool sawLogin = false;
+        foreach (string line in lines)
+        {
+            using var doc = JsonDocument.Parse(line);
+            JsonElement e = doc.RootElement;
+            Assert.True(DateTimeOffset.TryParse(e.GetProperty("@t").GetString(), System.Globalization.CultureInfo.InvariantCulture, out _), line);
+            Assert.False(string.IsNullOrEmpty(e.GetProperty("@m").GetString()), line);
+            if (e.GetProperty("@m").GetString()!.Contains("logged in to", StringComparison.Ordinal))
+            {
+                sawLogin = true;
+                Assert.Equal(PostgresFixture.Alice, e.GetProperty("User").GetString());
+                Assert.Equal(PostgresFixture.Database, e.GetProperty("Database").GetString());
+                Assert.True(e.TryGetProperty("EventId", out _), line);
+                Assert.False(e.TryGetProperty("@l", out _), "Information is CLEF's default level and is left out");
+            }
+        }
+
+        Assert.True(sawLogin, output.Text);
+        Assert.DoesNotContain(PostgresFixture.AlicePassword, output.Text, StringComparison.Ordinal);
+    }
+
+    /// <summary>A writer whose writes block until <see cref="Open"/> (a full pipe), then collect the text.</summary>
+    private sealed class GatedWriter : TextWriter
+    {
+        private readonly ManualResetEventSlim _gate = new();
+        private readonly StringBuilder _text = new();
+        private int _writes;
+
+        public override Encoding Encoding => Encoding.UTF8;
+
+        public int Writes => Volatile.Read(ref _writes);
+
+        public string Text
+        {
+            get
+            {
+                lock (_text)
+                {
+                    return _text.ToString();
+                }
+            }
+        }
+
+        public void Open() => _gate.Set();
+
+        public override void Write(char value) => Write(value.ToString());
+
+        public override void Write(string? value)
+        {
+            Interlocked.Increment(ref _writes);
+            _gate.Wait();
+            lock (_text)
+            {
+                _text.Append(value);
+            }
+        }
+
+        public override void Write(StringBuilder? value) => Write(value?.ToString());
+
+        protected override void Dispose(bool disposing)
+        {
+            _gate.Set();
+            if (disposing)
+            {
+                _gate.Dispose();
+            }
+
+            base.Dispose(disposing);
+        }
+    }
+}
