@@ -1,17 +1,37 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests (codec, TOML, pool, relay) and integration tests against a real
-# PostgreSQL that the test fixture starts in a temp dir (or the server in PROXY_TEST_PG=host:port).
+# PostgreSQL that the test fixture starts in a temp dir (or the server in PROXY_TEST_PG=host:port), then a few
+# integration classes again against PostgreSQL in a Docker container started by Testcontainers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
 if [ ! -d ../shared/toml-test ]; then
   echo "note: ../shared/toml-test is not beside the checkout: its TOML vectors are reported as skipped, by name" >&2
 fi
+# The Testcontainers pass (below) needs a Docker engine and the locally built PostgreSQL image; a missing engine
+# fails the run. PGPROXY_TEST_CONTAINERS=skip leaves that pass out, by request only.
+dockerd_pid=/tmp/pgproxy-dockerd.$$.pid
+if [ "${PGPROXY_TEST_CONTAINERS:-run}" != skip ]; then
+  trap 'if [ -s "$dockerd_pid" ]; then kill "$(cat "$dockerd_pid")" 2>/dev/null || true; rm -f "$dockerd_pid"; fi' EXIT
+  PGPROXY_DOCKERD_PIDFILE="$dockerd_pid" scripts/ensure-docker.sh
+fi
 dotnet build Proxy.sln -c Release --nologo -v quiet
 log=$(mktemp)
 results=$(mktemp -d /tmp/pgproxy-test-results.XXXXXX)
 status=0
 dotnet test Proxy.sln -c Release --no-build --nologo --logger "console;verbosity=minimal" --logger trx --results-directory "$results" 2>&1 | tee "$log" || status=$?
+if [ "${PGPROXY_TEST_CONTAINERS:-run}" != skip ]; then
+  # The same integration classes against PostgreSQL in a container, started by Testcontainers: no Ryuk (it cannot be
+  # pulled; the fixture removes its container), and every connection to the port published on loopback.
+  echo "Testcontainers pass: TransactionModeTests, PreparedStatementTests and FixtureSourceTests against a container"
+  DOCKER_API_VERSION="${DOCKER_API_VERSION:-1.41}" TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 \
+    PROXY_TEST_POSTGRES=container dotnet test tests/PgProxy.IntegrationTests -c Release --no-build --nologo \
+    --logger "console;verbosity=minimal" --logger "trx;LogFileName=containers.trx" --results-directory "$results" \
+    --filter "FullyQualifiedName~.TransactionModeTests.|FullyQualifiedName~.PreparedStatementTests.|FullyQualifiedName~.FixtureSourceTests." \
+    2>&1 | tee -a "$log" || status=$?
+else
+  echo "Testcontainers pass skipped (PGPROXY_TEST_CONTAINERS=skip)"
+fi
 # One plain summary line over all test assemblies.
 passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')
 failed=$(grep -oE 'Failed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')

@@ -1,14 +1,24 @@
 using System.Net;
 using System.Net.Sockets;
+using DotNet.Testcontainers.Builders;
+using DotNet.Testcontainers.Configurations;
+using DotNet.Testcontainers.Containers;
 using Npgsql;
+using Testcontainers.PostgreSql;
 using Xunit;
 
 namespace PgProxy.Testing;
 
 /// <summary>
-/// A real PostgreSQL for the integration tests. Uses the server named by PROXY_TEST_PG (host:port, superuser
-/// "postgres" with the password in PROXY_TEST_PG_PASSWORD) when set; otherwise runs initdb into a temp dir and
-/// pg_ctl start on a free loopback port, as the "postgres" OS user when running as root (initdb refuses root).
+/// A real PostgreSQL for the integration tests, from one of three sources:
+/// <list type="bullet">
+/// <item>by default, initdb into a temp dir and pg_ctl start on a free loopback port, as the "postgres" OS user when
+/// running as root (initdb refuses root);</item>
+/// <item>with PROXY_TEST_POSTGRES=container, a Testcontainers PostgreSQL container (image PROXY_TEST_PG_IMAGE, default
+/// the locally built pgproxy-test-postgres:15; any image with the official image's POSTGRES_* interface works), its
+/// port published on 127.0.0.1 only;</item>
+/// <item>with PROXY_TEST_PG=host:port, that server (superuser "postgres", password <see cref="SuperPassword"/>).</item>
+/// </list>
 /// Creates the roles and databases the tests use: alice (SCRAM), bob (md5) and database appdb.
 /// </summary>
 public sealed class PostgresFixture : IAsyncLifetime
@@ -34,6 +44,7 @@ public sealed class PostgresFixture : IAsyncLifetime
     private string? _dir;
     private string? _binDir;
     private bool _external;
+    private PostgreSqlContainer? _container;
 
     /// <summary>Server host.</summary>
     public string Host { get; private set; } = "127.0.0.1";
@@ -62,6 +73,10 @@ public sealed class PostgresFixture : IAsyncLifetime
             Host = external[..colon];
             Port = int.Parse(external[(colon + 1)..], System.Globalization.CultureInfo.InvariantCulture);
             _binDir = FindBinDir();
+        }
+        else if (string.Equals(Environment.GetEnvironmentVariable("PROXY_TEST_POSTGRES"), "container", StringComparison.Ordinal))
+        {
+            await StartContainerAsync();
         }
         else
         {
@@ -115,6 +130,63 @@ public sealed class PostgresFixture : IAsyncLifetime
         await RunPgAsync("initdb", ["-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--pwfile", pwfile, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], TimeSpan.FromMinutes(2));
         await File.AppendAllTextAsync(Path.Combine(data, "pg_hba.conf"), "\nhost all all 127.0.0.1/32 scram-sha-256\n");
         await RunPgAsync("pg_ctl", ["-D", data, "-o", ServerOptions, "-l", Path.Combine(_dir, "postgres.log"), "-w", "-t", "60", "start"], TimeSpan.FromMinutes(2));
+    }
+
+    private async Task StartContainerAsync()
+    {
+        string image = Environment.GetEnvironmentVariable("PROXY_TEST_PG_IMAGE") is { Length: > 0 } named ? named : "pgproxy-test-postgres:15";
+        _binDir = Directory.Exists("/usr/lib/postgresql") ? FindBinDir() : "/usr/bin";
+        _container = new PostgreSqlBuilder(image)
+            .WithUsername("postgres")
+            .WithPassword(SuperPassword)
+            .WithDatabase("postgres")
+            .WithCommand("-c", "max_connections=300", "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+                "-c", "shared_buffers=64MB")
+            .WithPortBinding(5432, assignRandomHostPort: true)
+            // Publish on loopback only (Docker's default is every interface).
+            .WithCreateParameterModifier(p =>
+            {
+                foreach (IList<Docker.DotNet.Models.PortBinding> bindings in p.HostConfig?.PortBindings?.Values ?? [])
+                {
+                    foreach (Docker.DotNet.Models.PortBinding binding in bindings)
+                    {
+                        binding.HostIP = "127.0.0.1";
+                    }
+                }
+            })
+            .WithWaitStrategy(Wait.ForUnixContainer().AddCustomWaitStrategy(new AcceptsLogins()))
+            .Build();
+        await _container.StartAsync();
+        Host = _container.Hostname;
+        Port = _container.GetMappedPublicPort(5432);
+    }
+
+    /// <summary>Ready when a superuser login over the published port succeeds (any image, any init sequence).</summary>
+    private sealed class AcceptsLogins : IWaitUntil
+    {
+        public async Task<bool> UntilAsync(IContainer container)
+        {
+            var cs = new NpgsqlConnectionStringBuilder
+            {
+                Host = container.Hostname,
+                Port = container.GetMappedPublicPort(5432),
+                Username = "postgres",
+                Password = SuperPassword,
+                Database = "postgres",
+                Pooling = false,
+                Timeout = 3,
+            };
+            try
+            {
+                await using var conn = new NpgsqlConnection(cs.ConnectionString);
+                await conn.OpenAsync();
+                return true;
+            }
+            catch (Exception ex) when (ex is NpgsqlException or IOException or TimeoutException)
+            {
+                return false;
+            }
+        }
     }
 
     private static int FreePort()
@@ -177,6 +249,20 @@ public sealed class PostgresFixture : IAsyncLifetime
             await using var reload = new NpgsqlCommand("SELECT pg_reload_conf()", conn);
             await reload.ExecuteNonQueryAsync();
         }
+        else if (_container is not null)
+        {
+            // Connections arrive from the bridge's gateway, not from 127.0.0.1.
+            await using var show = new NpgsqlCommand("SHOW hba_file", conn);
+            string hba = (string)(await show.ExecuteScalarAsync())!;
+            ExecResult edit = await _container.ExecAsync(["sed", "-i", $"1i host all {Bob} all md5", hba]);
+            if (edit.ExitCode != 0)
+            {
+                throw new InvalidOperationException($"editing {hba} in the container failed: {edit.Stderr}");
+            }
+
+            await using var reload = new NpgsqlCommand("SELECT pg_reload_conf()", conn);
+            await reload.ExecuteNonQueryAsync();
+        }
 
         await using var app = new NpgsqlConnection(AdminConnectionString(Database));
         await app.OpenAsync();
@@ -202,7 +288,7 @@ public sealed class PostgresFixture : IAsyncLifetime
     {
         if (_external || _dir is null)
         {
-            throw new InvalidOperationException("this test stops and starts PostgreSQL: it needs the fixture's own cluster, not PROXY_TEST_PG");
+            throw new InvalidOperationException("this test stops and starts PostgreSQL: it needs the fixture's own cluster, not PROXY_TEST_PG or a container");
         }
 
         await RunPgAsync("pg_ctl", ["-D", Path.Combine(_dir, "data"), .. args], TimeSpan.FromMinutes(2));
@@ -232,6 +318,13 @@ public sealed class PostgresFixture : IAsyncLifetime
     /// <inheritdoc />
     public async ValueTask DisposeAsync()
     {
+        if (_container is not null)
+        {
+            // No Ryuk here (it cannot be pulled): the fixture removes its own container.
+            await _container.DisposeAsync();
+            return;
+        }
+
         if (_external || _dir is null)
         {
             return;
