@@ -7,16 +7,16 @@ public sealed class AuthTests(PostgresFixture pg)
     public async Task Scram_RightPassword_LogsIn_AndReachesServerAsTheUser()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using NpgsqlConnection conn = await proxy.OpenAsync();
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using var cmd = new NpgsqlCommand("SELECT current_user", conn);
-        Assert.Equal(PostgresFixture.Alice, await cmd.ExecuteScalarAsync());
+        Assert.Equal(PostgresFixture.Alice, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact(Timeout = 60_000)]
     public async Task Scram_WrongPassword_Fails28P01_WordedLikePostgres_AndSecretNotLogged()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(password: "wrong-password-xyz"));
+        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(password: "wrong-password-xyz", ct: TestContext.Current.CancellationToken));
         Assert.Equal("28P01", ex.SqlState);
         Assert.Equal("FATAL", ex.Severity);
         Assert.Equal($"password authentication failed for user \"{PostgresFixture.Alice}\"", ex.MessageText);
@@ -28,7 +28,7 @@ public sealed class AuthTests(PostgresFixture pg)
     public async Task UnknownUser_FailsLikeWrongPassword()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(user: "mallory", password: "x"));
+        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(user: "mallory", password: "x", ct: TestContext.Current.CancellationToken));
         Assert.Equal("28P01", ex.SqlState);
         Assert.Equal("password authentication failed for user \"mallory\"", ex.MessageText);
     }
@@ -37,11 +37,11 @@ public sealed class AuthTests(PostgresFixture pg)
     public async Task Md5_ClientAndServer_WithMd5HashInUserlist_Works()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "md5");
-        await using NpgsqlConnection conn = await proxy.OpenAsync(PostgresFixture.Bob, PostgresFixture.BobPassword);
+        await using NpgsqlConnection conn = await proxy.OpenAsync(PostgresFixture.Bob, PostgresFixture.BobPassword, ct: TestContext.Current.CancellationToken);
         await using var cmd = new NpgsqlCommand("SELECT current_user", conn);
-        Assert.Equal(PostgresFixture.Bob, await cmd.ExecuteScalarAsync());
+        Assert.Equal(PostgresFixture.Bob, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
 
-        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(PostgresFixture.Bob, "nope"));
+        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(PostgresFixture.Bob, "nope", ct: TestContext.Current.CancellationToken));
         Assert.Equal("28P01", ex.SqlState);
     }
 
@@ -52,11 +52,11 @@ public sealed class AuthTests(PostgresFixture pg)
         // in to PostgreSQL with the ClientKey the client proved.
         string userlist = $"\"{PostgresFixture.Alice}\" \"{pg.AliceVerifier}\"\n";
         await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "md5", userlist: userlist);
-        await using NpgsqlConnection conn = await proxy.OpenAsync();
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using var cmd = new NpgsqlCommand("SELECT current_user", conn);
-        Assert.Equal(PostgresFixture.Alice, await cmd.ExecuteScalarAsync());
+        Assert.Equal(PostgresFixture.Alice, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
 
-        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(password: "bad"));
+        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(password: "bad", ct: TestContext.Current.CancellationToken));
         Assert.Equal("28P01", ex.SqlState);
     }
 
@@ -71,9 +71,9 @@ public sealed class AuthTests(PostgresFixture pg)
             password = "{PostgresFixture.AlicePassword}"
             """;
         await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "trust", databases: databases);
-        await using NpgsqlConnection conn = await proxy.OpenAsync(user: "anyone", password: "whatever");
+        await using NpgsqlConnection conn = await proxy.OpenAsync(user: "anyone", password: "whatever", ct: TestContext.Current.CancellationToken);
         await using var cmd = new NpgsqlCommand("SELECT current_user", conn);
-        Assert.Equal(PostgresFixture.Alice, await cmd.ExecuteScalarAsync());
+        Assert.Equal(PostgresFixture.Alice, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact(Timeout = 60_000)]
@@ -83,7 +83,7 @@ public sealed class AuthTests(PostgresFixture pg)
         await using TestProxy proxy = await TestProxy.StartAsync(pg, userlist: userlist);
         // The client authenticates to the proxy with the userlist secret; the server then refuses the proxy.
         // Npgsql's Open sends a first statement, which links a server: the server's refusal reaches the client.
-        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(password: "not-the-server-password"));
+        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(password: "not-the-server-password", ct: TestContext.Current.CancellationToken));
         Assert.Equal("28P01", ex.SqlState);
         Assert.DoesNotContain("not-the-server-password", proxy.LogText, StringComparison.Ordinal);
     }

@@ -9,8 +9,8 @@ public sealed class CancelTests(PostgresFixture pg)
     public async Task Cancel_StopsOnlyTheTargetedClientsQuery()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "default_pool_size = 4");
-        await using NpgsqlConnection victim = await proxy.OpenAsync();
-        await using NpgsqlConnection bystander = await proxy.OpenAsync();
+        await using NpgsqlConnection victim = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
+        await using NpgsqlConnection bystander = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
 
         await using var slow = new NpgsqlCommand("SELECT pg_sleep(30)", victim);
         await using var other = new NpgsqlCommand("SELECT 'done' FROM pg_sleep(2)", bystander);
@@ -18,7 +18,7 @@ public sealed class CancelTests(PostgresFixture pg)
         using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(500));
         // Npgsql turns token cancellation into a CancelRequest carrying the proxy-issued BackendKeyData.
         Task<object?> victimQuery = slow.ExecuteScalarAsync(cts.Token);
-        Task<object?> bystanderQuery = other.ExecuteScalarAsync();
+        Task<object?> bystanderQuery = other.ExecuteScalarAsync(TestContext.Current.CancellationToken);
 
         OperationCanceledException oce = await Assert.ThrowsAnyAsync<OperationCanceledException>(() => victimQuery);
         PostgresException ex = Assert.IsType<PostgresException>(oce.InnerException);
@@ -29,26 +29,26 @@ public sealed class CancelTests(PostgresFixture pg)
 
         // The victim's session keeps working after the cancel.
         await using var again = new NpgsqlCommand("SELECT 1", victim);
-        Assert.Equal(1, await again.ExecuteScalarAsync());
+        Assert.Equal(1, await again.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact(Timeout = 60_000)]
     public async Task Cancel_WithWrongSecret_IsIgnored()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using NpgsqlConnection conn = await proxy.OpenAsync();
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using var slow = new NpgsqlCommand("SELECT 'finished' FROM pg_sleep(1.5)", conn);
-        Task<object?> query = slow.ExecuteScalarAsync();
-        await Task.Delay(300);
+        Task<object?> query = slow.ExecuteScalarAsync(TestContext.Current.CancellationToken);
+        await Task.Delay(300, TestContext.Current.CancellationToken);
 
-        await using RawPgClient raw = await RawPgClient.ConnectAsync(proxy.Port);
+        await using RawPgClient raw = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
         byte[] cancel = new byte[16];
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(cancel, 16);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(cancel.AsSpan(4), 80877102);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(cancel.AsSpan(8), conn.ProcessID);
         System.Buffers.Binary.BinaryPrimitives.WriteInt32BigEndian(cancel.AsSpan(12), 12345);
-        await raw.SendAsync(cancel);
-        Assert.True(await raw.IsClosedAsync(TimeSpan.FromSeconds(5)));
+        await raw.SendAsync(cancel, ct: TestContext.Current.CancellationToken);
+        Assert.True(await raw.IsClosedAsync(TimeSpan.FromSeconds(5), ct: TestContext.Current.CancellationToken));
 
         Assert.Equal("finished", await query);
     }

@@ -13,7 +13,7 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
     [Fact(Timeout = 180_000)]
     public async Task PostgresRestart_Under50ClientLoad_NoHang_ThenEveryClientSucceeds()
     {
-        await pg.ExecuteAsync("DROP TABLE IF EXISTS restart_load; CREATE TABLE restart_load (c int, n int); GRANT ALL ON restart_load TO alice");
+        await pg.ExecuteAsync("DROP TABLE IF EXISTS restart_load; CREATE TABLE restart_load (c int, n int); GRANT ALL ON restart_load TO alice", ct: TestContext.Current.CancellationToken);
         await using TestProxy proxy = await TestProxy.StartAsync(pg, Resilient);
         var errors = new ConcurrentBag<string>();
         var lastSuccess = new ConcurrentDictionary<int, long>();
@@ -55,13 +55,13 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
             }
         })).ToArray();
 
-        await Task.Delay(1500);
+        await Task.Delay(1500, TestContext.Current.CancellationToken);
         await pg.RestartAsync();
         restartedAt = Stopwatch.GetTimestamp();
-        await Task.Delay(6000);
+        await Task.Delay(6000, TestContext.Current.CancellationToken);
         stop.Cancel();
         Task all = Task.WhenAll(clients);
-        Assert.Same(all, await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(60)))); // no client hangs
+        Assert.Same(all, await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken))); // no client hangs
         await all;
 
         // Every client committed again after the restart, and within a few seconds of it.
@@ -75,7 +75,7 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
     public async Task PostgresRestart_DefaultLoginRetry_UsedAgainWithinASecond_LaterClientsSeeNoError()
     {
         // server_login_retry stays at its default (15 s): a restarted server must not keep the pool down that long.
-        await pg.ExecuteAsync("DROP TABLE IF EXISTS restart_fast; CREATE TABLE restart_fast (c int); GRANT ALL ON restart_fast TO alice");
+        await pg.ExecuteAsync("DROP TABLE IF EXISTS restart_fast; CREATE TABLE restart_fast (c int); GRANT ALL ON restart_fast TO alice", ct: TestContext.Current.CancellationToken);
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 10\nmax_client_conn = 500");
         var lateErrors = new ConcurrentBag<string>();
         var successes = new ConcurrentQueue<long>();
@@ -124,13 +124,13 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
             }
         })).ToArray();
 
-        await Task.Delay(1500);
+        await Task.Delay(1500, TestContext.Current.CancellationToken);
         await pg.RestartAsync();
         Volatile.Write(ref restartedAt, Stopwatch.GetTimestamp());
-        await Task.Delay(5000);
+        await Task.Delay(5000, TestContext.Current.CancellationToken);
         stop.Cancel();
         Task all = Task.WhenAll(clients);
-        Assert.Same(all, await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(60))));
+        Assert.Same(all, await Task.WhenAny(all, Task.Delay(TimeSpan.FromSeconds(60), TestContext.Current.CancellationToken)));
         await all;
 
         long first = successes.Where(t => t > restartedAt).DefaultIfEmpty(long.MaxValue).Min();
@@ -154,16 +154,16 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
             Exception[] failures = await Task.WhenAll(conns.Select(async c =>
             {
                 await using var cmd = new NpgsqlCommand("SELECT 1", c);
-                return await Assert.ThrowsAnyAsync<NpgsqlException>(() => cmd.ExecuteScalarAsync());
+                return await Assert.ThrowsAnyAsync<NpgsqlException>(() => cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
             }));
             Assert.InRange(sw.Elapsed, TimeSpan.FromSeconds(1.5), TimeSpan.FromSeconds(10)); // they waited query_wait_timeout
             Assert.All(failures, f => Assert.Equal("08006", ((PostgresException)f).SqlState));
             Assert.All(failures, f => Assert.Contains("query_wait_timeout", ((PostgresException)f).MessageText, StringComparison.Ordinal));
 
             // A new client is not refused: it logs in (no server is needed for that) and waits like the others.
-            await using NpgsqlConnection late = await proxy.OpenAsync();
+            await using NpgsqlConnection late = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
             await using var lateCmd = new NpgsqlCommand("SELECT 1", late);
-            PostgresException waited = await Assert.ThrowsAsync<PostgresException>(() => lateCmd.ExecuteScalarAsync());
+            PostgresException waited = await Assert.ThrowsAsync<PostgresException>(() => lateCmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
             Assert.Equal("08006", waited.SqlState);
         }
         finally
@@ -173,10 +173,10 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
 
         // Back without restarting the proxy, and at once.
         var back = Stopwatch.StartNew();
-        await using (NpgsqlConnection conn = await proxy.OpenAsync())
+        await using (NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken))
         await using (var cmd = new NpgsqlCommand("SELECT 7", conn))
         {
-            Assert.Equal(7, await cmd.ExecuteScalarAsync());
+            Assert.Equal(7, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
         }
 
         Assert.True(back.Elapsed < TimeSpan.FromSeconds(5), $"recovered after {back.Elapsed}");
@@ -189,13 +189,13 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
     [Fact(Timeout = 60_000)]
     public async Task ServerRefusesTheLogin_ClientsAreToldAtOnce()
     {
-        await pg.ExecuteAsync("DROP ROLE IF EXISTS carol; CREATE ROLE carol LOGIN PASSWORD 'right'");
+        await pg.ExecuteAsync("DROP ROLE IF EXISTS carol; CREATE ROLE carol LOGIN PASSWORD 'right'", ct: TestContext.Current.CancellationToken);
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\nquery_wait_timeout = \"30s\"",
             authType: "trust", userlist: "\"carol\" \"wrong\"\n");
         var sw = Stopwatch.StartNew();
-        PostgresException first = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(user: "carol", password: ""));
+        PostgresException first = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(user: "carol", password: "", ct: TestContext.Current.CancellationToken));
         Assert.Equal("28P01", first.SqlState); // the server's own error
-        PostgresException second = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(user: "carol", password: ""));
+        PostgresException second = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(user: "carol", password: "", ct: TestContext.Current.CancellationToken));
         Assert.Equal("28P01", second.SqlState);
         Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10), $"took {sw.Elapsed}");
     }
@@ -204,22 +204,22 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
     public async Task LinkedServerTerminated_ThatClientGetsAnError_OthersAreUntouched()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 4");
-        await using NpgsqlConnection victim = await proxy.OpenAsync();
-        await using NpgsqlConnection other = await proxy.OpenAsync();
-        await using NpgsqlTransaction tx = await victim.BeginTransactionAsync();
+        await using NpgsqlConnection victim = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
+        await using NpgsqlConnection other = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
+        await using NpgsqlTransaction tx = await victim.BeginTransactionAsync(TestContext.Current.CancellationToken);
         await using (var pidCmd = new NpgsqlCommand("SELECT pg_backend_pid()", victim, tx))
         {
-            int pid = (int)(await pidCmd.ExecuteScalarAsync())!;
-            await pg.ExecuteAsync($"SELECT pg_terminate_backend({pid})");
+            int pid = (int)(await pidCmd.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
+            await pg.ExecuteAsync($"SELECT pg_terminate_backend({pid})", ct: TestContext.Current.CancellationToken);
         }
 
         await using var next = new NpgsqlCommand("SELECT 1", victim, tx);
-        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => next.ExecuteScalarAsync());
+        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => next.ExecuteScalarAsync(TestContext.Current.CancellationToken));
         Assert.Equal("57P01", ex.SqlState); // the server's own FATAL, forwarded
         for (int i = 0; i < 3; i++)
         {
             await using var ok = new NpgsqlCommand("SELECT 2", other);
-            Assert.Equal(2, await ok.ExecuteScalarAsync());
+            Assert.Equal(2, await ok.ExecuteScalarAsync(TestContext.Current.CancellationToken));
         }
     }
 
@@ -234,21 +234,21 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
         {
             for (int i = 0; i < 1900; i++)
             {
-                RawPgClient c = await RawPgClient.ConnectAsync(proxy.Port);
-                await c.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "appdb")));
+                RawPgClient c = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+                await c.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "appdb")), ct: TestContext.Current.CancellationToken);
                 idle.Add(c);
             }
 
             foreach (RawPgClient c in idle)
             {
-                while ((await c.ReadMessageAsync(TimeSpan.FromSeconds(30)))!.Value.Type != 'Z')
+                while ((await c.ReadMessageAsync(TimeSpan.FromSeconds(30), ct: TestContext.Current.CancellationToken))!.Value.Type != 'Z')
                 {
                 }
             }
 
             for (int i = 0; i < 100; i++)
             {
-                workers.Add(await proxy.OpenAsync());
+                workers.Add(await proxy.OpenAsync(ct: TestContext.Current.CancellationToken));
             }
 
             Assert.Equal(2000, proxy.Services.ClientCount);
@@ -264,7 +264,7 @@ public sealed class FaultTests(PostgresFixture pg, ITestOutputHelper output)
             }));
             Assert.True(sw.Elapsed < TimeSpan.FromSeconds(60), $"2000 transactions took {sw.Elapsed}");
 
-            PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync());
+            PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(ct: TestContext.Current.CancellationToken));
             Assert.Equal("53300", ex.SqlState);
         }
         finally

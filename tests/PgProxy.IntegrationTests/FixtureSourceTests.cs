@@ -7,8 +7,8 @@ public sealed class FixtureSourceTests(PostgresFixture pg)
     [Fact(Timeout = 60_000)]
     public async Task Server_ComesFromTheRequestedSource()
     {
-        string dataDirectory = await pg.ScalarAsync<string>("SHOW data_directory");
-        string? client = await pg.ScalarAsync<string?>("SELECT host(inet_client_addr())");
+        string dataDirectory = await pg.ScalarAsync<string>("SHOW data_directory", ct: TestContext.Current.CancellationToken);
+        string? client = await pg.ScalarAsync<string?>("SELECT host(inet_client_addr())", ct: TestContext.Current.CancellationToken);
         if (Environment.GetEnvironmentVariable("PROXY_TEST_PG") is { Length: > 0 })
         {
             Assert.False(string.IsNullOrEmpty(dataDirectory));

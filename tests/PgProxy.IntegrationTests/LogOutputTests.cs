@@ -21,7 +21,7 @@ public sealed class LogOutputTests(PostgresFixture pg)
         const int Logins = 300;
         for (int i = 0; i < Logins; i++)
         {
-            await using NpgsqlConnection conn = await proxy.OpenAsync();
+            await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
             await using var cmd = new NpgsqlCommand("SELECT @i::int + 1", conn);
             cmd.Parameters.AddWithValue("i", i);
             Assert.Equal(i + 1, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
@@ -37,7 +37,7 @@ public sealed class LogOutputTests(PostgresFixture pg)
         while (!output.Text.Contains("log events were dropped", StringComparison.Ordinal))
         {
             // The report goes out with the next event once the queue has drained.
-            await using NpgsqlConnection conn = await proxy.OpenAsync();
+            await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
             await Task.Delay(50, cts.Token);
         }
 
@@ -53,7 +53,7 @@ public sealed class LogOutputTests(PostgresFixture pg)
         ProxyLog log = ProxyLog.Create(new LogSection { Level = "debug", Format = LogFormat.Json }, output);
         await using (TestProxy proxy = await TestProxy.StartAsync(pg, logging: log.AddTo))
         {
-            await using NpgsqlConnection conn = await proxy.OpenAsync();
+            await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         }
 
         await log.DisposeAsync();

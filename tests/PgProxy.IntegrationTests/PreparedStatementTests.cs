@@ -87,11 +87,11 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await StartAsync(pg);
         await using RawPgClient c = await LoginAsync(proxy);
-        await c.SendAsync([.. Parse("s1", "SELECT 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("s1", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Parse("s1", "SELECT 2"), .. Bind("s1"), .. Execute(), .. Sync()]);
+        await c.SendAsync([.. Parse("s1", "SELECT 2"), .. Bind("s1"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("E[42P05]Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Bind("s1"), .. Execute(), .. Sync()]);
+        await c.SendAsync([.. Bind("s1"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("2DCZ", await ReadUntilReadyAsync(c)); // s1 is still "SELECT 1"
     }
 
@@ -100,13 +100,13 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await StartAsync(pg);
         await using RawPgClient first = await LoginAsync(proxy);
-        await first.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()]);
+        await first.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(first));
 
         // A second client parses the same text: the server has it already, so the proxy answers ParseComplete itself,
         // between the server's replies to the surrounding requests.
         await using RawPgClient second = await LoginAsync(proxy);
-        await second.SendAsync([.. Parse("", "SELECT 7"), .. Bind(""), .. Execute(), .. Parse("mine", "SELECT 1"), .. Bind("mine"), .. Execute(), .. Sync()]);
+        await second.SendAsync([.. Parse("", "SELECT 7"), .. Bind(""), .. Execute(), .. Parse("mine", "SELECT 1"), .. Bind("mine"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("12DC12DCZ", await ReadUntilReadyAsync(second));
     }
 
@@ -115,14 +115,14 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await StartAsync(pg);
         await using RawPgClient c = await LoginAsync(proxy);
-        await c.SendAsync([.. Parse("known", "SELECT 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("known", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Close("known"), .. Sync()]);
+        await c.SendAsync([.. Close("known"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("3Z", await ReadUntilReadyAsync(c));
         // The failing Parse makes the server skip to Sync; the proxy's own ParseComplete for "again" must vanish too.
-        await c.SendAsync([.. Parse("", "SELECT * FROM no_such_table"), .. Parse("again", "SELECT 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("", "SELECT * FROM no_such_table"), .. Parse("again", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("E[42P01]Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Bind("again"), .. Execute(), .. Sync()]);
+        await c.SendAsync([.. Bind("again"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c)); // never created, as in PostgreSQL
     }
 
@@ -131,17 +131,17 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await StartAsync(pg);
         await using RawPgClient c = await LoginAsync(proxy);
-        await c.SendAsync([.. Parse("d1", "SELECT 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("d1", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync(Query("DEALLOCATE d1"));
+        await c.SendAsync(Query("DEALLOCATE d1"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CZ", await ReadUntilReadyAsync(c));
-        await c.SendAsync(Query("DEALLOCATE d1"));
+        await c.SendAsync(Query("DEALLOCATE d1"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Parse("d1", "SELECT 5"), .. Bind("d1"), .. Execute(), .. Sync()]);
+        await c.SendAsync([.. Parse("d1", "SELECT 5"), .. Bind("d1"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("12DCZ", await ReadUntilReadyAsync(c));
-        await c.SendAsync(Query("DISCARD ALL"));
+        await c.SendAsync(Query("DISCARD ALL"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CZ", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Parse("d1", "SELECT 6"), .. Sync()]);
+        await c.SendAsync([.. Parse("d1", "SELECT 6"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
     }
 
@@ -150,14 +150,14 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await StartAsync(pg);
         await using RawPgClient c = await LoginAsync(proxy);
-        await c.SendAsync([.. Parse("f", "SELECT 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("f", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync(Query("DEALLOCATE f"));
+        await c.SendAsync(Query("DEALLOCATE f"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CZ", await ReadUntilReadyAsync(c));
         // The server already has the statement: nothing goes to the server, yet the client must get ParseComplete.
-        await c.SendAsync([.. Parse("f", "SELECT 1"), .. RawPgClient.Message('H', [])]);
-        Assert.Equal('1', (await c.ReadMessageAsync(Wait))!.Value.Type);
-        await c.SendAsync(Sync());
+        await c.SendAsync([.. Parse("f", "SELECT 1"), .. RawPgClient.Message('H', [])], ct: TestContext.Current.CancellationToken);
+        Assert.Equal('1', (await c.ReadMessageAsync(Wait, ct: TestContext.Current.CancellationToken))!.Value.Type);
+        await c.SendAsync(Sync(), ct: TestContext.Current.CancellationToken);
         Assert.Equal("Z", await ReadUntilReadyAsync(c));
     }
 
@@ -166,7 +166,7 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await StartAsync(pg);
         await using RawPgClient c = await LoginAsync(proxy);
-        await c.SendAsync(Query("BEGIN; PREPARE p AS SELECT $1::int*2; EXECUTE p(21); DEALLOCATE p; COMMIT"));
+        await c.SendAsync(Query("BEGIN; PREPARE p AS SELECT $1::int*2; EXECUTE p(21); DEALLOCATE p; COMMIT"), ct: TestContext.Current.CancellationToken);
         (string types, List<string> values, char status) = await ReadResultsAsync(c);
         Assert.Equal("CCTDCCCZ", types); // BEGIN, PREPARE, EXECUTE's row, DEALLOCATE, COMMIT: no error
         Assert.Equal(["42"], values);
@@ -178,62 +178,62 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await StartAsync(pg);
         await using RawPgClient c = await LoginAsync(proxy);
-        await c.SendAsync([.. Parse("s1", "SELECT 41 + 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("s1", "SELECT 41 + 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
 
         // EXECUTE of a protocol-level statement runs it.
-        await c.SendAsync(Query("EXECUTE s1"));
+        await c.SendAsync(Query("EXECUTE s1"), ct: TestContext.Current.CancellationToken);
         (string types, List<string> values, _) = await ReadResultsAsync(c);
         Assert.Equal("TDCZ", types);
         Assert.Equal(["42"], values);
 
         // PREPARE of a taken name is 42P05 with PostgreSQL's message, and aborts the transaction as it would.
-        await c.SendAsync(Query("PREPARE s1 AS SELECT 0"));
+        await c.SendAsync(Query("PREPARE s1 AS SELECT 0"), ct: TestContext.Current.CancellationToken);
         (types, values, _) = await ReadResultsAsync(c);
         Assert.Equal("E[42P05]Z", types);
         Assert.Equal(["prepared statement \"s1\" already exists"], values);
-        await c.SendAsync(Query("BEGIN; PREPARE s1 AS SELECT 0; SELECT 1"));
+        await c.SendAsync(Query("BEGIN; PREPARE s1 AS SELECT 0; SELECT 1"), ct: TestContext.Current.CancellationToken);
         (types, _, char status) = await ReadResultsAsync(c);
         Assert.Equal("CE[42P05]Z", types);
         Assert.Equal('E', status);
-        await c.SendAsync(Query("ROLLBACK"));
+        await c.SendAsync(Query("ROLLBACK"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CZ", await ReadUntilReadyAsync(c));
 
         // DEALLOCATE of a protocol-level name, inside a multi-statement query, forgets it; the name is free again.
-        await c.SendAsync(Query("SELECT 1; DEALLOCATE s1"));
+        await c.SendAsync(Query("SELECT 1; DEALLOCATE s1"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("TDCCZ", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Bind("s1"), .. Execute(), .. Sync()]);
+        await c.SendAsync([.. Bind("s1"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Parse("s1", "SELECT 3"), .. Bind("s1"), .. Execute(), .. Sync()]);
+        await c.SendAsync([.. Parse("s1", "SELECT 3"), .. Bind("s1"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("12DCZ", await ReadUntilReadyAsync(c));
 
         // A Parse of a name a SQL PREPARE holds is the server's own 42P05 (and aborts the transaction).
-        await c.SendAsync(Query("BEGIN; PREPARE q AS SELECT 9"));
+        await c.SendAsync(Query("BEGIN; PREPARE q AS SELECT 9"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CCZ", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Parse("q", "SELECT 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("q", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         (types, values, status) = await ReadResultsAsync(c);
         Assert.Equal("E[42P05]Z", types);
         Assert.Equal(["prepared statement \"q\" already exists"], values);
         Assert.Equal('E', status);
-        await c.SendAsync(Query("ROLLBACK"));
+        await c.SendAsync(Query("ROLLBACK"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CZ", await ReadUntilReadyAsync(c));
 
         // DEALLOCATE ALL drops both kinds.
-        await c.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync(Query("BEGIN; PREPARE b AS SELECT 2; DEALLOCATE ALL; EXECUTE b"));
+        await c.SendAsync(Query("BEGIN; PREPARE b AS SELECT 2; DEALLOCATE ALL; EXECUTE b"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CCCE[26000]Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync(Query("ROLLBACK"));
+        await c.SendAsync(Query("ROLLBACK"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CZ", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Bind("a"), .. Execute(), .. Sync()]);
+        await c.SendAsync([.. Bind("a"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c));
 
         // So does DISCARD ALL.
-        await c.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()]);
+        await c.SendAsync([.. Parse("a", "SELECT 1"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
-        await c.SendAsync(Query("DISCARD ALL"));
+        await c.SendAsync(Query("DISCARD ALL"), ct: TestContext.Current.CancellationToken);
         Assert.Equal("CZ", await ReadUntilReadyAsync(c));
-        await c.SendAsync([.. Bind("a"), .. Execute(), .. Sync()]);
+        await c.SendAsync([.. Bind("a"), .. Execute(), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("E[26000]Z", await ReadUntilReadyAsync(c));
     }
 
@@ -243,24 +243,24 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 2\nserver_round_robin = true",
             authType: "trust");
         await using RawPgClient c = await LoginAsync(proxy);
-        await c.SendAsync([.. Parse("who", "SELECT pg_backend_pid()::text"), .. Sync()]);
+        await c.SendAsync([.. Parse("who", "SELECT pg_backend_pid()::text"), .. Sync()], ct: TestContext.Current.CancellationToken);
         Assert.Equal("1Z", await ReadUntilReadyAsync(c));
 
         // Make both servers exist: another client holds one while this one uses the other.
         await using (RawPgClient other = await LoginAsync(proxy))
         {
-            await other.SendAsync(Query("BEGIN"));
+            await other.SendAsync(Query("BEGIN"), ct: TestContext.Current.CancellationToken);
             Assert.Equal("CZ", await ReadUntilReadyAsync(other));
-            await c.SendAsync(Query("SELECT 1"));
+            await c.SendAsync(Query("SELECT 1"), ct: TestContext.Current.CancellationToken);
             Assert.Equal("TDCZ", await ReadUntilReadyAsync(c));
-            await other.SendAsync(Query("COMMIT"));
+            await other.SendAsync(Query("COMMIT"), ct: TestContext.Current.CancellationToken);
             Assert.Equal("CZ", await ReadUntilReadyAsync(other));
         }
 
         var pids = new HashSet<string>();
         for (int i = 0; i < 6; i++)
         {
-            await c.SendAsync(Query("EXECUTE who"));
+            await c.SendAsync(Query("EXECUTE who"), ct: TestContext.Current.CancellationToken);
             (string types, List<string> values, _) = await ReadResultsAsync(c);
             Assert.Equal("TDCZ", types);
             pids.Add(Assert.Single(values));

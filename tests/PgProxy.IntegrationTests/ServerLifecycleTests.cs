@@ -14,11 +14,11 @@ public sealed class ServerLifecycleTests(PostgresFixture pg)
         var sw = Stopwatch.StartNew();
         await Task.WhenAll(Enumerable.Range(0, 4).Select(async _ =>
         {
-            await using NpgsqlConnection conn = await proxy.OpenAsync();
+            await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
             while (sw.Elapsed < TimeSpan.FromSeconds(3.5))
             {
                 await using var cmd = new NpgsqlCommand("SELECT pg_backend_pid()", conn);
-                pids.Add((int)(await cmd.ExecuteScalarAsync())!);
+                pids.Add((int)(await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken))!);
             }
         }));
 
@@ -35,7 +35,7 @@ public sealed class ServerLifecycleTests(PostgresFixture pg)
         var conns = new List<NpgsqlConnection>();
         for (int i = 0; i < 4; i++)
         {
-            conns.Add(await proxy.OpenAsync());
+            conns.Add(await proxy.OpenAsync(ct: TestContext.Current.CancellationToken));
         }
 
         await Task.WhenAll(conns.Select(async conn =>
@@ -55,7 +55,7 @@ public sealed class ServerLifecycleTests(PostgresFixture pg)
         while (pool.Counts.Total > 1)
         {
             Assert.True(sw.Elapsed < TimeSpan.FromSeconds(10), $"idle servers closed: {pool.Counts}");
-            await Task.Delay(50);
+            await Task.Delay(50, TestContext.Current.CancellationToken);
         }
 
         Assert.Equal(1, pool.Counts.Idle);
@@ -68,12 +68,12 @@ public sealed class ServerLifecycleTests(PostgresFixture pg)
         // A check that always fails: every idle server is replaced before use, and every query still succeeds.
         await using TestProxy proxy = await TestProxy.StartAsync(pg,
             "pool_mode = \"transaction\"\ndefault_pool_size = 2\nserver_check_delay = \"0\"\nserver_check_query = \"SELECT 1/0\"");
-        await using NpgsqlConnection conn = await proxy.OpenAsync();
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         var pids = new HashSet<int>();
         for (int i = 0; i < 5; i++)
         {
             await using var cmd = new NpgsqlCommand("SELECT pg_backend_pid()", conn);
-            pids.Add((int)(await cmd.ExecuteScalarAsync())!);
+            pids.Add((int)(await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken))!);
         }
 
         Assert.True(pids.Count >= 4, "each idle server failed its check and was replaced");
@@ -85,12 +85,12 @@ public sealed class ServerLifecycleTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg,
             "pool_mode = \"transaction\"\ndefault_pool_size = 1\nserver_check_delay = \"0\"\nserver_check_query = \";\"");
-        await using NpgsqlConnection conn = await proxy.OpenAsync();
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         var pids = new HashSet<int>();
         for (int i = 0; i < 5; i++)
         {
             await using var cmd = new NpgsqlCommand("SELECT pg_backend_pid()", conn);
-            pids.Add((int)(await cmd.ExecuteScalarAsync())!);
+            pids.Add((int)(await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken))!);
         }
 
         Assert.Single(pids);

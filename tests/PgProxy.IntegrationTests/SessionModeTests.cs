@@ -19,10 +19,10 @@ public sealed class SessionModeTests(PostgresFixture pg)
     public async Task Npgsql_ExtendedAndSimpleQueries_RoundTripData()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using NpgsqlConnection conn = await proxy.OpenAsync();
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using (var create = new NpgsqlCommand("CREATE TEMP TABLE t (id int, v text)", conn))
         {
-            await create.ExecuteNonQueryAsync();
+            await create.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
         }
 
         for (int i = 0; i < 50; i++)
@@ -30,12 +30,12 @@ public sealed class SessionModeTests(PostgresFixture pg)
             await using var insert = new NpgsqlCommand("INSERT INTO t VALUES ($1, $2)", conn);
             insert.Parameters.AddWithValue(i);
             insert.Parameters.AddWithValue(new string('x', i * 100));
-            await insert.ExecuteNonQueryAsync();
+            await insert.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
         }
 
         await using var sum = new NpgsqlCommand("SELECT sum(id), sum(length(v)) FROM t", conn);
-        await using NpgsqlDataReader reader = await sum.ExecuteReaderAsync();
-        Assert.True(await reader.ReadAsync());
+        await using NpgsqlDataReader reader = await sum.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+        Assert.True(await reader.ReadAsync(TestContext.Current.CancellationToken));
         Assert.Equal(1225L, reader.GetInt64(0));
         Assert.Equal(122_500L, reader.GetInt64(1));
     }
@@ -44,11 +44,11 @@ public sealed class SessionModeTests(PostgresFixture pg)
     public async Task LargeResult_StreamsThroughRelay()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using NpgsqlConnection conn = await proxy.OpenAsync();
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using var cmd = new NpgsqlCommand("SELECT repeat('y', 5000000), g FROM generate_series(1, 4) g", conn);
-        await using NpgsqlDataReader reader = await cmd.ExecuteReaderAsync();
+        await using NpgsqlDataReader reader = await cmd.ExecuteReaderAsync(TestContext.Current.CancellationToken);
         int rows = 0;
-        while (await reader.ReadAsync())
+        while (await reader.ReadAsync(TestContext.Current.CancellationToken))
         {
             Assert.Equal(5_000_000, reader.GetString(0).Length);
             rows++;
@@ -66,7 +66,7 @@ public sealed class SessionModeTests(PostgresFixture pg)
         env["PGOPTIONS"] = "-c search_path=pg_catalog,public -c work_mem=7MB";
         ProcessRunner.Result r = await ProcessRunner.RunAsync(Path.Combine(pg.BinDir, "psql"),
             ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", "SELECT current_setting('application_name'), current_setting('search_path'), current_setting('work_mem'), 6*7"],
-            TimeSpan.FromSeconds(30), env);
+            TimeSpan.FromSeconds(30), env, ct: TestContext.Current.CancellationToken);
         Assert.True(r.ExitCode == 0, r.All);
         // Same spelling as a direct connection: PostgreSQL keeps the startup value as given.
         Assert.Equal("psql-test|pg_catalog,public|7MB|42", r.StdOut.Trim());
@@ -79,9 +79,9 @@ public sealed class SessionModeTests(PostgresFixture pg)
         // The setting is applied when the first statement links a server; Npgsql's Open already sends one.
         PostgresException ex = await Assert.ThrowsAsync<PostgresException>(async () =>
         {
-            await using NpgsqlConnection conn = await proxy.OpenAsync(extra: "Options=-c no_such_setting=1");
+            await using NpgsqlConnection conn = await proxy.OpenAsync(extra: "Options=-c no_such_setting=1", ct: TestContext.Current.CancellationToken);
             await using var cmd = new NpgsqlCommand("SELECT 1", conn);
-            await cmd.ExecuteScalarAsync();
+            await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken);
         });
         Assert.Equal("42704", ex.SqlState);
         Assert.Contains("no_such_setting", ex.MessageText, StringComparison.Ordinal);
@@ -94,11 +94,11 @@ public sealed class SessionModeTests(PostgresFixture pg)
         string pgbench = Path.Combine(pg.BinDir, "pgbench");
         Dictionary<string, string> env = PgEnv(proxy);
         env["PGPORT"] = pg.Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        ProcessRunner.Result init = await ProcessRunner.RunAsync(pgbench, ["-i", "-s", "1", "-q"], TimeSpan.FromSeconds(90), env);
+        ProcessRunner.Result init = await ProcessRunner.RunAsync(pgbench, ["-i", "-s", "1", "-q"], TimeSpan.FromSeconds(90), env, ct: TestContext.Current.CancellationToken);
         Assert.True(init.ExitCode == 0, init.All);
 
         env = PgEnv(proxy);
-        ProcessRunner.Result run = await ProcessRunner.RunAsync(pgbench, ["-C", "-c", "20", "-j", "2", "-t", "25", "-n"], TimeSpan.FromSeconds(150), env);
+        ProcessRunner.Result run = await ProcessRunner.RunAsync(pgbench, ["-C", "-c", "20", "-j", "2", "-t", "25", "-n"], TimeSpan.FromSeconds(150), env, ct: TestContext.Current.CancellationToken);
         Assert.True(run.ExitCode == 0, run.All);
         Assert.Contains("number of transactions actually processed: 500/500", run.StdOut, StringComparison.Ordinal);
         Assert.Contains("number of failed transactions: 0 (0.000%)", run.StdOut, StringComparison.Ordinal);
@@ -114,11 +114,11 @@ public sealed class SessionModeTests(PostgresFixture pg)
         var pids = new System.Collections.Concurrent.ConcurrentBag<int>();
         Task[] clients = Enumerable.Range(0, 200).Select(async i =>
         {
-            await using NpgsqlConnection conn = await proxy.OpenAsync();
+            await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
             await using var cmd = new NpgsqlCommand("SELECT pg_backend_pid(), $1::int", conn);
             cmd.Parameters.AddWithValue(i);
-            await using NpgsqlDataReader r = await cmd.ExecuteReaderAsync();
-            Assert.True(await r.ReadAsync());
+            await using NpgsqlDataReader r = await cmd.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+            Assert.True(await r.ReadAsync(TestContext.Current.CancellationToken));
             Assert.Equal(i, r.GetInt32(1));
             pids.Add(r.GetInt32(0));
         }).ToArray();
@@ -132,18 +132,18 @@ public sealed class SessionModeTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "default_pool_size = 1");
         int firstPid;
-        await using (NpgsqlConnection first = await proxy.OpenAsync())
+        await using (NpgsqlConnection first = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken))
         {
             await using var cmd = new NpgsqlCommand(
                 "SET work_mem = '9MB'; CREATE TEMP TABLE leftover (x int); PREPARE p AS SELECT 1; SELECT pg_backend_pid()", first);
-            firstPid = (int)(await cmd.ExecuteScalarAsync())!;
+            firstPid = (int)(await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken))!;
         }
 
-        await using NpgsqlConnection second = await proxy.OpenAsync();
+        await using NpgsqlConnection second = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using var check = new NpgsqlCommand(
             "SELECT pg_backend_pid(), current_setting('work_mem'), to_regclass('pg_temp.leftover') IS NULL, (SELECT count(*) FROM pg_prepared_statements)", second);
-        await using NpgsqlDataReader r = await check.ExecuteReaderAsync();
-        Assert.True(await r.ReadAsync());
+        await using NpgsqlDataReader r = await check.ExecuteReaderAsync(TestContext.Current.CancellationToken);
+        Assert.True(await r.ReadAsync(TestContext.Current.CancellationToken));
         Assert.Equal(firstPid, r.GetInt32(0)); // same server reused...
         Assert.Equal("4MB", r.GetString(1));  // ...but clean
         Assert.True(r.GetBoolean(2));
@@ -153,43 +153,43 @@ public sealed class SessionModeTests(PostgresFixture pg)
     [Fact(Timeout = 60_000)]
     public async Task ClientLeavingInsideTransaction_IsRolledBack_ServerReused()
     {
-        await pg.ExecuteAsync("DROP TABLE IF EXISTS left_open; CREATE TABLE left_open (x int); GRANT ALL ON left_open TO alice");
+        await pg.ExecuteAsync("DROP TABLE IF EXISTS left_open; CREATE TABLE left_open (x int); GRANT ALL ON left_open TO alice", ct: TestContext.Current.CancellationToken);
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "default_pool_size = 1");
-        await using (NpgsqlConnection conn = await proxy.OpenAsync())
+        await using (NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken))
         {
             await using var cmd = new NpgsqlCommand("BEGIN; INSERT INTO left_open VALUES (1)", conn);
-            await cmd.ExecuteNonQueryAsync();
+            await cmd.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
             // Disposing sends Terminate while the transaction is open.
         }
 
-        await using NpgsqlConnection next = await proxy.OpenAsync();
+        await using NpgsqlConnection next = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using var count = new NpgsqlCommand("SELECT count(*) FROM left_open", next);
-        Assert.Equal(0L, await count.ExecuteScalarAsync());
-        Assert.Equal(0L, await pg.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'"));
+        Assert.Equal(0L, await count.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+        Assert.Equal(0L, await pg.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE state LIKE 'idle in transaction%'", ct: TestContext.Current.CancellationToken));
     }
 
     [Fact(Timeout = 90_000)]
     public async Task ClientKilledMidTransaction_LeavesNoTransactionOpenOnTheServer()
     {
-        await pg.ExecuteAsync("DROP TABLE IF EXISTS killed_tx; CREATE TABLE killed_tx (x int); GRANT ALL ON killed_tx TO alice");
+        await pg.ExecuteAsync("DROP TABLE IF EXISTS killed_tx; CREATE TABLE killed_tx (x int); GRANT ALL ON killed_tx TO alice", ct: TestContext.Current.CancellationToken);
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "default_pool_size = 2");
         await KillPsqlAfterAsync(proxy, "BEGIN;\nINSERT INTO killed_tx VALUES (1);\nSELECT 'inside';\n", "inside");
         await AssertNoOpenTransactionAsync();
-        Assert.Equal(0L, await pg.ScalarAsync<long>("SELECT count(*) FROM killed_tx"));
+        Assert.Equal(0L, await pg.ScalarAsync<long>("SELECT count(*) FROM killed_tx", ct: TestContext.Current.CancellationToken));
     }
 
     [Fact(Timeout = 90_000)]
     public async Task ClientKilledMidCopy_ServerNotReusedDirty()
     {
-        await pg.ExecuteAsync("DROP TABLE IF EXISTS killed_copy; CREATE TABLE killed_copy (x int); GRANT ALL ON killed_copy TO alice");
+        await pg.ExecuteAsync("DROP TABLE IF EXISTS killed_copy; CREATE TABLE killed_copy (x int); GRANT ALL ON killed_copy TO alice", ct: TestContext.Current.CancellationToken);
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "default_pool_size = 1");
         await KillPsqlAfterAsync(proxy, "SELECT 'copying';\nCOPY killed_copy FROM STDIN;\n1\n2\n", "copying");
         await AssertNoOpenTransactionAsync();
 
         // The pool recovers: the next client gets a working, clean server.
-        await using NpgsqlConnection next = await proxy.OpenAsync();
+        await using NpgsqlConnection next = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using var count = new NpgsqlCommand("SELECT count(*) FROM killed_copy", next);
-        Assert.Equal(0L, await count.ExecuteScalarAsync());
+        Assert.Equal(0L, await count.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
     private async Task KillPsqlAfterAsync(TestProxy proxy, string script, string marker)

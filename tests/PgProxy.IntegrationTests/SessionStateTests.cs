@@ -11,7 +11,7 @@ public sealed class SessionStateTests(PostgresFixture pg)
 {
     private const string OneServer = "pool_mode = \"transaction\"\ndefault_pool_size = 1";
 
-    private async Task<string> PsqlAsync(TestProxy proxy, string sql)
+    private async Task<string> PsqlAsync(TestProxy proxy, string sql, CancellationToken ct = default)
     {
         var env = new Dictionary<string, string>
         {
@@ -23,7 +23,7 @@ public sealed class SessionStateTests(PostgresFixture pg)
             ["PGCONNECT_TIMEOUT"] = "20",
         };
         ProcessRunner.Result run = await ProcessRunner.RunAsync(Path.Combine(pg.BinDir, "psql"),
-            ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], TimeSpan.FromSeconds(30), env);
+            ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", sql], TimeSpan.FromSeconds(30), env, ct: ct);
         Assert.True(run.ExitCode == 0, run.All);
         return run.StdOut.Trim();
     }
@@ -37,8 +37,8 @@ public sealed class SessionStateTests(PostgresFixture pg)
     public async Task SessionSet_OverSimpleQuery_NeverReachesTheNextClient(string sql)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, OneServer);
-        await PsqlAsync(proxy, sql);
-        Assert.Equal("4MB", await PsqlAsync(proxy, "SHOW work_mem"));
+        await PsqlAsync(proxy, sql, ct: TestContext.Current.CancellationToken);
+        Assert.Equal("4MB", await PsqlAsync(proxy, "SHOW work_mem", ct: TestContext.Current.CancellationToken));
     }
 
     [Theory(Timeout = 60_000)]
@@ -47,29 +47,29 @@ public sealed class SessionStateTests(PostgresFixture pg)
     public async Task SessionSet_OverExtendedQuery_NeverReachesTheNextClient(string sql)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, OneServer);
-        await using (NpgsqlConnection a = await proxy.OpenAsync())
+        await using (NpgsqlConnection a = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken))
         await using (var set = new NpgsqlCommand(sql, a))
         {
-            await set.ExecuteNonQueryAsync();
+            await set.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
         }
 
-        await using NpgsqlConnection b = await proxy.OpenAsync();
+        await using NpgsqlConnection b = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using var show = new NpgsqlCommand("SELECT current_setting('work_mem')", b);
-        Assert.Equal("4MB", await show.ExecuteScalarAsync());
+        Assert.Equal("4MB", await show.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact(Timeout = 60_000)]
     public async Task OrdinarySqlThatMentionsKeywords_KeepsTheServersPreparedStatements()
     {
         await pg.ExecuteAsync("DROP TABLE IF EXISTS jobs; CREATE TABLE jobs (payload text, attempts int, templates text, temperature float); " +
-                              "GRANT ALL ON jobs TO alice");
+                              "GRANT ALL ON jobs TO alice", ct: TestContext.Current.CancellationToken);
         await using TestProxy proxy = await TestProxy.StartAsync(pg, OneServer);
-        await using NpgsqlConnection conn = await proxy.OpenAsync();
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using (var prepared = new NpgsqlCommand("SELECT $1::int + 1", conn))
         {
             prepared.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer, Value = 1 });
-            await prepared.PrepareAsync();
-            Assert.Equal(2, await prepared.ExecuteScalarAsync());
+            await prepared.PrepareAsync(TestContext.Current.CancellationToken);
+            Assert.Equal(2, await prepared.ExecuteScalarAsync(TestContext.Current.CancellationToken));
         }
 
         Assert.Equal("1", await CountProxyStatementsAsync());
@@ -82,7 +82,7 @@ public sealed class SessionStateTests(PostgresFixture pg)
             "SELECT set_config('myapp.tenant', '42', true)",
         })
         {
-            await PsqlAsync(proxy, sql);
+            await PsqlAsync(proxy, sql, ct: TestContext.Current.CancellationToken);
         }
 
         Assert.Equal("1", await CountProxyStatementsAsync());
@@ -94,24 +94,24 @@ public sealed class SessionStateTests(PostgresFixture pg)
     [Fact(Timeout = 60_000)]
     public async Task ReportedSetting_FollowsItsClient_WithoutAReset()
     {
-        string serverZone = await pg.ScalarAsync<string>("SELECT current_setting('TimeZone')");
+        string serverZone = await pg.ScalarAsync<string>("SELECT current_setting('TimeZone')", ct: TestContext.Current.CancellationToken);
         await using TestProxy proxy = await TestProxy.StartAsync(pg, OneServer);
-        await using NpgsqlConnection a = await proxy.OpenAsync();
-        await using NpgsqlConnection b = await proxy.OpenAsync();
+        await using NpgsqlConnection a = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
+        await using NpgsqlConnection b = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using (var prepared = new NpgsqlCommand("SELECT $1::int + 1", a))
         {
             prepared.Parameters.Add(new NpgsqlParameter { NpgsqlDbType = NpgsqlTypes.NpgsqlDbType.Integer, Value = 1 });
-            await prepared.PrepareAsync();
+            await prepared.PrepareAsync(TestContext.Current.CancellationToken);
         }
 
         await using (var set = new NpgsqlCommand("SET TIME ZONE 'Asia/Tokyo'", a))
         {
-            await set.ExecuteNonQueryAsync();
+            await set.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
         }
 
         await using var tz = new NpgsqlCommand("SELECT current_setting('TimeZone') || '|' || (SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'pgproxy%')", b);
-        Assert.Equal(serverZone + "|1", await tz.ExecuteScalarAsync()); // the server's own zone, and the statement survived
+        Assert.Equal(serverZone + "|1", await tz.ExecuteScalarAsync(TestContext.Current.CancellationToken)); // the server's own zone, and the statement survived
         await using var mine = new NpgsqlCommand("SELECT current_setting('TimeZone')", a);
-        Assert.Equal("Asia/Tokyo", await mine.ExecuteScalarAsync());
+        Assert.Equal("Asia/Tokyo", await mine.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 }

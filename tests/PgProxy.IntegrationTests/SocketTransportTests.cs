@@ -30,14 +30,14 @@ public sealed class SocketTransportTests
                     Assert.False(flush.IsCompleted);
                     offset += n;
                 }
-            });
-            await Task.Delay(200);
+            }, TestContext.Current.CancellationToken);
+            await Task.Delay(200, TestContext.Current.CancellationToken);
 
             byte[] received = new byte[payload.Length];
             int total = 0;
             while (total < payload.Length)
             {
-                ReadResult read = await b.Input.ReadAsync();
+                ReadResult read = await b.Input.ReadAsync(TestContext.Current.CancellationToken);
                 // Consume at most 5000 bytes per read, so unconsumed bytes stay buffered across reads.
                 long take = Math.Min(5000, read.Buffer.Length);
                 read.Buffer.Slice(0, take).CopyTo(received.AsSpan(total));
@@ -58,12 +58,12 @@ public sealed class SocketTransportTests
         await using (b)
         {
             byte[] message = RandomBytes(300_000, seed: 7);
-            Task sending = a.Output.WriteAsync(message).AsTask();
+            Task sending = a.Output.WriteAsync(message, TestContext.Current.CancellationToken).AsTask();
 
             // Examine everything and consume nothing until the whole message is there (as the relay does with a Parse).
             while (true)
             {
-                ReadResult read = await b.Input.ReadAsync();
+                ReadResult read = await b.Input.ReadAsync(TestContext.Current.CancellationToken);
                 if (read.Buffer.Length >= message.Length)
                 {
                     Assert.Equal(message, read.Buffer.Slice(0, message.Length).ToArray());
@@ -87,14 +87,14 @@ public sealed class SocketTransportTests
         {
             for (int i = 0; i < 200; i++)
             {
-                ValueTask<ReadResult> pending = b.Input.ReadAsync();
+                ValueTask<ReadResult> pending = b.Input.ReadAsync(TestContext.Current.CancellationToken);
                 b.Input.CancelPendingRead();
                 ReadResult canceled = await pending;
                 Assert.True(canceled.IsCanceled);
                 b.Input.AdvanceTo(canceled.Buffer.Start, canceled.Buffer.End);
 
                 byte[] data = [(byte)i, (byte)(i + 1)];
-                await a.Output.WriteAsync(data);
+                await a.Output.WriteAsync(data, TestContext.Current.CancellationToken);
                 Assert.Equal(data, await ReadExactlyAsync(b.Input, 2));
             }
         }
@@ -110,12 +110,12 @@ public sealed class SocketTransportTests
             // An empty canceled read is held while bytes arrive (received ahead); advancing past the empty buffer must
             // leave them for the next read, which returns at once (the relay's release does exactly this).
             b.Input.CancelPendingRead();
-            ReadResult canceled = await b.Input.ReadAsync();
+            ReadResult canceled = await b.Input.ReadAsync(TestContext.Current.CancellationToken);
             Assert.True(canceled.IsCanceled && canceled.Buffer.IsEmpty);
-            await a.Output.WriteAsync(new byte[] { 4, 2 });
-            await Task.Delay(200);
+            await a.Output.WriteAsync(new byte[] { 4, 2 }, TestContext.Current.CancellationToken);
+            await Task.Delay(200, TestContext.Current.CancellationToken);
             b.Input.AdvanceTo(canceled.Buffer.Start, canceled.Buffer.End);
-            ReadResult next = await b.Input.ReadAsync().AsTask().WaitAsync(TimeSpan.FromSeconds(5));
+            ReadResult next = await b.Input.ReadAsync(TestContext.Current.CancellationToken).AsTask().WaitAsync(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken);
             Assert.Equal(new byte[] { 4, 2 }, next.Buffer.ToArray());
             b.Input.AdvanceTo(next.Buffer.End);
         }
@@ -128,9 +128,9 @@ public sealed class SocketTransportTests
         await using (a)
         await using (b)
         {
-            await a.Output.WriteAsync(new byte[] { 1, 2, 3 });
+            await a.Output.WriteAsync(new byte[] { 1, 2, 3 }, TestContext.Current.CancellationToken);
             b.Input.CancelPendingRead();
-            ReadResult first = await b.Input.ReadAsync();
+            ReadResult first = await b.Input.ReadAsync(TestContext.Current.CancellationToken);
             Assert.True(first.IsCanceled);
             b.Input.AdvanceTo(first.Buffer.Start);
             Assert.Equal(new byte[] { 1, 2, 3 }, await ReadExactlyAsync(b.Input, 3));
@@ -146,7 +146,7 @@ public sealed class SocketTransportTests
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromMilliseconds(100));
             await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => await b.Input.ReadAsync(cts.Token));
-            await a.Output.WriteAsync(new byte[] { 9 });
+            await a.Output.WriteAsync(new byte[] { 9 }, TestContext.Current.CancellationToken);
             Assert.Equal(new byte[] { 9 }, await ReadExactlyAsync(b.Input, 1));
         }
     }
@@ -157,16 +157,16 @@ public sealed class SocketTransportTests
         (SocketConnection a, SocketConnection b) = await PairAsync();
         await using (b)
         {
-            await a.Output.WriteAsync(new byte[] { 5 });
+            await a.Output.WriteAsync(new byte[] { 5 }, TestContext.Current.CancellationToken);
             Assert.Equal(new byte[] { 5 }, await ReadExactlyAsync(b.Input, 1));
 
             // Nobody reads b now; closing a must still be noticed.
             var closed = new TaskCompletionSource();
             using CancellationTokenRegistration registration = b.ConnectionClosed.Register(() => closed.TrySetResult());
             await a.DisposeAsync();
-            await closed.Task.WaitAsync(TimeSpan.FromSeconds(10));
+            await closed.Task.WaitAsync(TimeSpan.FromSeconds(10), TestContext.Current.CancellationToken);
 
-            ReadResult end = await b.Input.ReadAsync();
+            ReadResult end = await b.Input.ReadAsync(TestContext.Current.CancellationToken);
             Assert.True(end.IsCompleted);
             Assert.True(end.Buffer.IsEmpty);
             b.Input.AdvanceTo(end.Buffer.End);
@@ -175,9 +175,9 @@ public sealed class SocketTransportTests
             bool completed = false;
             for (int i = 0; i < 50 && !completed; i++)
             {
-                FlushResult flush = await b.Output.WriteAsync(new byte[100]);
+                FlushResult flush = await b.Output.WriteAsync(new byte[100], TestContext.Current.CancellationToken);
                 completed = flush.IsCompleted;
-                await Task.Delay(20);
+                await Task.Delay(20, TestContext.Current.CancellationToken);
             }
 
             Assert.True(completed);
@@ -191,7 +191,7 @@ public sealed class SocketTransportTests
         await using (a)
         await using (b)
         {
-            await a.Output.WriteAsync(new byte[] { 1, 2, 3, 4 });
+            await a.Output.WriteAsync(new byte[] { 1, 2, 3, 4 }, TestContext.Current.CancellationToken);
             Assert.Equal(new byte[] { 1, 2, 3, 4 }, await ReadExactlyAsync(b.Input, 4));
             Assert.False(((SocketPipeReader)b.Input).HoldsBuffer);
             Assert.False(((SocketPipeWriter)a.Output).HoldsBuffer);
@@ -208,7 +208,7 @@ public sealed class SocketTransportTests
             byte[] payload = RandomBytes(8 * 1024 * 1024, seed: 3);
             payload.CopyTo(a.Output.GetSpan(payload.Length));
             a.Output.Advance(payload.Length);
-            ValueTask<FlushResult> flush = a.Output.FlushAsync();
+            ValueTask<FlushResult> flush = a.Output.FlushAsync(TestContext.Current.CancellationToken);
             Assert.False(flush.IsCompleted); // nobody reads b: 8 MB cannot fit in the socket buffers
             a.Output.CancelPendingFlush();
             FlushResult result = await flush;
@@ -216,7 +216,7 @@ public sealed class SocketTransportTests
 
             // The bytes still arrive, whole and in order, followed by what is written next.
             Task<byte[]> receiving = ReadExactlyAsync(b.Input, payload.Length + 1);
-            await a.Output.WriteAsync(new byte[] { 0xAB });
+            await a.Output.WriteAsync(new byte[] { 0xAB }, TestContext.Current.CancellationToken);
             byte[] received = await receiving;
             Assert.Equal(payload, received.AsSpan(0, payload.Length).ToArray());
             Assert.Equal(0xAB, received[^1]);

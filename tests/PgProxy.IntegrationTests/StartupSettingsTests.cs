@@ -12,7 +12,7 @@ public sealed class StartupSettingsTests(PostgresFixture pg)
 {
     private static readonly TimeSpan Wait = TimeSpan.FromSeconds(10);
 
-    private async Task<string> PsqlShowAsync(int port, string setting, Dictionary<string, string> extraEnv)
+    private async Task<string> PsqlShowAsync(int port, string setting, Dictionary<string, string> extraEnv, CancellationToken ct = default)
     {
         var env = new Dictionary<string, string>(extraEnv)
         {
@@ -24,7 +24,7 @@ public sealed class StartupSettingsTests(PostgresFixture pg)
             ["PGCONNECT_TIMEOUT"] = "20",
         };
         ProcessRunner.Result run = await ProcessRunner.RunAsync(Path.Combine(pg.BinDir, "psql"),
-            ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", $"SHOW {setting}"], TimeSpan.FromSeconds(30), env);
+            ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", $"SHOW {setting}"], TimeSpan.FromSeconds(30), env, ct: ct);
         Assert.True(run.ExitCode == 0, run.All);
         return run.StdOut.Trim();
     }
@@ -36,12 +36,12 @@ public sealed class StartupSettingsTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, $"pool_mode = \"{mode}\"\ndefault_pool_size = 1");
         var env = new Dictionary<string, string> { ["PGOPTIONS"] = "-c DateStyle=ISO,DMY -c work_mem=7MB", ["PGDATESTYLE"] = "ISO" };
-        string direct = await PsqlShowAsync(pg.Port, "DateStyle", env);
+        string direct = await PsqlShowAsync(pg.Port, "DateStyle", env, ct: TestContext.Current.CancellationToken);
         Assert.Equal("ISO, DMY", direct);
-        Assert.Equal(direct, await PsqlShowAsync(proxy.Port, "DateStyle", env));
-        Assert.Equal("7MB", await PsqlShowAsync(proxy.Port, "work_mem", env));
+        Assert.Equal(direct, await PsqlShowAsync(proxy.Port, "DateStyle", env, ct: TestContext.Current.CancellationToken));
+        Assert.Equal("7MB", await PsqlShowAsync(proxy.Port, "work_mem", env, ct: TestContext.Current.CancellationToken));
         // The next client, on the same server, has its own settings.
-        Assert.Equal("ISO, MDY", await PsqlShowAsync(proxy.Port, "DateStyle", []));
+        Assert.Equal("ISO, MDY", await PsqlShowAsync(proxy.Port, "DateStyle", [], ct: TestContext.Current.CancellationToken));
     }
 
     [Theory(Timeout = 60_000)]
@@ -50,10 +50,10 @@ public sealed class StartupSettingsTests(PostgresFixture pg)
     public async Task Npgsql_Options_AsDirect(string mode)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, $"pool_mode = \"{mode}\"\ndefault_pool_size = 1");
-        await using NpgsqlConnection conn = await proxy.OpenAsync(extra: "Options=-c DateStyle=SQL,DMY -c search_path=pg_catalog");
+        await using NpgsqlConnection conn = await proxy.OpenAsync(extra: "Options=-c DateStyle=SQL,DMY -c search_path=pg_catalog", ct: TestContext.Current.CancellationToken);
         Assert.Equal("SQL, DMY", conn.PostgresParameters["DateStyle"]);
         await using var cmd = new NpgsqlCommand("SELECT current_setting('DateStyle') || '|' || current_setting('search_path')", conn);
-        Assert.Equal("SQL, DMY|pg_catalog", await cmd.ExecuteScalarAsync());
+        Assert.Equal("SQL, DMY|pg_catalog", await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
     /// <summary>PgJDBC's startup packet: DateStyle=ISO and options=-c DateStyle=ISO,DMY (with extra_float_digits, TimeZone).</summary>
@@ -63,14 +63,14 @@ public sealed class StartupSettingsTests(PostgresFixture pg)
     public async Task PgJdbcStartupPacket_DateStyleIsoDmy_AtLoginAndOnTheServer(string mode)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, $"pool_mode = \"{mode}\"\ndefault_pool_size = 1", authType: "trust");
-        await using RawPgClient c = await RawPgClient.ConnectAsync(proxy.Port);
+        await using RawPgClient c = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
         await c.SendAsync(RawPgClient.Startup(196608, ("user", "postgres"), ("database", PostgresFixture.Database), ("client_encoding", "UTF8"),
-            ("DateStyle", "ISO"), ("TimeZone", "UTC"), ("extra_float_digits", "2"), ("options", "-c DateStyle=ISO,DMY")));
+            ("DateStyle", "ISO"), ("TimeZone", "UTC"), ("extra_float_digits", "2"), ("options", "-c DateStyle=ISO,DMY")), ct: TestContext.Current.CancellationToken);
         var told = new List<string>();
         await ReadUntilReadyAsync(c, told, null);
         Assert.Equal(["ISO, DMY"], told); // what a direct connection reports at login
 
-        await c.SendAsync(RawPgClient.Message('Q', [.. "SHOW DateStyle"u8, 0]));
+        await c.SendAsync(RawPgClient.Message('Q', [.. "SHOW DateStyle"u8, 0]), ct: TestContext.Current.CancellationToken);
         var shown = new List<string>();
         await ReadUntilReadyAsync(c, told, shown);
         Assert.Equal(["ISO, DMY"], shown);

@@ -32,11 +32,11 @@ public sealed class StartupTests(PostgresFixture pg)
     public async Task StartupLength_OutOfRange_Fatal08P01(int length)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
         byte[] packet = new byte[8];
         BinaryPrimitives.WriteInt32BigEndian(packet, length);
         BinaryPrimitives.WriteInt32BigEndian(packet.AsSpan(4), 196608);
-        await client.SendAsync(packet);
+        await client.SendAsync(packet, ct: TestContext.Current.CancellationToken);
         Dictionary<char, string> e = await ExpectFatalAsync(client);
         Assert.Equal("08P01", e['C']);
         Assert.Equal("invalid length of startup packet", e['M']);
@@ -46,8 +46,8 @@ public sealed class StartupTests(PostgresFixture pg)
     public async Task UnknownProtocolCode_Fatal08P01()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
-        await client.SendAsync(RawPgClient.Startup(0x00020000, ("user", "alice")));
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        await client.SendAsync(RawPgClient.Startup(0x00020000, ("user", "alice")), ct: TestContext.Current.CancellationToken);
         Dictionary<char, string> e = await ExpectFatalAsync(client);
         Assert.Equal("08P01", e['C']);
         Assert.Contains("unsupported frontend protocol 2.0", e['M'], StringComparison.Ordinal);
@@ -57,10 +57,10 @@ public sealed class StartupTests(PostgresFixture pg)
     public async Task UnterminatedParameters_Fatal08P01()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
         byte[] packet = RawPgClient.Startup(196608, ("user", "alice"));
         packet[^1] = (byte)'x';
-        await client.SendAsync(packet);
+        await client.SendAsync(packet, ct: TestContext.Current.CancellationToken);
         Assert.Equal("08P01", (await ExpectFatalAsync(client))['C']);
     }
 
@@ -68,19 +68,19 @@ public sealed class StartupTests(PostgresFixture pg)
     public async Task SslAndGssRequests_AnsweredN_ThenStartupProceeds()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
         byte[] gss = new byte[8];
         BinaryPrimitives.WriteInt32BigEndian(gss, 8);
         BinaryPrimitives.WriteInt32BigEndian(gss.AsSpan(4), 80877104);
-        await client.SendAsync(gss);
-        Assert.Equal('N', await client.ReadByteAsync(Wait));
+        await client.SendAsync(gss, ct: TestContext.Current.CancellationToken);
+        Assert.Equal('N', await client.ReadByteAsync(Wait, ct: TestContext.Current.CancellationToken));
         byte[] ssl = new byte[8];
         BinaryPrimitives.WriteInt32BigEndian(ssl, 8);
         BinaryPrimitives.WriteInt32BigEndian(ssl.AsSpan(4), 80877103);
-        await client.SendAsync(ssl);
-        Assert.Equal('N', await client.ReadByteAsync(Wait));
-        await client.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "appdb")));
-        (char Type, byte[] Body)? m = await client.ReadMessageAsync(Wait);
+        await client.SendAsync(ssl, ct: TestContext.Current.CancellationToken);
+        Assert.Equal('N', await client.ReadByteAsync(Wait, ct: TestContext.Current.CancellationToken));
+        await client.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "appdb")), ct: TestContext.Current.CancellationToken);
+        (char Type, byte[] Body)? m = await client.ReadMessageAsync(Wait, ct: TestContext.Current.CancellationToken);
         Assert.Equal('R', m!.Value.Type);
         Assert.Equal(10, BinaryPrimitives.ReadInt32BigEndian(m.Value.Body)); // AuthenticationSASL
     }
@@ -89,22 +89,22 @@ public sealed class StartupTests(PostgresFixture pg)
     public async Task NewerMinorAndPqOptions_GetNegotiateProtocolVersion()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
-        await client.SendAsync(RawPgClient.Startup(196610, ("user", "alice"), ("database", "appdb"), ("_pq_.future", "on")));
-        (char Type, byte[] Body)? m = await client.ReadMessageAsync(Wait);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        await client.SendAsync(RawPgClient.Startup(196610, ("user", "alice"), ("database", "appdb"), ("_pq_.future", "on")), ct: TestContext.Current.CancellationToken);
+        (char Type, byte[] Body)? m = await client.ReadMessageAsync(Wait, ct: TestContext.Current.CancellationToken);
         Assert.Equal('v', m!.Value.Type);
         Assert.Equal(0, BinaryPrimitives.ReadInt32BigEndian(m.Value.Body));
         Assert.Equal(1, BinaryPrimitives.ReadInt32BigEndian(m.Value.Body.AsSpan(4)));
         Assert.Equal("_pq_.future\0", Encoding.UTF8.GetString(m.Value.Body, 8, m.Value.Body.Length - 8));
-        Assert.Equal('R', (await client.ReadMessageAsync(Wait))!.Value.Type);
+        Assert.Equal('R', (await client.ReadMessageAsync(Wait, ct: TestContext.Current.CancellationToken))!.Value.Type);
     }
 
     [Fact(Timeout = 60_000)]
     public async Task NoUser_Fatal28000()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
-        await client.SendAsync(RawPgClient.Startup(196608, ("database", "appdb")));
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        await client.SendAsync(RawPgClient.Startup(196608, ("database", "appdb")), ct: TestContext.Current.CancellationToken);
         Dictionary<char, string> e = await ExpectFatalAsync(client);
         Assert.Equal("28000", e['C']);
         Assert.Equal("no PostgreSQL user name specified in startup packet", e['M']);
@@ -114,7 +114,7 @@ public sealed class StartupTests(PostgresFixture pg)
     public async Task UnknownDatabase_Fatal3D000_WordedLikePostgres()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
-        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(database: "nosuchdb"));
+        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(database: "nosuchdb", ct: TestContext.Current.CancellationToken));
         Assert.Equal("3D000", ex.SqlState);
         Assert.Equal("database \"nosuchdb\" does not exist", ex.MessageText);
     }
@@ -123,13 +123,13 @@ public sealed class StartupTests(PostgresFixture pg)
     public async Task OversizedPasswordMessage_Fatal08P01()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "md5");
-        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
-        await client.SendAsync(RawPgClient.Startup(196608, ("user", "bob"), ("database", "appdb")));
-        Assert.Equal('R', (await client.ReadMessageAsync(Wait))!.Value.Type);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        await client.SendAsync(RawPgClient.Startup(196608, ("user", "bob"), ("database", "appdb")), ct: TestContext.Current.CancellationToken);
+        Assert.Equal('R', (await client.ReadMessageAsync(Wait, ct: TestContext.Current.CancellationToken))!.Value.Type);
         byte[] header = new byte[5];
         header[0] = (byte)'p';
         BinaryPrimitives.WriteInt32BigEndian(header.AsSpan(1), 100_000_000);
-        await client.SendAsync(header);
+        await client.SendAsync(header, ct: TestContext.Current.CancellationToken);
         Dictionary<char, string> e = await ExpectFatalAsync(client);
         Assert.Equal("08P01", e['C']);
     }
@@ -143,10 +143,10 @@ public sealed class StartupTests(PostgresFixture pg)
         {
             for (int i = 0; i < 3; i++)
             {
-                held.Add(await proxy.OpenAsync());
+                held.Add(await proxy.OpenAsync(ct: TestContext.Current.CancellationToken));
             }
 
-            PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync());
+            PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(ct: TestContext.Current.CancellationToken));
             Assert.Equal("53300", ex.SqlState);
             Assert.Equal("sorry, too many clients already", ex.MessageText);
         }
@@ -162,11 +162,11 @@ public sealed class StartupTests(PostgresFixture pg)
         // the proxy's side, a moment after the client's close returns).
         for (int i = 0; i < 100 && proxy.Services.ClientCount > 0; i++)
         {
-            await Task.Delay(50);
+            await Task.Delay(50, TestContext.Current.CancellationToken);
         }
 
         Assert.Equal(0, proxy.Services.ClientCount);
-        await using NpgsqlConnection again = await proxy.OpenAsync();
+        await using NpgsqlConnection again = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         Assert.Equal(System.Data.ConnectionState.Open, again.State);
     }
 
@@ -174,7 +174,7 @@ public sealed class StartupTests(PostgresFixture pg)
     public async Task SilentClient_DroppedAfterClientLoginTimeout()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "client_login_timeout = \"500ms\"");
-        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port);
-        Assert.True(await client.IsClosedAsync(TimeSpan.FromSeconds(10)));
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        Assert.True(await client.IsClosedAsync(TimeSpan.FromSeconds(10), ct: TestContext.Current.CancellationToken));
     }
 }

@@ -298,21 +298,21 @@ public sealed class PostgresFixture : IAsyncLifetime
     public string ReadLog() => _dir is not null && File.Exists(Path.Combine(_dir, "postgres.log")) ? File.ReadAllText(Path.Combine(_dir, "postgres.log")) : "";
 
     /// <summary>Runs a query straight on the server and returns the first column of the first row.</summary>
-    public async Task<T> ScalarAsync<T>(string sql, string database = Database)
+    public async Task<T> ScalarAsync<T>(string sql, string database = Database, CancellationToken ct = default)
     {
         await using var conn = new NpgsqlConnection(AdminConnectionString(database));
-        await conn.OpenAsync();
+        await conn.OpenAsync(ct);
         await using var cmd = new NpgsqlCommand(sql, conn);
-        return (T)(await cmd.ExecuteScalarAsync())!;
+        return (T)(await cmd.ExecuteScalarAsync(ct))!;
     }
 
     /// <summary>Runs a statement straight on the server.</summary>
-    public async Task ExecuteAsync(string sql, string database = Database)
+    public async Task ExecuteAsync(string sql, string database = Database, CancellationToken ct = default)
     {
         await using var conn = new NpgsqlConnection(AdminConnectionString(database));
-        await conn.OpenAsync();
+        await conn.OpenAsync(ct);
         await using var cmd = new NpgsqlCommand(sql, conn);
-        await cmd.ExecuteNonQueryAsync();
+        await cmd.ExecuteNonQueryAsync(ct);
     }
 
     /// <inheritdoc />

@@ -14,7 +14,7 @@ public static class ProcessRunner
 
     /// <summary>Runs <paramref name="file"/>; kills it (and fails) after <paramref name="timeout"/>.</summary>
     public static async Task<Result> RunAsync(string file, IEnumerable<string> args, TimeSpan timeout,
-        IDictionary<string, string>? env = null, string? stdin = null, string? workingDirectory = null)
+        IDictionary<string, string>? env = null, string? stdin = null, string? workingDirectory = null, CancellationToken ct = default)
     {
         var psi = new ProcessStartInfo(file)
         {
@@ -38,15 +38,16 @@ public static class ProcessRunner
         }
 
         using var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start " + file);
-        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync(CancellationToken.None);
+        Task<string> stderr = process.StandardError.ReadToEndAsync(CancellationToken.None);
         if (stdin is not null)
         {
             await process.StandardInput.WriteAsync(stdin);
             process.StandardInput.Close();
         }
 
-        using var cts = new CancellationTokenSource(timeout);
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
         try
         {
             await process.WaitForExitAsync(cts.Token);
@@ -54,6 +55,7 @@ public static class ProcessRunner
         catch (OperationCanceledException)
         {
             process.Kill(entireProcessTree: true);
+            ct.ThrowIfCancellationRequested();
             throw new TimeoutException($"{file} {string.Join(' ', args)} did not finish within {timeout}: {await stderr}");
         }
 

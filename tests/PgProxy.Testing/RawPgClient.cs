@@ -17,18 +17,18 @@ public sealed class RawPgClient : IAsyncDisposable
     }
 
     /// <summary>Connects to 127.0.0.1:port.</summary>
-    public static async Task<RawPgClient> ConnectAsync(int port)
+    public static async Task<RawPgClient> ConnectAsync(int port, CancellationToken ct = default)
     {
         var tcp = new TcpClient { NoDelay = true };
-        await tcp.ConnectAsync("127.0.0.1", port);
+        await tcp.ConnectAsync("127.0.0.1", port, ct);
         return new RawPgClient(tcp);
     }
 
     /// <summary>Sends raw bytes.</summary>
-    public async Task SendAsync(byte[] bytes)
+    public async Task SendAsync(byte[] bytes, CancellationToken ct = default)
     {
-        await _stream.WriteAsync(bytes);
-        await _stream.FlushAsync();
+        await _stream.WriteAsync(bytes, ct);
+        await _stream.FlushAsync(ct);
     }
 
     /// <summary>A StartupMessage with the given protocol code and parameters.</summary>
@@ -62,18 +62,18 @@ public sealed class RawPgClient : IAsyncDisposable
     }
 
     /// <summary>Reads one byte (e.g. the answer to SSLRequest); -1 at end of stream.</summary>
-    public async Task<int> ReadByteAsync(TimeSpan timeout)
+    public async Task<int> ReadByteAsync(TimeSpan timeout, CancellationToken ct = default)
     {
-        using var cts = new CancellationTokenSource(timeout);
+        using CancellationTokenSource cts = Within(timeout, ct);
         byte[] one = new byte[1];
         int n = await _stream.ReadAsync(one, cts.Token);
         return n == 0 ? -1 : one[0];
     }
 
     /// <summary>Reads one typed message; null at end of stream.</summary>
-    public async Task<(char Type, byte[] Body)?> ReadMessageAsync(TimeSpan timeout)
+    public async Task<(char Type, byte[] Body)?> ReadMessageAsync(TimeSpan timeout, CancellationToken ct = default)
     {
-        using var cts = new CancellationTokenSource(timeout);
+        using CancellationTokenSource cts = Within(timeout, ct);
         byte[] header = new byte[5];
         if (!await ReadExactlyAsync(header, cts.Token))
         {
@@ -91,9 +91,9 @@ public sealed class RawPgClient : IAsyncDisposable
     }
 
     /// <summary>True when the server closed the connection (reads end of stream) within the timeout.</summary>
-    public async Task<bool> IsClosedAsync(TimeSpan timeout)
+    public async Task<bool> IsClosedAsync(TimeSpan timeout, CancellationToken ct = default)
     {
-        using var cts = new CancellationTokenSource(timeout);
+        using CancellationTokenSource cts = Within(timeout, ct);
         byte[] buffer = new byte[4096];
         try
         {
@@ -110,10 +110,17 @@ public sealed class RawPgClient : IAsyncDisposable
         {
             return true;
         }
-        catch (OperationCanceledException)
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             return false;
         }
+    }
+
+    private static CancellationTokenSource Within(TimeSpan timeout, CancellationToken ct)
+    {
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(timeout);
+        return cts;
     }
 
     /// <summary>Parses ErrorResponse fields by their code letter.</summary>

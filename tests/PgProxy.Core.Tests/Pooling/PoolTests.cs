@@ -21,15 +21,15 @@ public sealed class PoolTests
     {
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small);
-        BackendConnection a = await pool.AcquireAsync(default);
-        BackendConnection b = await pool.AcquireAsync(default);
+        BackendConnection a = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        BackendConnection b = await pool.AcquireAsync(TestContext.Current.CancellationToken);
         Assert.Equal(2, fakes.Opened);
         AssertInvariant(pool, 2);
         await pool.ReleaseAsync(a, reusable: true);
         await pool.ReleaseAsync(b, reusable: true);
         Assert.Equal(2, pool.Counts.Idle);
 
-        ValueTask<BackendConnection> next = pool.AcquireAsync(default);
+        ValueTask<BackendConnection> next = pool.AcquireAsync(TestContext.Current.CancellationToken);
         Assert.True(next.IsCompletedSuccessfully, "an idle backend is handed out synchronously");
         Assert.Same(b, await next);
         Assert.Equal(BackendState.Active, b.State);
@@ -42,11 +42,11 @@ public sealed class PoolTests
     {
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small with { Proxy = Small.Proxy with { ServerRoundRobin = true } });
-        BackendConnection a = await pool.AcquireAsync(default);
-        BackendConnection b = await pool.AcquireAsync(default);
+        BackendConnection a = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        BackendConnection b = await pool.AcquireAsync(TestContext.Current.CancellationToken);
         await pool.ReleaseAsync(a, reusable: true);
         await pool.ReleaseAsync(b, reusable: true);
-        Assert.Same(a, await pool.AcquireAsync(default));
+        Assert.Same(a, await pool.AcquireAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact(Timeout = 10_000)]
@@ -54,7 +54,7 @@ public sealed class PoolTests
     {
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
-        BackendConnection only = await pool.AcquireAsync(default);
+        BackendConnection only = await pool.AcquireAsync(TestContext.Current.CancellationToken);
         var order = new List<int>();
         var waiters = new List<Task>();
         for (int i = 0; i < 5; i++)
@@ -70,7 +70,7 @@ public sealed class PoolTests
 
                 await Task.Yield();
                 await pool.ReleaseAsync(b, reusable: true);
-            }));
+            }, TestContext.Current.CancellationToken));
             await WaitUntilAsync(() => pool.Counts.Waiting == id + 1); // arrival order is known
         }
 
@@ -87,8 +87,8 @@ public sealed class PoolTests
     {
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small with { PoolSize = 1, Proxy = Small.Proxy with { QueryWaitTimeout = TimeSpan.FromSeconds(2) } });
-        await pool.AcquireAsync(default);
-        Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
+        await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        Task<BackendConnection> waiting = pool.AcquireAsync(TestContext.Current.CancellationToken).AsTask();
         fakes.Advance(TimeSpan.FromMilliseconds(1900));
         Assert.False(waiting.IsCompleted); // not before query_wait_timeout
         fakes.Advance(TimeSpan.FromMilliseconds(100));
@@ -104,7 +104,7 @@ public sealed class PoolTests
     {
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
-        BackendConnection held = await pool.AcquireAsync(default);
+        BackendConnection held = await pool.AcquireAsync(TestContext.Current.CancellationToken);
         using var cts = new CancellationTokenSource();
         Task<BackendConnection> waiting = pool.AcquireAsync(cts.Token).AsTask();
         Assert.Equal(1, pool.Counts.Waiting);
@@ -121,8 +121,8 @@ public sealed class PoolTests
     {
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small with { PoolSize = 1 });
-        BackendConnection a = await pool.AcquireAsync(default);
-        Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
+        BackendConnection a = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        Task<BackendConnection> waiting = pool.AcquireAsync(TestContext.Current.CancellationToken).AsTask();
         Assert.Equal(1, pool.Counts.Waiting);
         await pool.ReleaseAsync(a, reusable: false);
         BackendConnection b = await waiting;
@@ -138,9 +138,9 @@ public sealed class PoolTests
         var fakes = new FakeBackends { Fail = true };
         Pool pool = fakes.CreatePool(Small with { PoolSize = 2, Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromSeconds(15) } });
         // A client whose connect fails because the server is down waits in line instead of failing.
-        Task<BackendConnection> first = pool.AcquireAsync(default).AsTask();
+        Task<BackendConnection> first = pool.AcquireAsync(TestContext.Current.CancellationToken).AsTask();
         await WaitUntilAsync(() => fakes.Attempts == 1 && pool.Counts.Waiting == 1);
-        Task<BackendConnection> second = pool.AcquireAsync(default).AsTask();
+        Task<BackendConnection> second = pool.AcquireAsync(TestContext.Current.CancellationToken).AsTask();
         Assert.Equal(2, pool.Counts.Waiting);
         Assert.NotNull(pool.RecentConnectFailure);
         Assert.Null(pool.LoginRefusal); // a down server is waited for, not reported to new logins
@@ -175,11 +175,11 @@ public sealed class PoolTests
             PoolSize = 1,
             Proxy = Small.Proxy with { ServerLoginRetry = TimeSpan.FromSeconds(15), QueryWaitTimeout = TimeSpan.FromSeconds(60) },
         });
-        BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(default).AsTask());
+        BackendUnavailableException ex = await Assert.ThrowsAsync<BackendUnavailableException>(() => pool.AcquireAsync(TestContext.Current.CancellationToken).AsTask());
         Assert.Equal("28P01", ex.SqlState);
         Assert.Equal("28P01", pool.LoginRefusal?.SqlState);
         // Within server_login_retry a client queues, and the pool does not dial again.
-        Task<BackendConnection> queued = pool.AcquireAsync(default).AsTask();
+        Task<BackendConnection> queued = pool.AcquireAsync(TestContext.Current.CancellationToken).AsTask();
         fakes.Advance(TimeSpan.FromSeconds(14.9));
         Assert.Equal(1, fakes.Attempts);
         Assert.False(queued.IsCompleted);
@@ -196,8 +196,8 @@ public sealed class PoolTests
     {
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small with { PoolSize = 1, ReservePoolSize = 1, Proxy = Small.Proxy with { ReservePoolTimeout = TimeSpan.FromSeconds(1) } });
-        await pool.AcquireAsync(default);
-        Task<BackendConnection> waiting = pool.AcquireAsync(default).AsTask();
+        await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        Task<BackendConnection> waiting = pool.AcquireAsync(TestContext.Current.CancellationToken).AsTask();
         fakes.Advance(TimeSpan.FromMilliseconds(900));
         Assert.False(waiting.IsCompleted);
         fakes.Advance(TimeSpan.FromMilliseconds(100));
@@ -213,8 +213,8 @@ public sealed class PoolTests
         var limiter = new ConnectionLimiter(1);
         Pool p1 = fakes.CreatePool(Small, limiter);
         Pool p2 = fakes.CreatePool(Small with { Proxy = Small.Proxy with { QueryWaitTimeout = TimeSpan.FromMilliseconds(100) } }, limiter);
-        await p1.AcquireAsync(default);
-        Task<BackendConnection> blocked = p2.AcquireAsync(default).AsTask();
+        await p1.AcquireAsync(TestContext.Current.CancellationToken);
+        Task<BackendConnection> blocked = p2.AcquireAsync(TestContext.Current.CancellationToken).AsTask();
         fakes.Advance(TimeSpan.FromMilliseconds(100));
         await Assert.ThrowsAsync<BackendUnavailableException>(() => blocked);
         Assert.Equal(1, limiter.Count);
@@ -225,9 +225,9 @@ public sealed class PoolTests
     {
         var fakes = new FakeBackends();
         Pool pool = fakes.CreatePool(Small with { PoolSize = 3, MinPoolSize = 2 });
-        await pool.EnsureMinimumAsync(default);
+        await pool.EnsureMinimumAsync(TestContext.Current.CancellationToken);
         Assert.Equal(2, pool.Counts.Idle);
-        await pool.EnsureMinimumAsync(default);
+        await pool.EnsureMinimumAsync(TestContext.Current.CancellationToken);
         Assert.Equal(2, fakes.Opened);
     }
 
@@ -239,7 +239,7 @@ public sealed class PoolTests
         int maxActive = 0;
         await Task.WhenAll(Enumerable.Range(0, 200).Select(async _ =>
         {
-            BackendConnection b = await pool.AcquireAsync(default);
+            BackendConnection b = await pool.AcquireAsync(TestContext.Current.CancellationToken);
             int active = pool.Counts.Active;
             InterlockedMax(ref maxActive, active);
             await Task.Yield();

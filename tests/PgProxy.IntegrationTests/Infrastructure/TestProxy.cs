@@ -95,10 +95,10 @@ public sealed class TestProxy : IAsyncDisposable
 
     /// <summary>Opens a connection through the proxy.</summary>
     public async Task<NpgsqlConnection> OpenAsync(string user = PostgresFixture.Alice, string password = PostgresFixture.AlicePassword,
-        string database = PostgresFixture.Database, string extra = "")
+        string database = PostgresFixture.Database, string extra = "", CancellationToken ct = default)
     {
         var conn = new NpgsqlConnection(ConnectionString(user, password, database, extra));
-        await conn.OpenAsync();
+        await conn.OpenAsync(ct);
         return conn;
     }
 
