@@ -83,6 +83,28 @@ public sealed class ConfigLoaderTests
         Assert.StartsWith("proxy.toml:2:", Assert.Single(r.Errors), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("[proxy]\nlisten = \"a:1\"\nlisten = \"b:1\"\n", "proxy.toml:3:1: The key `proxy.listen` is already defined at 2:1")]
+    [InlineData("[proxy]\nlisten = \"a:1\"\n[auth]\n[proxy]\n", "proxy.toml:4:1: The key `proxy` is already defined at 1:1")]
+    [InlineData("[proxy\n", "proxy.toml:1:7: ")]
+    [InlineData("[proxy]\ndefault_pool_size = \n", "proxy.toml:2:21: ")]
+    public void DuplicateKeysAndTables_AndSyntax_AreRejected_WithPositions(string toml, string expected)
+    {
+        ConfigResult r = Load(toml);
+        Assert.Null(r.Config);
+        Assert.StartsWith(expected, Assert.Single(r.Errors), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void DottedAndInlineKeys_ArePositioned_AndUnknownOnesReported()
+    {
+        ConfigResult r = Load("[auth]\ntype = \"trust\"\n[databases]\napp = { port = 5433,\n  prot = 1 }\nother.host = \"h\"\nother.pool_sise = 1\n");
+        Assert.Null(r.Config);
+        Assert.Contains("proxy.toml:5:3: unknown key 'prot' in [databases.app]", r.Errors);
+        Assert.Contains("proxy.toml:7:7: unknown key 'pool_sise' in [databases.other]", r.Errors);
+        Assert.Equal(2, r.Errors.Count);
+    }
+
     [Fact]
     public void EnvironmentReferences_AreExpanded_AndMissingOnesReported()
     {

@@ -27,25 +27,15 @@ public sealed record TomlDateTime(TomlDateTimeKind Kind, string Text)
     public override string ToString() => Text;
 }
 
-/// <summary>A TOML array. Arrays written with [[header]] are "static" and may be appended to by later headers.</summary>
-public sealed class TomlArray : List<object>
-{
-    internal bool IsArrayOfTables { get; init; }
-}
+/// <summary>A TOML array (of values, or of tables written with [[header]]).</summary>
+public sealed class TomlArray : List<object>;
 
-/// <summary>
-/// A TOML table: values in insertion order, each key's position, and how the table came to exist (which decides
-/// whether a later header or dotted key may add to it, TOML 1.0 "Table").
-/// </summary>
+/// <summary>A TOML table: values in source order and where each key was written.</summary>
 public sealed class TomlTable
 {
     private readonly Dictionary<string, object> _values = new(StringComparer.Ordinal);
     private readonly Dictionary<string, TomlPosition> _positions = new(StringComparer.Ordinal);
     private readonly List<string> _order = [];
-
-    internal TomlTableOrigin Origin { get; set; }
-
-    internal bool Frozen { get; set; }
 
     /// <summary>Position of the header or key that created the table.</summary>
     public TomlPosition Position { get; internal set; }
@@ -76,20 +66,6 @@ public sealed class TomlTable
         _positions[key] = position;
         _order.Add(key);
     }
-}
-
-internal enum TomlTableOrigin
-{
-    /// <summary>Created as the parent of a [header] (may be defined later by its own header).</summary>
-    Implicit,
-    /// <summary>Defined by its own [header] or as an element of [[header]].</summary>
-    Header,
-    /// <summary>Created by a dotted key (may be extended by dotted keys, never by a header).</summary>
-    Dotted,
-    /// <summary>An inline table (frozen).</summary>
-    Inline,
-    /// <summary>The root table.</summary>
-    Root,
 }
 
 /// <summary>A TOML syntax or semantic error with its position.</summary>
