@@ -13,6 +13,7 @@ export DOCKER_API_VERSION="${DOCKER_API_VERSION:-1.41}"
 image=pgproxy-test-postgres:15
 base=pgproxy-debian:bookworm
 mirror="${PGPROXY_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+pidfile="${PGPROXY_DOCKERD_PIDFILE:-/tmp/pgproxy-dockerd.pid}"
 
 SUDO=""
 if [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
@@ -33,10 +34,10 @@ if ! docker info >/dev/null 2>&1; then
   log=/tmp/pgproxy-dockerd.log
   echo "Starting dockerd (log: $log)..."
   /usr/sbin/dockerd >"$log" 2>&1 &
-  echo $! > "${PGPROXY_DOCKERD_PIDFILE:-/tmp/pgproxy-dockerd.pid}"
+  echo $! > "$pidfile"
   for _ in $(seq 1 60); do
     docker info >/dev/null 2>&1 && break
-    if ! kill -0 "$(cat "${PGPROXY_DOCKERD_PIDFILE:-/tmp/pgproxy-dockerd.pid}")" 2>/dev/null; then
+    if ! kill -0 "$(cat "$pidfile")" 2>/dev/null; then
       echo "ensure-docker: dockerd exited; last lines of $log:" >&2; tail -n 20 "$log" >&2; exit 1
     fi
     sleep 0.5

@@ -23,11 +23,13 @@ dotnet test Proxy.sln -c Release --no-build --nologo --logger "console;verbosity
 if [ "${PGPROXY_TEST_CONTAINERS:-run}" != skip ]; then
   # The same integration classes against PostgreSQL in a container, started by Testcontainers: no Ryuk (it cannot be
   # pulled; the fixture removes its container), and every connection to the port published on loopback.
-  echo "Testcontainers pass: TransactionModeTests, PreparedStatementTests and FixtureSourceTests against a container"
+  container_classes=(TransactionModeTests PreparedStatementTests FixtureSourceTests)
+  filter=$(printf 'FullyQualifiedName~.%s.|' "${container_classes[@]}")
+  echo "Testcontainers pass: ${container_classes[*]} against a container"
   DOCKER_API_VERSION="${DOCKER_API_VERSION:-1.41}" TESTCONTAINERS_RYUK_DISABLED=true TESTCONTAINERS_HOST_OVERRIDE=127.0.0.1 \
     PROXY_TEST_POSTGRES=container dotnet test tests/PgProxy.IntegrationTests -c Release --no-build --nologo \
     --logger "console;verbosity=minimal" --logger "trx;LogFileName=containers.trx" --results-directory "$results" \
-    --filter "FullyQualifiedName~.TransactionModeTests.|FullyQualifiedName~.PreparedStatementTests.|FullyQualifiedName~.FixtureSourceTests." \
+    --filter "${filter%|}" \
     2>&1 | tee -a "$log" || status=$?
 else
   echo "Testcontainers pass skipped (PGPROXY_TEST_CONTAINERS=skip)"
