@@ -9,6 +9,7 @@
 #   ROUNDS=5 DURATION=20 bench/load/compare.sh
 #   UPDATE_README=1 bench/load/compare.sh      # also puts the table into README.md (transaction mode)
 #   POOL_MODE=session bench/load/compare.sh    # session mode (20 clients, as a session pool of 20 can serve no more)
+#   ONLY="(-C)" ROUNDS=3 bench/load/compare.sh  # only the scenarios whose name contains the text (not for publishing)
 # Transaction pool mode by default, pool of 20 in both poolers. Each pooler runs twice, once with trust and once
 # with SCRAM-SHA-256 for clients (scenarios name theirs); the server logins are SCRAM either way. Both poolers log
 # as they do by default: connections and disconnections (PgBouncer's log_connections, PgProxy's info level).
@@ -142,6 +143,12 @@ else
     "select-only, 50 clients, SCRAM|scram-sha-256|-S -c 50 -j 2"
     "select-only, connection per transaction (-C), 20 clients, SCRAM|scram-sha-256|-S -C -c 20 -j 2"
   )
+fi
+# ONLY=<text> keeps the scenarios whose name contains it (while working on one figure; a published run has them all).
+if [ -n "${ONLY:-}" ]; then
+  kept=(); for s in "${SCENARIOS[@]}"; do [[ ${s%%|*} == *"$ONLY"* ]] && kept+=("$s"); done
+  [ ${#kept[@]} -gt 0 ] || { echo "ONLY=$ONLY matches no scenario" >&2; exit 2; }
+  SCENARIOS=("${kept[@]}")
 fi
 # Warm-up, not measured: JIT tiering (PgProxy) and server caches settle before the first round, for every target.
 for port in $PG_PORT $BOUNCER_PORT $PROXY_PORT $BOUNCER_SCRAM_PORT $PROXY_SCRAM_PORT; do
