@@ -165,7 +165,10 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 
         BackendMessages.BackendKeyData(_builder, cancelPid, cancelSecret);
         BackendMessages.ReadyForQuery(_builder, TransactionStatus.Idle);
-        await PgMessageIO.WriteAsync(Output, _builder, _connection.ConnectionClosed).ConfigureAwait(false);
+        // Not bound to ConnectionClosed: asking for that token makes the connection's cancellation source, which an
+        // idle client would then keep for its whole life. The welcome is a few hundred bytes on a fresh connection,
+        // so the socket takes it at once, and a client that has gone fails the write by itself.
+        await PgMessageIO.WriteAsync(Output, _builder, CancellationToken.None).ConfigureAwait(false);
         _builder.Shrink();
         _loggedIn = true;
         LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);

@@ -11,8 +11,10 @@ namespace PgProxy.Core.Prepared;
 public sealed class StatementMapper
 {
     private readonly StatementRegistry _registry;
-    private readonly Dictionary<byte[], PreparedStatement> _byName = new(ByteKeyComparer.Instance);
-    private readonly Dictionary<byte[], PreparedStatement>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
+    // Made at the client's first Parse: most clients of a transaction-mode pool (pgbench -S, psql, an idle sidecar
+    // fleet) never name a statement, and an idle client should hold nothing it does not use.
+    private Dictionary<byte[], PreparedStatement>? _byName;
+    private Dictionary<byte[], PreparedStatement>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
     private HashSet<string>? _sqlNames;
 
     /// <summary>A client's mapper; <paramref name="maxPerBackend"/> is max_prepared_statements.</summary>
@@ -20,15 +22,17 @@ public sealed class StatementMapper
     {
         _registry = registry;
         MaxPerBackend = maxPerBackend;
-        _lookup = _byName.GetAlternateLookup<ReadOnlySpan<byte>>();
     }
 
     /// <summary>max_prepared_statements: statements kept per backend.</summary>
     public int MaxPerBackend { get; }
 
     /// <summary>The client's statement of that name (UTF-8 bytes, as on the wire).</summary>
-    public bool TryGet(ReadOnlySpan<byte> name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? statement) =>
-        _lookup.TryGetValue(name, out statement);
+    public bool TryGet(ReadOnlySpan<byte> name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? statement)
+    {
+        statement = null;
+        return _byName is not null && _lookup.TryGetValue(name, out statement);
+    }
 
     /// <summary>The client's statement of that name, as SQL names it.</summary>
     public bool TryGet(string name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? statement) =>
@@ -39,7 +43,12 @@ public sealed class StatementMapper
         out byte[] key)
     {
         key = [];
-        if (_lookup.ContainsKey(name))
+        if (_byName is null)
+        {
+            _byName = new Dictionary<byte[], PreparedStatement>(ByteKeyComparer.Instance);
+            _lookup = _byName.GetAlternateLookup<ReadOnlySpan<byte>>();
+        }
+        else if (_lookup.ContainsKey(name))
         {
             statement = null;
             return false;
@@ -52,7 +61,7 @@ public sealed class StatementMapper
     }
 
     /// <summary>Forgets a name (Close, DEALLOCATE, or a Parse the server refused); false when it was not there.</summary>
-    public bool Forget(ReadOnlySpan<byte> name) => _lookup.Remove(name);
+    public bool Forget(ReadOnlySpan<byte> name) => _byName is not null && _lookup.Remove(name);
 
     /// <summary>Forgets a name as SQL names it.</summary>
     public bool Forget(string name) => Forget(Encoding.UTF8.GetBytes(name));
@@ -60,7 +69,7 @@ public sealed class StatementMapper
     /// <summary>DEALLOCATE ALL, DISCARD ALL: every name goes, protocol and SQL alike.</summary>
     public void Clear()
     {
-        _byName.Clear();
+        _byName?.Clear();
         _sqlNames?.Clear();
     }
 
