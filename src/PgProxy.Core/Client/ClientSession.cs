@@ -72,8 +72,62 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             Task<MessageRelay> welcome = WelcomeAsync(login, cancelPid, secret);
             login = null; // the startup settings live on in the pool's interned view; an idle client keeps no copy
             MessageRelay relay = await welcome.ConfigureAwait(false);
-            // The welcome's state machine is gone by now: an idle client waits in this method and ForwardAsync only.
-            reason = await ForwardAsync(relay, _pool!).ConfigureAwait(false);
+            // The welcome's state machine is gone by now, and the client side's loop runs here rather than in a
+            // method of its own: an idle client waits in this one state machine (measured: 150 B less per idle
+            // client than a second one awaited from here).
+            Pool pool = _pool!;
+            bool timeouts = HasTimeouts;
+            DisconnectReason? ended = null;
+            // The client side's loop: read what the client sent, forward it to the attached backend (linking one when
+            // a message needs it), flush once per read batch. Ends when the client leaves, or when woken for an abort.
+            while (ended is null)
+            {
+                ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
+                ReadOnlySequence<byte> buffer = read.Buffer;
+                if (read.IsCanceled)
+                {
+                    // Only this loop reads the client: a wake-up is always meant for it (a timeout, the backend lost).
+                    Input.AdvanceTo(buffer.Start);
+                    if (relay.BackendLost)
+                    {
+                        ended = DisconnectReason.BackendClosed; // its pump told the client already
+                        continue;
+                    }
+
+                    ThrowIfAborted();
+                    continue;
+                }
+
+                RelayStop stop = relay.ForwardFromClient(ref buffer, out BackendConnection? target);
+                if (stop == RelayStop.NeedBackend)
+                {
+                    Input.AdvanceTo(buffer.Start); // the message that needs a backend waits, unexamined
+                    ThrowIfAborted();
+                    await LinkAsync(relay, pool).ConfigureAwait(false);
+                    continue;
+                }
+
+                Input.AdvanceTo(buffer.Start, read.Buffer.End);
+                if (timeouts)
+                {
+                    ArmTimeouts(relay);
+                }
+
+                if (target is not null)
+                {
+                    await FlushToBackendAsync(target).ConfigureAwait(false);
+                }
+
+                relay.ClientFlushed()?.WakePump();
+                CheckStop(stop);
+                if (stop == RelayStop.ClientTerminated || read.IsCompleted)
+                {
+                    await EndLinkAsync().ConfigureAwait(false);
+                    ended = DisconnectReason.ClientClosed;
+                }
+            }
+
+            reason = ended.Value;
         }
         catch (ProxyException ex)
         {
@@ -186,76 +240,29 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         return relay;
     }
 
-    /// <summary>
-    /// The client side's loop: read what the client sent, forward it to the attached backend (linking one when a
-    /// message needs it), flush once per read batch. Ends when the client leaves, or when woken for an abort.
-    /// </summary>
-    private async Task<DisconnectReason> ForwardAsync(MessageRelay relay, Pool pool)
+    /// <summary>Sends what the client's read batch wrote to the backend; a server that is gone is not an error here.</summary>
+    private static async ValueTask FlushToBackendAsync(BackendConnection target)
     {
-        bool timeouts = HasTimeouts;
-        while (true)
+        try
         {
-            ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
-            ReadOnlySequence<byte> buffer = read.Buffer;
-            if (read.IsCanceled)
-            {
-                // Only this loop reads the client: a wake-up is always meant for it (a timeout, the backend lost).
-                Input.AdvanceTo(buffer.Start);
-                if (relay.BackendLost)
-                {
-                    return DisconnectReason.BackendClosed; // its pump told the client already
-                }
+            await target.Output.FlushAsync().ConfigureAwait(false);
+        }
+        catch (Exception ex) when (TransportErrors.IsTransportGone(ex))
+        {
+            // The server is gone: its pump tells the client and wakes the session's loop.
+        }
+    }
 
-                ThrowIfAborted();
-                continue;
-            }
-
-            RelayStop stop = relay.ForwardFromClient(ref buffer, out BackendConnection? target);
-            if (stop == RelayStop.NeedBackend)
-            {
-                Input.AdvanceTo(buffer.Start); // the message that needs a backend waits, unexamined
-                ThrowIfAborted();
-                await LinkAsync(relay, pool).ConfigureAwait(false);
-                continue;
-            }
-
-            Input.AdvanceTo(buffer.Start, read.Buffer.End);
-            if (timeouts)
-            {
-                ArmTimeouts(relay);
-            }
-
-            if (target is not null)
-            {
-                try
-                {
-                    await target.Output.FlushAsync().ConfigureAwait(false);
-                }
-                catch (Exception ex) when (TransportErrors.IsTransportGone(ex))
-                {
-                    // The server is gone: its pump tells the client and wakes this loop.
-                }
-            }
-
-            relay.ClientFlushed()?.WakePump();
-
-            switch (stop)
-            {
-                case RelayStop.ClientTerminated:
-                    await EndLinkAsync().ConfigureAwait(false);
-                    return DisconnectReason.ClientClosed;
-                case RelayStop.ClientProtocolViolation:
-                    throw new ProxyException(SqlState.ProtocolViolation, "invalid message length");
-                case RelayStop.ClientMessageTooLarge:
-                    throw new ProxyException(SqlState.ProgramLimitExceeded,
-                        $"prepared statement text is too large for the pooler (limit {MessageRelay.MaxParseBytes} bytes)");
-            }
-
-            if (read.IsCompleted)
-            {
-                await EndLinkAsync().ConfigureAwait(false);
-                return DisconnectReason.ClientClosed;
-            }
+    /// <summary>Ends the session with the client's error when its relay stopped at a bad message.</summary>
+    private static void CheckStop(RelayStop stop)
+    {
+        switch (stop)
+        {
+            case RelayStop.ClientProtocolViolation:
+                throw new ProxyException(SqlState.ProtocolViolation, "invalid message length");
+            case RelayStop.ClientMessageTooLarge:
+                throw new ProxyException(SqlState.ProgramLimitExceeded,
+                    $"prepared statement text is too large for the pooler (limit {MessageRelay.MaxParseBytes} bytes)");
         }
     }
 
