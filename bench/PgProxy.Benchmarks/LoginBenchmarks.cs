@@ -98,7 +98,7 @@ public class LoginAllocations
     {
         var toProxy = new Pipe(PipeOptions.Default);
         var fromProxy = new Pipe(PipeOptions.Default);
-        var connection = new DefaultConnectionContext("bench", new Duplex(toProxy.Reader, fromProxy.Writer), new Duplex(fromProxy.Reader, toProxy.Writer));
+        var connection = new DefaultConnectionContext("bench", new Wire.Duplex(toProxy.Reader, fromProxy.Writer), new Wire.Duplex(fromProxy.Reader, toProxy.Writer));
         return (connection, toProxy, fromProxy);
     }
 
@@ -125,13 +125,6 @@ public class LoginAllocations
                 return false;
             }
         }
-    }
-
-    private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe
-    {
-        public PipeReader Input { get; } = input;
-
-        public PipeWriter Output { get; } = output;
     }
 
     private sealed class NoServers : IBackendTransport

@@ -68,7 +68,8 @@ internal static class Wire
         }
     }
 
-    private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe
+    /// <summary>A pipe pair as one side of a connection.</summary>
+    internal sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe
     {
         public PipeReader Input { get; } = input;
 
