@@ -73,7 +73,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             login = null; // the startup settings live on in the pool's interned view; an idle client keeps no copy
             MessageRelay relay = await welcome.ConfigureAwait(false);
             // The welcome's state machine is gone by now, and the client side's loop runs here rather than in a
-            // method of its own: an idle client waits in this one state machine (measured: 150 B less per idle
+            // method of its own: an idle client waits in this one state machine (measured: 136 B less per idle
             // client than a second one awaited from here).
             Pool pool = _pool!;
             bool timeouts = HasTimeouts;
