@@ -169,7 +169,10 @@ declare -A R
 for t in $POOLERS; do
   # Memory, login CPU and idle CPU with trust, steps of clients; no timeouts configured.
   start_pooler "$t" trust "$RUN/userlist-plain.txt"
-  rss0=$(rss_kb "$POOLER"); heap0="-"; [ "$t" = pgproxy ] && heap0=$(live_heap_kb "$POOLER")
+  # The live-heap probe (dotnet-gcdump) leaves its own buffers in the process: take the first one before the
+  # baseline, so that no step's resident growth counts the measuring tool's one-time cost.
+  heap0="-"; [ "$t" = pgproxy ] && heap0=$(live_heap_kb "$POOLER") && sleep 1
+  rss0=$(rss_kb "$POOLER")
   prev=0; prev_rss=$rss0; prev_heap=$heap0
   for step in $STEPS; do
     cpu_begin "$POOLER"

@@ -13,14 +13,6 @@ public static class Program
     /// <summary>Entry point.</summary>
     public static async Task<int> Main(string[] args)
     {
-        // Socket completions run on the epoll threads instead of hopping to the thread pool: with the socket pipes
-        // (Transport/) a relayed message goes from receive to send on one thread, as in PgBouncer's event loop. Read once by System.Net.Sockets, so it must be set before the first socket; an explicit value in
-        // the environment wins. Measured in bench/: about 25% less CPU per transaction than thread-pool dispatch.
-        if (Environment.GetEnvironmentVariable(ProxyHost.InlineCompletionsVariable) is null)
-        {
-            Environment.SetEnvironmentVariable(ProxyHost.InlineCompletionsVariable, "1");
-        }
-
         var runConfig = ConfigOption();
         var checkConfig = ConfigOption();
         var run = new Command("run", "Run the proxy (the default command).") { runConfig };

@@ -223,6 +223,72 @@ public sealed class SocketTransportTests
         }
     }
 
+    [Fact(Timeout = 30_000)]
+    public async Task ManyConnectionsAtOnce_AreAllAccepted_AndEachKeepsItsOwnBytes_AcrossClosedAndReusedSlots()
+    {
+        var accepted = new System.Collections.Concurrent.ConcurrentQueue<PollSocket>();
+        using PollListener listener = PollListener.Start(new IPEndPoint(IPAddress.Loopback, 0), accepted.Enqueue, _ => { });
+        int port = listener.LocalEndPoint.Port;
+        const int count = 300;
+
+        // Two rounds: the second round's sockets take the slots (and descriptor numbers) the first round closed.
+        for (int round = 0; round < 2; round++)
+        {
+            PollSocket[] clients = await Task.WhenAll(Enumerable.Range(0, count)
+                .Select(_ => PollSocket.ConnectAsync("127.0.0.1", port, TestContext.Current.CancellationToken)));
+            var servers = new List<SocketConnection>();
+            DateTime deadline = DateTime.UtcNow.AddSeconds(20);
+            while (servers.Count < count && DateTime.UtcNow < deadline)
+            {
+                if (accepted.TryDequeue(out PollSocket? s))
+                {
+                    servers.Add(new SocketConnection(s, "s"));
+                }
+                else
+                {
+                    await Task.Delay(10, TestContext.Current.CancellationToken);
+                }
+            }
+
+            Assert.Equal(count, servers.Count);
+            SocketConnection[] connections = clients.Select(c => new SocketConnection(c, "c")).ToArray();
+
+            // Each client sends its own local port; the accepted side must see exactly the port of its peer.
+            foreach (SocketConnection c in connections)
+            {
+                ushort local = (ushort)((IPEndPoint)c.LocalEndPoint!).Port;
+                await c.Output.WriteAsync(BitConverter.GetBytes(local), TestContext.Current.CancellationToken);
+            }
+
+            foreach (SocketConnection s in servers)
+            {
+                byte[] got = await ReadExactlyAsync(s.Input, 2);
+                var peer = (IPEndPoint)s.RemoteEndPoint!;
+                Assert.Equal(IPAddress.Loopback, peer.Address);
+                Assert.Equal(peer.Port, BitConverter.ToUInt16(got));
+            }
+
+            foreach (SocketConnection c in connections.Concat(servers))
+            {
+                await c.DisposeAsync();
+            }
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task ConnectToAClosedPort_FailsWithConnectionRefused()
+    {
+        int port;
+        using (var probe = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp))
+        {
+            probe.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+            port = ((IPEndPoint)probe.LocalEndPoint!).Port; // bound, never listening: connects are refused
+            SocketException ex = await Assert.ThrowsAsync<SocketException>(() =>
+                PollSocket.ConnectAsync("127.0.0.1", port, TestContext.Current.CancellationToken));
+            Assert.Equal(SocketError.ConnectionRefused, ex.SocketErrorCode);
+        }
+    }
+
     private static byte[] RandomBytes(int count, int seed)
     {
         byte[] bytes = new byte[count];
@@ -247,15 +313,14 @@ public sealed class SocketTransportTests
         }
     }
 
+    /// <summary>Both ends through the proxy's own paths: <see cref="PollListener"/> accepts, <see cref="PollSocket.ConnectAsync"/> connects.</summary>
     private static async Task<(SocketConnection, SocketConnection)> PairAsync()
     {
-        using var listener = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        listener.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        listener.Listen(1);
-        var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        Task connecting = client.ConnectAsync(listener.LocalEndPoint!);
-        Socket server = await listener.AcceptAsync();
-        await connecting;
+        var accepted = new TaskCompletionSource<PollSocket>(TaskCreationOptions.RunContinuationsAsynchronously);
+        using PollListener listener = PollListener.Start(new IPEndPoint(IPAddress.Loopback, 0), s => accepted.TrySetResult(s),
+            e => accepted.TrySetException(new SocketException((int)e)));
+        PollSocket client = await PollSocket.ConnectAsync("127.0.0.1", listener.LocalEndPoint.Port, TestContext.Current.CancellationToken);
+        PollSocket server = await accepted.Task.WaitAsync(TestContext.Current.CancellationToken);
         return (new SocketConnection(client, "a"), new SocketConnection(server, "b"));
     }
 }

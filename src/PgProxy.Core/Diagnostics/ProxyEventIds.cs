@@ -9,6 +9,9 @@ public static class ProxyEventIds
     /// <summary>Listening on an address.</summary>
     public const int Listening = 1001;
 
+    /// <summary>A poll loop's callback threw (the loop goes on).</summary>
+    public const int PollLoopError = 1002;
+
     /// <summary>Client logged in.</summary>
     public const int ClientLogin = 2001;
 

@@ -10,15 +10,15 @@ namespace PgProxy.Hosting;
 
 /// <summary>
 /// Accepts PostgreSQL clients on the listen addresses and runs one <see cref="ClientSession"/> per socket.
-/// Each accepted socket becomes a <see cref="SocketConnection"/> (reader and writer directly on the socket; see there
-/// why not Kestrel). Stopping closes the listeners, waits for sessions until the deadline, then aborts the rest.
+/// Each accepted socket becomes a <see cref="SocketConnection"/> (reader and writer directly on the socket, driven by
+/// the poll loops; see there why not Kestrel or .NET's socket engine). Stopping closes the listeners, waits for
+/// sessions until the deadline, then aborts the rest.
 /// </summary>
 public sealed class ClientListener : ISocketConnectionOwner
 {
     private readonly ProxyServices _services;
     private readonly ILogger _logger;
-    private readonly List<Socket> _listeners = [];
-    private readonly List<Task> _acceptLoops = [];
+    private readonly List<PollListener> _listeners = [];
     private readonly ConcurrentDictionary<SocketConnection, byte> _connections = new();
     private long _nextId;
 
@@ -29,7 +29,7 @@ public sealed class ClientListener : ISocketConnectionOwner
     }
 
     /// <summary>The endpoints bound (port 0 resolved).</summary>
-    public IReadOnlyList<IPEndPoint> Endpoints => _listeners.Select(l => (IPEndPoint)l.LocalEndPoint!).ToList();
+    public IReadOnlyList<IPEndPoint> Endpoints => _listeners.Select(l => l.LocalEndPoint).ToList();
 
     /// <summary>Binds every endpoint (throws <see cref="SocketException"/> when one cannot be bound) and starts accepting.</summary>
     public static ClientListener Start(IEnumerable<IPEndPoint> endpoints, ProxyServices services, ILogger logger)
@@ -39,80 +39,35 @@ public sealed class ClientListener : ISocketConnectionOwner
         {
             foreach (IPEndPoint endpoint in endpoints)
             {
-                var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
-                if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
-                {
-                    socket.DualMode = true;
-                }
-
-                socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
-                socket.Bind(endpoint);
-                socket.Listen(4096);
-                listener._listeners.Add(socket);
+                listener._listeners.Add(PollListener.Start(endpoint, listener.Accepted, listener.AcceptFailed));
             }
         }
         catch
         {
-            foreach (Socket s in listener._listeners)
+            foreach (PollListener l in listener._listeners)
             {
-                s.Dispose();
+                l.Dispose();
             }
 
             throw;
         }
 
-        foreach (Socket socket in listener._listeners)
-        {
-            listener._acceptLoops.Add(Task.Run(() => listener.AcceptLoopAsync(socket)));
-        }
-
         return listener;
     }
 
-    private async Task AcceptLoopAsync(Socket listen)
+    private void Accepted(PollSocket socket)
     {
-        while (true)
-        {
-            Socket socket;
-            try
-            {
-                socket = await listen.AcceptAsync().ConfigureAwait(false);
-            }
-            catch (ObjectDisposedException)
-            {
-                return; // stopping
-            }
-            catch (SocketException ex) when (ex.SocketErrorCode is SocketError.OperationAborted or SocketError.Interrupted)
-            {
-                return;
-            }
-            catch (SocketException ex)
-            {
-                // Out of file descriptors and the like: say so, back off a little, keep accepting.
-                _logger.LogWarning(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "AcceptFailed"), "accept() failed: {Error}", ex.Message);
-                await Task.Delay(100).ConfigureAwait(false);
-                continue;
-            }
-
-            SocketConnection connection;
-            try
-            {
-                socket.NoDelay = true;
-                connection = new SocketConnection(socket, "c" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture), this);
-            }
-            catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-            {
-                socket.Dispose(); // reset before we got to it
-                continue;
-            }
-
-            _connections[connection] = 0;
-            // Started on the accepting thread, up to its first wait (usually the startup packet's read, or the first
-            // read after a trust login whose bytes were already there): no thread-pool hop per login. The session
-            // owns the connection and disposes it at its end, which removes it here: no wrapper task per client.
-            _ = new ClientSession(connection, _services).RunAsync();
-        }
+        var connection = new SocketConnection(socket, "c" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture), this);
+        _connections[connection] = 0;
+        // Started on the accepting thread, up to its first wait (usually the startup packet's read, or the first read
+        // after a trust login whose bytes were already there): no thread-pool hop per login. The session owns the
+        // connection and disposes it at its end, which removes it here: no wrapper task per client.
+        _ = new ClientSession(connection, _services).RunAsync();
     }
+
+    private void AcceptFailed(SocketError error) =>
+        // Out of file descriptors and the like: say so; the listener tries again shortly.
+        _logger.LogWarning(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "AcceptFailed"), "accept() failed: {Error}", error);
 
     /// <inheritdoc />
     void ISocketConnectionOwner.Closed(SocketConnection connection) => _connections.TryRemove(connection, out _);
@@ -120,12 +75,11 @@ public sealed class ClientListener : ISocketConnectionOwner
     /// <summary>Stops accepting, gives sessions until <paramref name="ct"/> to end, then closes the rest.</summary>
     public async Task StopAsync(CancellationToken ct)
     {
-        foreach (Socket listen in _listeners)
+        foreach (PollListener listen in _listeners)
         {
             listen.Dispose();
         }
 
-        await Task.WhenAll(_acceptLoops).ConfigureAwait(false);
         if (await DrainedAsync(ct).ConfigureAwait(false))
         {
             return;

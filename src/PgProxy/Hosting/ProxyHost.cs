@@ -26,9 +26,6 @@ public sealed class ProxyHost : IAsyncDisposable
         Services = services;
     }
 
-    /// <summary>The runtime's switch for running socket completions on the epoll threads (set by <c>pgproxy run</c>).</summary>
-    public const string InlineCompletionsVariable = "DOTNET_SYSTEM_NET_SOCKETS_INLINE_COMPLETIONS";
-
     /// <summary>The proxy's runtime services (pools, counts).</summary>
     public ProxyServices Services { get; }
 
@@ -55,6 +52,8 @@ public sealed class ProxyHost : IAsyncDisposable
         var host = new ProxyHost(app, app.Services.GetRequiredService<ProxyServices>());
         await app.StartAsync(ct).ConfigureAwait(false);
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PgProxy");
+        Transport.PollLoop.UnhandledError = ex =>
+            logger.LogError(new EventId(Core.Diagnostics.ProxyEventIds.PollLoopError, "PollLoopError"), ex, "A socket event handler failed");
         var endpoints = new List<IPEndPoint>();
         foreach (string listen in config.Proxy.Listen)
         {

@@ -23,7 +23,7 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     /// <summary>How long disposing waits for bytes the socket had no room for (a final error to a slow client).</summary>
     private static readonly TimeSpan s_sendDrainTimeout = TimeSpan.FromSeconds(5);
 
-    private readonly Socket _socket;
+    private readonly PollSocket _socket;
     private readonly SocketPipeReader _input;
     private readonly SocketPipeWriter _output;
     private CancellationTokenSource? _closed;
@@ -32,33 +32,27 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     private IFeatureCollection? _features;
     private IDictionary<object, object?>? _items;
 
-    /// <summary>Wraps a connected socket (made non-blocking here). The connection owns it; <paramref name="owner"/> hears when it is disposed.</summary>
-    public SocketConnection(Socket socket, string id, ISocketConnectionOwner? owner = null)
+    /// <summary>Wraps a connected socket. The connection owns it; <paramref name="owner"/> hears when it is disposed.</summary>
+    public SocketConnection(PollSocket socket, string id, ISocketConnectionOwner? owner = null)
     {
         _socket = socket;
         _owner = owner;
-        socket.Blocking = false;
         _input = new SocketPipeReader(socket, this);
         _output = new SocketPipeWriter(socket);
         ConnectionId = id;
-        RemoteEndPoint = socket.RemoteEndPoint;
     }
 
-    /// <summary>Asked of the socket when needed: nothing uses it on the hot path, and an idle client need not keep a copy.</summary>
+    /// <summary>Asked of the kernel when needed (a log line): nothing uses it on the hot path, and an idle client keeps no copy.</summary>
+    public override EndPoint? RemoteEndPoint
+    {
+        get => _socket.RemoteEndPoint;
+        set => throw new NotSupportedException();
+    }
+
+    /// <summary>Asked of the kernel when needed, like <see cref="RemoteEndPoint"/>.</summary>
     public override EndPoint? LocalEndPoint
     {
-        get
-        {
-            try
-            {
-                return _socket.LocalEndPoint;
-            }
-            catch (ObjectDisposedException)
-            {
-                return null;
-            }
-        }
-
+        get => _socket.LocalEndPoint;
         set => throw new NotSupportedException();
     }
 
@@ -116,15 +110,7 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     /// <inheritdoc />
     public override void Abort(ConnectionAbortedException abortReason)
     {
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // Already gone.
-        }
-
+        _socket.ShutdownBoth();
         FireClosed();
     }
 
@@ -145,15 +131,7 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
             await Task.WhenAny(sent, Task.Delay(s_sendDrainTimeout)).ConfigureAwait(false);
         }
 
-        try
-        {
-            _socket.Shutdown(SocketShutdown.Both);
-        }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
-        {
-            // The peer is gone already.
-        }
-
+        _socket.ShutdownBoth();
         _socket.Dispose();
         FireClosed();
         _owner?.Closed(this);

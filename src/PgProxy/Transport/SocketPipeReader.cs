@@ -1,7 +1,6 @@
 using System.Buffers;
 using System.IO.Pipelines;
 using System.Net.Sockets;
-using System.Runtime.CompilerServices;
 using System.Threading.Tasks.Sources;
 using Microsoft.AspNetCore.Connections;
 
@@ -9,11 +8,12 @@ namespace PgProxy.Transport;
 
 /// <summary>
 /// A <see cref="PipeReader"/> directly on a non-blocking socket: no receive loop and no pipe between the socket and
-/// its reader. Bytes are received into one pooled array on the reader's own thread (or on the socket's completion
-/// thread while the reader waits), so a relayed message costs one <c>recv</c> and no hand-off.
+/// its reader. Bytes are received into one pooled array on the reader's own thread (or on the poll loop's thread
+/// while the reader waits), so a relayed message costs one <c>recv</c> and no hand-off.
 /// <para>
-/// Waiting is a zero-byte receive: a connection with nothing buffered holds no array, which is what keeps an idle
-/// client small. The wait is started as soon as the socket is drained, whether or not anyone reads, so a peer that
+/// Waiting is a flag in the <see cref="PollSocket"/> (the poll loop calls back when the socket becomes readable): a
+/// connection with nothing buffered holds no array and no pending operation, which is what keeps an idle client
+/// small. The wait is started as soon as the socket is drained, whether or not anyone reads, so a peer that
 /// closes is noticed even while nothing reads (<see cref="SocketConnection.ConnectionClosed"/>). Bytes that arrive while nobody reads are
 /// received ahead, up to <see cref="ReadAheadLimit"/>; past that the socket is left alone until the reader catches up.
 /// </para>
@@ -23,7 +23,7 @@ namespace PgProxy.Transport;
 /// synchronously where the data arrived, like Kestrel's <c>UnsafePreferInlineScheduling</c>.
 /// </para>
 /// </summary>
-public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
+public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>, IPollReader
 {
     /// <summary>Size of the first array rented for a read.</summary>
     public const int InitialBufferSize = 4096;
@@ -35,12 +35,10 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
 
     private static readonly Action<object?> s_onTokenCanceled = static state => ((SocketPipeReader)state!).WakeReader(byToken: true);
 
-    private readonly Socket _socket;
+    private readonly PollSocket _socket;
     private readonly SocketConnection? _connection;
-    private readonly Action _onWaitCompleted;
     private readonly Lock _lock = new();
     private ManualResetValueTaskSourceCore<ReadResult> _source;
-    private ConfiguredValueTaskAwaitable<int>.ConfiguredValueTaskAwaiter _wait;
     private CancellationTokenRegistration _tokenRegistration;
     private CancellationToken _readToken;
     private byte[]? _buffer;
@@ -49,12 +47,11 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
     private Exception? _error;
     private ReaderFlags _flags;
 
-    /// <summary>Creates the reader. The socket must be non-blocking (<c>Blocking = false</c>); <paramref name="connection"/> hears when the peer closes.</summary>
-    public SocketPipeReader(Socket socket, SocketConnection? connection = null)
+    /// <summary>Creates the reader; <paramref name="connection"/> hears when the peer closes.</summary>
+    public SocketPipeReader(PollSocket socket, SocketConnection? connection = null)
     {
         _socket = socket;
         _connection = connection;
-        _onWaitCompleted = OnWaitCompleted;
         Set(ReaderFlags.MayHaveData, true); // a new connection's first bytes are often there already: try a receive before waiting
     }
 
@@ -72,7 +69,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         Holding = 1 << 1,
         /// <summary>A read is parked, waiting for bytes.</summary>
         ReaderWaiting = 1 << 2,
-        /// <summary>The zero-byte receive is pending on the socket.</summary>
+        /// <summary>The wait for readability is registered with the socket.</summary>
         WaitPending = 1 << 3,
         /// <summary>The socket may have bytes: try a receive before waiting.</summary>
         MayHaveData = 1 << 4,
@@ -275,26 +272,16 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         }
     }
 
-    private void OnWaitCompleted()
+    /// <summary>The poll loop says the parked wait is over (bytes, the end or an error to receive).</summary>
+    void IPollReader.OnReadable()
     {
         (bool startWait, bool closed) = ProcessWait();
         Exit(startWait, closed);
     }
 
-    /// <summary>The zero-byte receive finished: hand bytes (or the end) to a parked reader, or receive them ahead.</summary>
+    /// <summary>The wait is over: hand bytes (or the end) to a parked reader, or receive them ahead.</summary>
     private (bool StartWait, bool Closed) ProcessWait()
     {
-        Exception? waitError = null;
-        try
-        {
-            _wait.GetResult();
-        }
-        catch (Exception ex)
-        {
-            waitError = ex;
-        }
-
-        _wait = default;
         bool complete = false;
         bool startWait;
         bool closed;
@@ -307,11 +294,6 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
             if (Has(ReaderFlags.Completed))
             {
                 return (false, false);
-            }
-
-            if (waitError is not null)
-            {
-                _error ??= Translate(waitError);
             }
 
             Set(ReaderFlags.MayHaveData, true);
@@ -395,11 +377,11 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
         SocketError status;
         try
         {
-            n = _socket.Receive(space, SocketFlags.None, out status);
+            n = _socket.Receive(space, out status);
         }
         catch (ObjectDisposedException)
         {
-            n = 0;
+            n = -1;
             status = SocketError.OperationAborted;
         }
 
@@ -521,7 +503,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
     }
 
     /// <summary>
-    /// Off the lock: reports a closed peer and starts the zero-byte receive. A receive that completes at once is
+    /// Off the lock: reports a closed peer and parks the wait on the socket. A socket readable that completes at once is
     /// processed in this loop, not by recursion, so a peer that keeps the socket busy cannot deepen the stack.
     /// </summary>
     private void Exit(bool startWait, bool closed)
@@ -540,21 +522,9 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>
                 return;
             }
 
-            ValueTask<int> wait;
-            try
+            if (_socket.ParkReader(this))
             {
-                wait = _socket.ReceiveAsync(Memory<byte>.Empty, SocketFlags.None);
-            }
-            catch (Exception ex)
-            {
-                wait = ValueTask.FromException<int>(ex);
-            }
-
-            _wait = wait.ConfigureAwait(false).GetAwaiter();
-            if (!_wait.IsCompleted)
-            {
-                _wait.UnsafeOnCompleted(_onWaitCompleted);
-                return;
+                return; // the poll loop calls OnReadable
             }
 
             (startWait, closed) = ProcessWait();

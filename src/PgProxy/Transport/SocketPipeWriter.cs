@@ -20,7 +20,7 @@ public sealed class SocketPipeWriter : PipeWriter
 {
     private const int InitialBufferSize = 4096;
 
-    private readonly Socket _socket;
+    private readonly PollSocket _socket;
     private byte[]? _buffer;
     private int _written;
     private Task<bool>? _sending;
@@ -29,8 +29,8 @@ public sealed class SocketPipeWriter : PipeWriter
     private bool _broken;
     private bool _completed;
 
-    /// <summary>Creates the writer. The socket must be non-blocking (<c>Blocking = false</c>).</summary>
-    public SocketPipeWriter(Socket socket)
+    /// <summary>Creates the writer.</summary>
+    public SocketPipeWriter(PollSocket socket)
     {
         _socket = socket;
     }
@@ -150,11 +150,11 @@ public sealed class SocketPipeWriter : PipeWriter
             SocketError status;
             try
             {
-                n = _socket.Send(_buffer.AsSpan(offset, _written - offset), SocketFlags.None, out status);
+                n = _socket.Send(_buffer.AsSpan(offset, _written - offset), out status);
             }
             catch (ObjectDisposedException)
             {
-                n = 0;
+                n = -1;
                 status = SocketError.OperationAborted;
             }
 
@@ -181,18 +181,37 @@ public sealed class SocketPipeWriter : PipeWriter
         return true;
     }
 
+    /// <summary>The socket was full: waits until it is writable and sends the rest, as often as it takes.</summary>
     private async Task<bool> SendRestAsync(byte[] buffer, int offset, int end)
     {
         try
         {
             while (offset < end)
             {
-                offset += await _socket.SendAsync(buffer.AsMemory(offset, end - offset), SocketFlags.None).ConfigureAwait(false);
+                await _socket.WaitWritableAsync().ConfigureAwait(false);
+                while (offset < end)
+                {
+                    // Forget old readiness before the send: an EAGAIN now is only ended by a later event.
+                    _socket.ResetWritable();
+                    int n = _socket.Send(buffer.AsSpan(offset, end - offset), out SocketError status);
+                    if (n >= 0)
+                    {
+                        offset += n;
+                    }
+                    else if (status == SocketError.WouldBlock)
+                    {
+                        break;
+                    }
+                    else
+                    {
+                        return false;
+                    }
+                }
             }
 
             return true;
         }
-        catch (Exception ex) when (ex is SocketException or ObjectDisposedException)
+        catch (ObjectDisposedException)
         {
             return false;
         }

@@ -1,0 +1,138 @@
+using System.Net;
+using System.Net.Sockets;
+
+namespace PgProxy.Transport;
+
+/// <summary>
+/// A listening socket on a poll loop: when connections are pending, the loop's thread takes them all with
+/// <c>accept4</c> and hands each, as a <see cref="PollSocket"/>, to the callback. Binding is .NET's
+/// (<see cref="Socket"/>: address families, dual mode); no .NET async operation ever runs on it.
+/// </summary>
+public sealed class PollListener : IPollTarget, IDisposable
+{
+    private static readonly TimeSpan s_retryDelay = TimeSpan.FromMilliseconds(100);
+
+    private readonly Socket _socket;
+    private readonly Action<PollSocket> _accepted;
+    private readonly Action<SocketError> _failed;
+    private readonly PollLoop _loop;
+    private readonly Lock _acceptLock = new();
+    private Timer? _retry;
+    private volatile bool _stopped;
+
+    private PollListener(Socket socket, Action<PollSocket> accepted, Action<SocketError> failed)
+    {
+        _socket = socket;
+        _accepted = accepted;
+        _failed = failed;
+        _loop = PollGroup.Register(socket.SafeHandle, this);
+    }
+
+    /// <summary>The bound endpoint (port 0 resolved).</summary>
+    public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
+
+    /// <inheritdoc />
+    ulong IPollTarget.PollToken { get; set; }
+
+    /// <summary>
+    /// Binds and listens (throws <see cref="SocketException"/> when it cannot), then accepts on a poll loop:
+    /// <paramref name="accepted"/> runs on that loop's thread for each new connection, <paramref name="failed"/> when
+    /// accepting fails for a reason other than a peer that left (out of descriptors: retried after 100 ms).
+    /// </summary>
+    public static PollListener Start(IPEndPoint endpoint, Action<PollSocket> accepted, Action<SocketError> failed)
+    {
+        var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        try
+        {
+            if (endpoint.AddressFamily == AddressFamily.InterNetworkV6 && endpoint.Address.Equals(IPAddress.IPv6Any))
+            {
+                socket.DualMode = true;
+            }
+
+            socket.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            socket.Bind(endpoint);
+            socket.Listen(4096);
+            socket.Blocking = false;
+            var listener = new PollListener(socket, accepted, failed);
+            listener.AcceptPending(); // connections that came between listen() and the registration
+            return listener;
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+    }
+
+    void IPollTarget.OnPollEvents(uint events) => AcceptPending();
+
+    /// <summary>Accepts until none is pending (edge-triggered: the next event comes only for new connections).</summary>
+    private void AcceptPending()
+    {
+        // One acceptor at a time: the loop and a retry timer must not both run the accepted callbacks.
+        lock (_acceptLock)
+        {
+            while (!_stopped)
+            {
+                int fd;
+                SocketError error;
+                try
+                {
+                    fd = LinuxNative.Accept(_socket.SafeHandle, out error);
+                }
+                catch (ObjectDisposedException)
+                {
+                    return;
+                }
+
+                if (fd >= 0)
+                {
+                    PollSocket socket;
+                    try
+                    {
+                        socket = PollSocket.Adopt(fd);
+                    }
+                    catch (SocketException ex)
+                    {
+                        _failed(ex.SocketErrorCode);
+                        continue;
+                    }
+
+                    LinuxNative.SetOption(socket, LinuxNative.IpProtoTcp, LinuxNative.TcpNoDelay, 1);
+                    _accepted(socket);
+                    continue;
+                }
+
+                switch (error)
+                {
+                    case SocketError.WouldBlock:
+                        return;
+                    case SocketError.Interrupted or SocketError.ConnectionAborted or SocketError.ConnectionReset:
+                        continue; // that peer left before we took it; take the next
+                    case SocketError.OperationAborted or SocketError.InvalidArgument or SocketError.NotSocket:
+                        return; // closed: stopping
+                    default:
+                        // Out of descriptors and the like: the pending connections stay queued, and no new edge may
+                        // come for them, so try again shortly.
+                        _failed(error);
+                        _retry ??= new Timer(static s => ((PollListener)s!).AcceptPending(), this, Timeout.Infinite, Timeout.Infinite);
+                        _retry.Change(s_retryDelay, Timeout.InfiniteTimeSpan);
+                        return;
+                }
+            }
+        }
+    }
+
+    /// <summary>Stops accepting and closes the listening socket.</summary>
+    public void Dispose()
+    {
+        _stopped = true;
+        _loop.Remove(this);
+        lock (_acceptLock)
+        {
+            _retry?.Dispose();
+        }
+
+        _socket.Dispose();
+    }
+}

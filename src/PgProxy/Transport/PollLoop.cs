@@ -1,0 +1,191 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace PgProxy.Transport;
+
+/// <summary>Something registered with a <see cref="PollLoop"/>: told, on the loop's thread, which events fired.</summary>
+internal interface IPollTarget
+{
+    /// <summary>The data word it was registered with (slot and generation): an event for a reused slot is dropped.</summary>
+    ulong PollToken { get; set; }
+
+    /// <summary>Runs on the loop's thread; must not block.</summary>
+    void OnPollEvents(uint events);
+}
+
+/// <summary>
+/// One epoll instance and the thread that waits on it. Descriptors are added edge-triggered for input, output and
+/// peer close, once, for their whole life (as .NET's own socket engine does), so waiting costs no system call per
+/// wait; each event is handed to its target inline, on this thread, where the relay then runs (PgBouncer's event loop,
+/// one per core). A target is found by slot in a table, with a generation beside the slot so that an event still in
+/// flight for a closed connection never reaches the connection that took its slot.
+/// </summary>
+internal sealed unsafe class PollLoop
+{
+    private const int MaxEvents = 256;
+
+    private readonly int _epoll;
+    private readonly Lock _lock = new();
+    private IPollTarget?[] _targets = new IPollTarget?[64];
+    private int[] _free = new int[64];
+    private int _freeCount;
+    private int _used;
+    private uint _generation;
+
+    internal PollLoop(int index)
+    {
+        _epoll = LinuxNative.EpollCreate(LinuxNative.EpollCloexec);
+        if (_epoll < 0)
+        {
+            throw new SocketException((int)LinuxNative.LastError());
+        }
+
+        var thread = new Thread(Run, maxStackSize: 1024 * 1024)
+        {
+            IsBackground = true,
+            Name = "pgproxy-io-" + index,
+        };
+        thread.UnsafeStart();
+    }
+
+    /// <summary>Reports an exception a target threw (the loop goes on). Set once by the host, for its log.</summary>
+    internal static Action<Exception>? UnhandledError { get; set; }
+
+    /// <summary>Adds the descriptor, edge-triggered, for input, output and peer close.</summary>
+    internal SocketError Add(SafeHandle fd, IPollTarget target)
+    {
+        ulong token;
+        lock (_lock)
+        {
+            int slot;
+            if (_freeCount > 0)
+            {
+                slot = _free[--_freeCount];
+            }
+            else
+            {
+                if (_used == _targets.Length)
+                {
+                    var larger = new IPollTarget?[_targets.Length * 2];
+                    _targets.AsSpan().CopyTo(larger);
+                    Volatile.Write(ref _targets, larger);
+                }
+
+                slot = _used++;
+            }
+
+            token = ((ulong)++_generation << 32) | (uint)slot;
+            target.PollToken = token;
+            Volatile.Write(ref _targets[slot], target);
+        }
+
+        SocketError error = LinuxNative.EpollAdd(_epoll, fd,
+            LinuxNative.EpollIn | LinuxNative.EpollOut | LinuxNative.EpollRdHup | LinuxNative.EpollEt, token);
+        if (error != SocketError.Success)
+        {
+            Remove(target);
+        }
+
+        return error;
+    }
+
+    /// <summary>Forgets the target. Closing its descriptor is what takes it out of the epoll set.</summary>
+    internal void Remove(IPollTarget target)
+    {
+        lock (_lock)
+        {
+            int slot = (int)(uint)target.PollToken;
+            if (slot < _used && ReferenceEquals(_targets[slot], target))
+            {
+                _targets[slot] = null;
+                if (_freeCount == _free.Length)
+                {
+                    Array.Resize(ref _free, _free.Length * 2);
+                }
+
+                _free[_freeCount++] = slot;
+            }
+        }
+    }
+
+    private void Run()
+    {
+        int size = LinuxNative.EpollEventSize;
+        int offset = LinuxNative.EpollDataOffset;
+        byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * size));
+        while (true)
+        {
+            int n = LinuxNative.EpollWait(_epoll, events, MaxEvents, -1);
+            if (n < 0)
+            {
+                if (Marshal.GetLastPInvokeError() == LinuxNative.EIntr)
+                {
+                    continue;
+                }
+
+                UnhandledError?.Invoke(new SocketException((int)LinuxNative.LastError()));
+                Thread.Sleep(100);
+                continue;
+            }
+
+            IPollTarget?[] targets = Volatile.Read(ref _targets);
+            for (int i = 0; i < n; i++)
+            {
+                byte* ev = events + (i * size);
+                uint mask = *(uint*)ev;
+                ulong token = *(ulong*)(ev + offset);
+                int slot = (int)(uint)token;
+                IPollTarget? target = slot < targets.Length ? Volatile.Read(ref targets[slot]) : null;
+                if (target is null || target.PollToken != token)
+                {
+                    continue; // closed meanwhile; its slot may belong to someone else now
+                }
+
+                try
+                {
+                    target.OnPollEvents(mask);
+                }
+                catch (Exception ex)
+                {
+                    UnhandledError?.Invoke(ex);
+                }
+            }
+        }
+    }
+}
+
+/// <summary>The process's poll loops, one per core; descriptors are spread over them in turn.</summary>
+internal static class PollGroup
+{
+    private static readonly PollLoop[] s_loops = CreateLoops();
+    private static int s_next;
+
+    /// <summary>Registers with the next loop; that loop's thread runs the target's events from now on.</summary>
+    internal static PollLoop Register(SafeHandle fd, IPollTarget target)
+    {
+        PollLoop loop = s_loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)s_loops.Length)];
+        SocketError error = loop.Add(fd, target);
+        if (error != SocketError.Success)
+        {
+            throw new SocketException((int)error);
+        }
+
+        return loop;
+    }
+
+    private static PollLoop[] CreateLoops()
+    {
+        if (!OperatingSystem.IsLinux())
+        {
+            throw new PlatformNotSupportedException("PgProxy's socket transport uses epoll: it runs on Linux.");
+        }
+
+        var loops = new PollLoop[Math.Max(1, Environment.ProcessorCount)];
+        for (int i = 0; i < loops.Length; i++)
+        {
+            loops[i] = new PollLoop(i);
+        }
+
+        return loops;
+    }
+}

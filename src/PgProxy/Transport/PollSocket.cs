@@ -1,0 +1,293 @@
+using System.Net;
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
+
+namespace PgProxy.Transport;
+
+/// <summary>Hears, on the poll loop's thread, that a parked reader's socket became readable (or closed).</summary>
+internal interface IPollReader
+{
+    /// <summary>The socket has bytes, an end or an error to receive; must not block.</summary>
+    void OnReadable();
+}
+
+/// <summary>
+/// A connected, non-blocking socket descriptor of the proxy's own, registered with one <see cref="PollLoop"/> for
+/// its whole life. It is the whole of the per-connection socket state: where .NET's <c>Socket</c> keeps about 950
+/// bytes per waiting connection (the socket, its handle, its async context, a reusable event-args object, a receive
+/// operation and their delegates), a waiting reader here is one flag in this object.
+/// <para>
+/// Readiness is edge-triggered, so each direction keeps one small state: <c>None</c>, <c>Signaled</c> (an event came
+/// while nobody waited) or <c>Waiting</c>. Only the waiting side moves None to Waiting and Signaled to None, only the
+/// loop moves Waiting to None (and wakes the waiter) or None to Signaled, so an event that lands between a receive's
+/// <c>EAGAIN</c> and the wait is never lost. Calls take the handle (a <see cref="SafeHandle"/>), so the descriptor is
+/// closed only once no call on it runs: its number cannot be reused under a receive.
+/// </para>
+/// </summary>
+public sealed class PollSocket : SafeHandle, IPollTarget
+{
+    private const int None = 0;
+    private const int Signaled = 1;
+    private const int Waiting = 2;
+
+    private PollLoop? _loop;
+    private IPollReader? _reader;
+    private TaskCompletionSource? _writable;
+    private int _readState;
+    private int _writeState;
+
+    private PollSocket(int fd)
+        : base(new IntPtr(-1), ownsHandle: true)
+    {
+        SetHandle(new IntPtr(fd));
+    }
+
+    /// <inheritdoc />
+    public override bool IsInvalid => handle == new IntPtr(-1);
+
+    /// <inheritdoc />
+    ulong IPollTarget.PollToken { get; set; }
+
+    /// <summary>Takes ownership of a connected non-blocking descriptor and registers it with a poll loop.</summary>
+    internal static PollSocket Adopt(int fd)
+    {
+        var socket = new PollSocket(fd);
+        try
+        {
+            socket._loop = PollGroup.Register(socket, socket);
+        }
+        catch
+        {
+            socket.Dispose();
+            throw;
+        }
+
+        return socket;
+    }
+
+    /// <summary>
+    /// Connects to each address in turn until one accepts (host names are resolved first); throws the last
+    /// <see cref="SocketException"/>, or <see cref="OperationCanceledException"/> when <paramref name="ct"/> fires.
+    /// </summary>
+    public static async Task<PollSocket> ConnectAsync(string host, int port, CancellationToken ct)
+    {
+        IPAddress[] addresses = IPAddress.TryParse(host, out IPAddress? literal)
+            ? [literal]
+            : await Dns.GetHostAddressesAsync(host, ct).ConfigureAwait(false);
+        SocketException? last = null;
+        foreach (IPAddress address in addresses)
+        {
+            SocketAddress target = new IPEndPoint(address, port).Serialize();
+            int fd = LinuxNative.Socket(address.AddressFamily == AddressFamily.InterNetworkV6 ? 10 : 2,
+                LinuxNative.SockStream | LinuxNative.SockNonBlock | LinuxNative.SockCloexec, 0);
+            if (fd < 0)
+            {
+                throw new SocketException((int)LinuxNative.LastError());
+            }
+
+            PollSocket socket = Adopt(fd);
+            try
+            {
+                socket.ResetWritable();
+                SocketError error = LinuxNative.StartConnect(socket, target.Buffer.Span[..target.Size]);
+                if (error == SocketError.WouldBlock)
+                {
+                    await socket.WaitWritableAsync().WaitAsync(ct).ConfigureAwait(false);
+                    error = LinuxNative.PendingError(socket);
+                }
+
+                if (error == SocketError.Success)
+                {
+                    LinuxNative.SetOption(socket, LinuxNative.IpProtoTcp, LinuxNative.TcpNoDelay, 1);
+                    LinuxNative.SetOption(socket, LinuxNative.SolSocket, LinuxNative.SoKeepAlive, 1);
+                    return socket;
+                }
+
+                last = new SocketException((int)error);
+            }
+            catch
+            {
+                socket.Dispose();
+                throw;
+            }
+
+            socket.Dispose();
+        }
+
+        throw last ?? new SocketException((int)SocketError.HostNotFound);
+    }
+
+    /// <summary>The peer's address, asked of the kernel (nothing keeps a copy); null when the socket is gone.</summary>
+    public EndPoint? RemoteEndPoint => EndPointOf(peer: true);
+
+    /// <summary>The socket's own address, asked of the kernel; null when the socket is gone.</summary>
+    public EndPoint? LocalEndPoint => EndPointOf(peer: false);
+
+    private EndPoint? EndPointOf(bool peer)
+    {
+        Span<byte> raw = stackalloc byte[128];
+        int length;
+        try
+        {
+            length = LinuxNative.Name(this, peer, raw);
+        }
+        catch (ObjectDisposedException)
+        {
+            return null;
+        }
+
+        if (length < 2)
+        {
+            return null;
+        }
+
+        AddressFamily family = BitConverter.ToUInt16(raw) switch
+        {
+            2 => AddressFamily.InterNetwork,
+            10 => AddressFamily.InterNetworkV6,
+            _ => AddressFamily.Unknown,
+        };
+        if (family == AddressFamily.Unknown)
+        {
+            return null;
+        }
+
+        var address = new SocketAddress(family, length);
+        raw[..length].CopyTo(address.Buffer.Span);
+        return new IPEndPoint(IPAddress.Any, 0).Create(address);
+    }
+
+    /// <summary>One non-blocking receive: bytes received (0 at the end), or -1 with the error (WouldBlock: wait).</summary>
+    internal int Receive(Span<byte> buffer, out SocketError error)
+    {
+        // A readiness signal is about bytes this receive will see: forget it first, so only later events count.
+        if (Volatile.Read(ref _readState) == Signaled)
+        {
+            Interlocked.CompareExchange(ref _readState, None, Signaled);
+        }
+
+        return LinuxNative.Receive(this, buffer, out error);
+    }
+
+    /// <summary>One non-blocking send: bytes sent, or -1 with the error (WouldBlock: wait until writable).</summary>
+    internal int Send(ReadOnlySpan<byte> buffer, out SocketError error) => LinuxNative.Send(this, buffer, out error);
+
+    /// <summary>
+    /// After a receive found nothing: parks <paramref name="reader"/> until the socket is readable (true), or returns
+    /// false when it became readable meanwhile (receive again now).
+    /// </summary>
+    internal bool ParkReader(IPollReader reader)
+    {
+        _reader = reader;
+        if (Interlocked.CompareExchange(ref _readState, Waiting, None) == None)
+        {
+            return true;
+        }
+
+        Volatile.Write(ref _readState, None);
+        return false;
+    }
+
+    /// <summary>Forgets an old writable signal; call before the send whose <c>EAGAIN</c> would lead to <see cref="WaitWritableAsync"/>.</summary>
+    internal void ResetWritable()
+    {
+        if (Volatile.Read(ref _writeState) == Signaled)
+        {
+            Interlocked.CompareExchange(ref _writeState, None, Signaled);
+        }
+    }
+
+    /// <summary>Completes when the socket is writable (or failed, or closed): the slow path of a send that would block.</summary>
+    internal Task WaitWritableAsync()
+    {
+        var waiter = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        Volatile.Write(ref _writable, waiter);
+        if (Interlocked.CompareExchange(ref _writeState, Waiting, None) == None)
+        {
+            if (IsClosed)
+            {
+                WakeWriter();
+            }
+
+            return waiter.Task;
+        }
+
+        Volatile.Write(ref _writable, null);
+        Volatile.Write(ref _writeState, None);
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Shuts both directions down (the peer sees the end; a parked reader wakes to it).</summary>
+    internal void ShutdownBoth()
+    {
+        try
+        {
+            LinuxNative.ShutdownBoth(this);
+        }
+        catch (ObjectDisposedException)
+        {
+            // Closed already.
+        }
+    }
+
+    void IPollTarget.OnPollEvents(uint events)
+    {
+        if ((events & (LinuxNative.EpollIn | LinuxNative.EpollErr | LinuxNative.EpollHup | LinuxNative.EpollRdHup)) != 0)
+        {
+            SignalRead();
+        }
+
+        if ((events & (LinuxNative.EpollOut | LinuxNative.EpollErr | LinuxNative.EpollHup)) != 0)
+        {
+            SignalWrite();
+        }
+    }
+
+    private void SignalRead()
+    {
+        if (Signal(ref _readState))
+        {
+            _reader!.OnReadable();
+        }
+    }
+
+    private void SignalWrite()
+    {
+        if (Signal(ref _writeState))
+        {
+            WakeWriter();
+        }
+    }
+
+    /// <summary>The loop's half of a direction's state: Waiting becomes None (true: wake the waiter), None becomes Signaled.</summary>
+    private static bool Signal(ref int state)
+    {
+        while (true)
+        {
+            int current = Volatile.Read(ref state);
+            if (current == Signaled)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref state, current == Waiting ? None : Signaled, current) == current)
+            {
+                return current == Waiting;
+            }
+        }
+    }
+
+    private void WakeWriter() => Interlocked.Exchange(ref _writable, null)?.TrySetResult();
+
+    /// <summary>Runs once no call holds the handle: forgets the slot, closes the descriptor, wakes whoever waits.</summary>
+    protected override bool ReleaseHandle()
+    {
+        _loop?.Remove(this);
+        bool closed = LinuxNative.Close((int)handle) == 0;
+        // Closing took the descriptor out of the epoll set, so no event will come: a parked reader or writer learns
+        // of the close from its next call, which throws ObjectDisposedException.
+        SignalRead();
+        SignalWrite();
+        return closed;
+    }
+}
