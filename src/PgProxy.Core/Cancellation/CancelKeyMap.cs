@@ -11,15 +11,18 @@ public sealed class CancelKeyMap
 {
     private readonly ConcurrentDictionary<int, Entry> _byPid = new();
 
-    private sealed record Entry(int Secret, ICancelTarget Target);
+    /// <summary>A struct, kept inside the dictionary's node: one object per client, not two.</summary>
+    private readonly record struct Entry(int Secret, ICancelTarget Target);
 
     /// <summary>Issues a fresh key for <paramref name="target"/>.</summary>
     public (int ProcessId, int SecretKey) Register(ICancelTarget target)
     {
+        Span<byte> random = stackalloc byte[4];
         while (true)
         {
             int pid = RandomNumberGenerator.GetInt32(1, int.MaxValue);
-            int secret = BitConverter.ToInt32(RandomNumberGenerator.GetBytes(4));
+            RandomNumberGenerator.Fill(random);
+            int secret = BitConverter.ToInt32(random);
             if (_byPid.TryAdd(pid, new Entry(secret, target)))
             {
                 return (pid, secret);
@@ -33,7 +36,7 @@ public sealed class CancelKeyMap
     /// <summary>Finds the target of a CancelRequest; null when the key does not match.</summary>
     public ICancelTarget? Find(int processId, int secretKey)
     {
-        if (!_byPid.TryGetValue(processId, out Entry? entry))
+        if (!_byPid.TryGetValue(processId, out Entry entry))
         {
             return null;
         }

@@ -33,7 +33,7 @@ public sealed partial class ClientSession
         }
 
         BackendConnection backend = acquire.Result;
-        if (NeedsCheck(pool, backend) || !ReferenceEquals(backend.Session.SyncedSettings, relay.View!.Key) || !_builder.Written.IsEmpty)
+        if (NeedsCheck(pool, backend) || !ReferenceEquals(backend.Session.SyncedSettings, relay.View!.Key) || HasPendingOutput)
         {
             relay.BeginLink();
             return LinkSlowAsync(relay, pool, default, new ValueTask<BackendConnection>(backend));
@@ -118,7 +118,7 @@ public sealed partial class ClientSession
                     {
                         if (!view.Told.TryGetValue(p.Key, out string? value) || value != p.Value)
                         {
-                            BackendMessages.ParameterStatus(_builder, p.Key, p.Value);
+                            BackendMessages.ParameterStatus(Builder, p.Key, p.Value);
                         }
                     }
 
@@ -127,9 +127,9 @@ public sealed partial class ClientSession
                     session.SyncedSettings = view.Key;
                 }
 
-                if (!_builder.Written.IsEmpty)
+                if (HasPendingOutput)
                 {
-                    await PgMessageIO.WriteAsync(Output, _builder, _connection.ConnectionClosed).ConfigureAwait(false);
+                    await PgMessageIO.WriteAsync(Output, Builder, _connection.ConnectionClosed).ConfigureAwait(false);
                 }
 
                 relay.Attach(backend);

@@ -81,7 +81,7 @@ public sealed partial class ClientSession
 
         if (startup.MinorVersion > 0 || startup.Parameters.Any(p => p.Key.StartsWith("_pq_.", StringComparison.Ordinal)))
         {
-            BackendMessages.NegotiateProtocolVersion(_builder, 0,
+            BackendMessages.NegotiateProtocolVersion(Builder, 0,
                 [.. startup.Parameters.Where(p => p.Key.StartsWith("_pq_.", StringComparison.Ordinal)).Select(p => p.Key)]);
         }
 
@@ -111,7 +111,7 @@ public sealed partial class ClientSession
 
         await AuthenticateAsync(user, ct).ConfigureAwait(false);
         // Not flushed: AuthenticationOk (after a SCRAM exchange's final message) goes out with the welcome, in one send.
-        BackendMessages.AuthenticationOk(_builder);
+        BackendMessages.AuthenticationOk(Builder);
 
         _pool = _services.Pools.GetOrCreate(db, _database, user);
         // The pool's copies of the names (equal strings): a logged-in client keeps none of its own.
@@ -211,8 +211,8 @@ public sealed partial class ClientSession
         ScramVerifier verifier = secret?.Verifier ?? MockVerifier(user);
         var exchange = new ScramServerExchange(verifier, mock);
 
-        BackendMessages.AuthenticationSasl(_builder, ScramSha256.Mechanism);
-        await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
+        BackendMessages.AuthenticationSasl(Builder, ScramSha256.Mechanism);
+        await PgMessageIO.WriteAsync(Output, Builder, ct).ConfigureAwait(false);
 
         byte[]? initial = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
         if (initial is null)
@@ -227,8 +227,8 @@ public sealed partial class ClientSession
             throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
         }
 
-        BackendMessages.AuthenticationSaslContinue(_builder, serverFirst);
-        await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
+        BackendMessages.AuthenticationSaslContinue(Builder, serverFirst);
+        await PgMessageIO.WriteAsync(Output, Builder, ct).ConfigureAwait(false);
 
         byte[]? final = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
         if (final is null)
@@ -247,7 +247,7 @@ public sealed partial class ClientSession
             throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
         }
 
-        BackendMessages.AuthenticationSaslFinal(_builder, serverFinal);
+        BackendMessages.AuthenticationSaslFinal(Builder, serverFinal);
         if (secret!.Kind == SecretKind.Scram && exchange.ClientKey is { } clientKey)
         {
             _services.Pools.RememberScramKey(user, clientKey);
@@ -280,8 +280,8 @@ public sealed partial class ClientSession
     private async Task<bool> Md5Async(string user, UserSecret? secret, CancellationToken ct)
     {
         byte[] salt = RandomNumberGenerator.GetBytes(4);
-        BackendMessages.AuthenticationMd5Password(_builder, salt);
-        await PgMessageIO.WriteAsync(Output, _builder, ct).ConfigureAwait(false);
+        BackendMessages.AuthenticationMd5Password(Builder, salt);
+        await PgMessageIO.WriteAsync(Output, Builder, ct).ConfigureAwait(false);
         byte[]? body = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
         if (body is null)
         {

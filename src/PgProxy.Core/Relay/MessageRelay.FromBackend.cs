@@ -20,7 +20,7 @@ public sealed partial class MessageRelay
     /// </summary>
     public RelayStop ForwardFromBackend(BackendConnection from, ref ReadOnlySequence<byte> buffer)
     {
-        lock (_lock)
+        lock (this)
         {
             if (!ReferenceEquals(_backend, from))
             {

@@ -18,7 +18,7 @@ public sealed partial class MessageRelay
     public RelayStop ForwardFromClient(ref ReadOnlySequence<byte> buffer, out BackendConnection? target)
     {
         Volatile.Write(ref _lastClientActivity, _time.GetTimestamp());
-        lock (_lock)
+        lock (this)
         {
             BackendConnection? backend = _backend;
             long before = Unflushed(backend);
@@ -41,7 +41,7 @@ public sealed partial class MessageRelay
     /// </summary>
     public BackendConnection? ClientFlushed()
     {
-        lock (_lock)
+        lock (this)
         {
             _clientFlushPending = false;
             bool wake = _wakePending || _releaseDeferred;

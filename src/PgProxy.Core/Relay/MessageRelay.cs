@@ -39,7 +39,8 @@ public sealed partial class MessageRelay : IValueTaskSource
 
     private static ReadOnlySpan<byte> Nul => [0];
 
-    private readonly Lock _lock = new();
+    // The relay's lock is its own monitor (lock (this)): no lock object per client, which an idle client would keep
+    // for nothing (40 B); the relay is never handed to code that could lock it for another purpose.
     private readonly PipeReader _clientInput;
     private readonly PipeWriter _clientOutput;
     private readonly PoolMode _mode;
@@ -154,7 +155,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     {
         get
         {
-            lock (_lock)
+            lock (this)
             {
                 return _queue.Count == 0 && !_extendedUnsynced && _backendRemaining == 0 && _clientRemaining == 0;
             }
@@ -182,7 +183,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     /// <summary>The session starts looking for a backend (client state Waiting).</summary>
     public void BeginLink()
     {
-        lock (_lock)
+        lock (this)
         {
             SetState(ClientState.Waiting);
         }
@@ -191,7 +192,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     /// <summary>No backend after all (the wait failed): the client is idle again.</summary>
     public void CancelLink()
     {
-        lock (_lock)
+        lock (this)
         {
             if (_state == ClientState.Waiting)
             {
@@ -203,7 +204,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     /// <summary>Attaches a backend for a link; from now on its pump writes to the client's output.</summary>
     public void Attach(BackendConnection backend)
     {
-        lock (_lock)
+        lock (this)
         {
             _queue.Clear();
             _clientRemaining = 0;
@@ -243,7 +244,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     /// </summary>
     public BackendConnection? RequestDetach()
     {
-        lock (_lock)
+        lock (this)
         {
             if (_backend is null)
             {
@@ -261,7 +262,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     /// <summary>The pump's backend went away: detached at once, wherever the link stood.</summary>
     internal void DetachLost(BackendConnection backend)
     {
-        lock (_lock)
+        lock (this)
         {
             if (ReferenceEquals(_backend, backend))
             {
@@ -289,7 +290,7 @@ public sealed partial class MessageRelay : IValueTaskSource
         }
 
         bool wake;
-        lock (_lock)
+        lock (this)
         {
             _detaching = false;
             Volatile.Write(ref _busySince, 0);
@@ -315,7 +316,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     /// </summary>
     public ValueTask WhenDetachedAsync()
     {
-        lock (_lock)
+        lock (this)
         {
             if (!_detaching && _backend is null)
             {
@@ -331,7 +332,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     /// <summary>The client is gone for good: its counters go.</summary>
     public void Close()
     {
-        lock (_lock)
+        lock (this)
         {
             _pool.CountClient(_state, -1);
             _state = ClientState.Idle;

@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Microsoft.AspNetCore.Connections;
@@ -19,7 +18,10 @@ public sealed class ClientListener : ISocketConnectionOwner
     private readonly ProxyServices _services;
     private readonly ILogger _logger;
     private readonly List<PollListener> _listeners = [];
-    private readonly ConcurrentDictionary<SocketConnection, byte> _connections = new();
+    // The open connections, to abort at stop: a list threaded through the connections themselves (two fields each),
+    // not a dictionary node and bucket per client.
+    private readonly Lock _connectionsLock = new();
+    private SocketConnection? _first;
     private long _nextId;
 
     private ClientListener(ProxyServices services, ILogger logger)
@@ -58,7 +60,17 @@ public sealed class ClientListener : ISocketConnectionOwner
     private void Accepted(PollSocket socket)
     {
         var connection = new SocketConnection(socket, "c" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture), this);
-        _connections[connection] = 0;
+        lock (_connectionsLock)
+        {
+            connection.NextInOwner = _first;
+            if (_first is not null)
+            {
+                _first.PreviousInOwner = connection;
+            }
+
+            _first = connection;
+        }
+
         // Started on the accepting thread, up to its first wait (usually the startup packet's read, or the first read
         // after a trust login whose bytes were already there): no thread-pool hop per login. The session owns the
         // connection and disposes it at its end, which removes it here: no wrapper task per client.
@@ -70,7 +82,42 @@ public sealed class ClientListener : ISocketConnectionOwner
         _logger.LogWarning(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "AcceptFailed"), "accept() failed: {Error}", error);
 
     /// <inheritdoc />
-    void ISocketConnectionOwner.Closed(SocketConnection connection) => _connections.TryRemove(connection, out _);
+    void ISocketConnectionOwner.Closed(SocketConnection connection)
+    {
+        lock (_connectionsLock)
+        {
+            if (connection.PreviousInOwner is { } previous)
+            {
+                previous.NextInOwner = connection.NextInOwner;
+            }
+            else if (_first == connection)
+            {
+                _first = connection.NextInOwner;
+            }
+            else
+            {
+                return; // not listed (or unlisted already)
+            }
+
+            if (connection.NextInOwner is { } next)
+            {
+                next.PreviousInOwner = connection.PreviousInOwner;
+            }
+
+            connection.PreviousInOwner = connection.NextInOwner = null;
+        }
+    }
+
+    private bool HasConnections
+    {
+        get
+        {
+            lock (_connectionsLock)
+            {
+                return _first is not null;
+            }
+        }
+    }
 
     /// <summary>Stops accepting, gives sessions until <paramref name="ct"/> to end, then closes the rest.</summary>
     public async Task StopAsync(CancellationToken ct)
@@ -85,7 +132,16 @@ public sealed class ClientListener : ISocketConnectionOwner
             return;
         }
 
-        foreach (SocketConnection connection in _connections.Keys)
+        var open = new List<SocketConnection>();
+        lock (_connectionsLock)
+        {
+            for (SocketConnection? c = _first; c is not null; c = c.NextInOwner)
+            {
+                open.Add(c);
+            }
+        }
+
+        foreach (SocketConnection connection in open)
         {
             connection.Abort();
         }
@@ -97,7 +153,7 @@ public sealed class ClientListener : ISocketConnectionOwner
 
     private async Task<bool> DrainedAsync(CancellationToken ct)
     {
-        while (!_connections.IsEmpty)
+        while (HasConnections)
         {
             try
             {
@@ -105,7 +161,7 @@ public sealed class ClientListener : ISocketConnectionOwner
             }
             catch (OperationCanceledException)
             {
-                return _connections.IsEmpty;
+                return !HasConnections;
             }
         }
 

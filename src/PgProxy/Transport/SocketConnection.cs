@@ -42,6 +42,12 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
         ConnectionId = id;
     }
 
+    /// <summary>The owner's list of its connections runs through these (changed only by the owner, under its lock).</summary>
+    internal SocketConnection? PreviousInOwner { get; set; }
+
+    /// <inheritdoc cref="PreviousInOwner"/>
+    internal SocketConnection? NextInOwner { get; set; }
+
     /// <summary>Asked of the kernel when needed (a log line): nothing uses it on the hot path, and an idle client keeps no copy.</summary>
     public override EndPoint? RemoteEndPoint
     {

@@ -37,7 +37,8 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
 
     private readonly PollSocket _socket;
     private readonly SocketConnection? _connection;
-    private readonly Lock _lock = new();
+    // The lock is this reader's own monitor (lock (this)): no lock object per connection, which an idle client would
+    // keep for nothing (40 B); a monitor that is never contended lives in the object header.
     private ManualResetValueTaskSourceCore<ReadResult> _source;
     private CancellationTokenRegistration _tokenRegistration;
     private CancellationToken _readToken;
@@ -93,7 +94,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
     {
         get
         {
-            lock (_lock)
+            lock (this)
             {
                 return _buffer is not null;
             }
@@ -111,7 +112,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
         bool startWait;
         bool closed;
         ValueTask<ReadResult> outcome;
-        lock (_lock)
+        lock (this)
         {
             ThrowIfNotReadableLocked();
 
@@ -127,7 +128,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
                 outcome = new ValueTask<ReadResult>(this, _source.Version);
                 if (cancellationToken.CanBeCanceled)
                 {
-                    // Registered under the lock (Lock is reentrant): a token cancelled meanwhile completes the read here.
+                    // Registered under the lock (Monitor is reentrant): a token cancelled meanwhile completes the read here.
                     _readToken = cancellationToken;
                     _tokenRegistration = cancellationToken.UnsafeRegister(s_onTokenCanceled, this);
                 }
@@ -147,7 +148,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
         bool startWait;
         bool closed;
         bool got;
-        lock (_lock)
+        lock (this)
         {
             ThrowIfNotReadableLocked();
 
@@ -181,7 +182,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
     /// <inheritdoc />
     public override void AdvanceTo(SequencePosition consumed, SequencePosition examined)
     {
-        lock (_lock)
+        lock (this)
         {
             if (!Has(ReaderFlags.Holding))
             {
@@ -218,7 +219,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
     /// <inheritdoc />
     public override void Complete(Exception? exception = null)
     {
-        lock (_lock)
+        lock (this)
         {
             Set(ReaderFlags.Completed, true);
             Set(ReaderFlags.Holding, false);
@@ -235,7 +236,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
         ReadResult result;
         CancellationTokenRegistration registration;
         CancellationToken token;
-        lock (_lock)
+        lock (this)
         {
             if (byToken ? !Has(ReaderFlags.ReaderWaiting) || !_readToken.IsCancellationRequested : !Has(ReaderFlags.ReaderWaiting))
             {
@@ -288,7 +289,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
         ReadResult result = default;
         Exception? error = null;
         CancellationTokenRegistration registration = default;
-        lock (_lock)
+        lock (this)
         {
             Set(ReaderFlags.WaitPending, false);
             if (Has(ReaderFlags.Completed))
@@ -533,7 +534,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
 
     private bool IsCompleted()
     {
-        lock (_lock)
+        lock (this)
         {
             return Has(ReaderFlags.Completed);
         }
