@@ -10,6 +10,7 @@ PG_BIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
 RUN="$ROOT/.run"
 PG_PORT=${PG_PORT:-54320}
 PROXY_PORT=${PROXY_PORT:-6432}
+HTTP_PORT=${HTTP_PORT:-9127}
 APP_PASSWORD=${APP_PASSWORD:-app-$(head -c 6 /dev/urandom | od -An -tx1 | tr -d ' \n')}
 
 as_pg() {
@@ -55,6 +56,9 @@ file = "users.txt"
 [log]
 level = "info"
 
+[http]
+listen = "127.0.0.1:$HTTP_PORT"
+
 [databases.app]
 host = "127.0.0.1"
 port = $PG_PORT
@@ -74,6 +78,8 @@ PgProxy is up on 127.0.0.1:$PROXY_PORT in front of PostgreSQL on 127.0.0.1:$PG_P
 Connect with:
 
   psql "host=127.0.0.1 port=$PROXY_PORT user=app password=$APP_PASSWORD dbname=app"
+
+Probes and metrics: http://127.0.0.1:$HTTP_PORT/healthz, /readyz and /metrics
 
 Config: .run/proxy.toml (try: dotnet src/PgProxy/bin/Release/net10.0/pgproxy.dll check --config .run/proxy.toml)
 Press Ctrl+C to stop both and remove .run/.

@@ -5,6 +5,15 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
+# promtool (Debian's prometheus package) checks the /metrics exposition in OpsEndpointsTests.
+if ! command -v promtool >/dev/null; then
+  echo "Installing promtool from Debian packages (prometheus)..."
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null
+  # The package may start its own server: the tests need only the tool.
+  if pgrep -x prometheus >/dev/null; then $SUDO pkill -x prometheus || true; fi
+fi
 if [ ! -d ../shared/toml-test ]; then
   echo "note: ../shared/toml-test is not beside the checkout: its TOML vectors are reported as skipped, by name" >&2
 fi

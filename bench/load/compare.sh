@@ -89,6 +89,8 @@ type = "$auth"
 file = "userlist.txt"
 [log]
 level = "info"
+[http]
+listen = ""
 [databases.bench]
 host = "127.0.0.1"
 port = $PG_PORT

@@ -123,6 +123,8 @@ type = "$auth"
 file = "$userlist"
 [log]
 level = "info"
+[http]
+listen = ""
 [databases.bench]
 host = "127.0.0.1"
 port = $PG_PORT

@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using PgProxy.Core.Auth;
 using PgProxy.Core.Configuration;
 using PgProxy.Hosting;
@@ -22,7 +23,9 @@ public static class Program
         var rootConfig = ConfigOption();
         var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check };
         root.SetAction((parse, ct) => RunAsync(parse.GetValue(rootConfig)!, ct));
-        return await root.Parse(args).InvokeAsync().ConfigureAwait(false);
+        // No termination handling by the command line library: its default ends the process 2 s after SIGTERM, which
+        // would cut shutdown_delay and the drain short. The host handles SIGTERM and Ctrl+C (RunAsync below).
+        return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
     }
 
     private static Option<string> ConfigOption() => new("--config", "-c")
@@ -64,6 +67,38 @@ public static class Program
         return 0;
     }
 
+    /// <summary>
+    /// SIGTERM or Ctrl+C: /readyz fails at once, and the proxy keeps serving for <paramref name="delay"/> so that
+    /// Kubernetes takes the pod out of its Service before it stops accepting. A second signal ends the wait.
+    /// </summary>
+    private static async Task DrainDelayAsync(ProxyHost host, TimeSpan delay, ProxyLog log)
+    {
+        host.BeginDrain();
+        if (delay <= TimeSpan.Zero)
+        {
+            return;
+        }
+
+        log.Logger.Information("Shutting down: /readyz fails from now on; clients are served for another {Delay} (shutdown_delay), then the proxy stops accepting", Core.Infrastructure.DurationText.Format(delay));
+        using var again = new CancellationTokenSource();
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            again.Cancel();
+        }
+
+        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        try
+        {
+            await Task.Delay(delay, again.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException)
+        {
+            log.Logger.Information("Second signal: not waiting for shutdown_delay");
+        }
+    }
+
     private static async Task<int> RunAsync(string path, CancellationToken ct)
     {
         (ProxyConfig? config, UserList? users, List<string> errors) = Load(path);
@@ -84,6 +119,7 @@ public static class Program
             await using ProxyHost host = await ProxyHost.StartAsync(config, users!,
                 log.AddTo, ct).ConfigureAwait(false);
             await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
+            await DrainDelayAsync(host, config.Proxy.ShutdownDelay, log).ConfigureAwait(false);
             return 0;
         }
         catch (IOException ex)

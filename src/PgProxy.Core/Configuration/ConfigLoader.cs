@@ -63,6 +63,7 @@ public sealed partial class ConfigLoader
         ProxySection proxy = new();
         AuthSection auth = new();
         LogSection log = new();
+        HttpSection http = new();
         var databases = new Dictionary<string, DatabaseConfig>(StringComparer.Ordinal);
         var users = new Dictionary<string, UserConfig>(StringComparer.Ordinal);
         foreach (string key in root.Keys)
@@ -74,6 +75,7 @@ public sealed partial class ConfigLoader
                 case "proxy" when Table(value, key, at) is { } t: proxy = BindProxy(t); break;
                 case "auth" when Table(value, key, at) is { } t: auth = BindAuth(t); break;
                 case "log" when Table(value, key, at) is { } t: log = BindLog(t); break;
+                case "http" when Table(value, key, at) is { } t: http = BindHttp(t); break;
                 case "databases" when Table(value, key, at) is { } t:
                     foreach (string name in t.Keys)
                     {
@@ -94,10 +96,10 @@ public sealed partial class ConfigLoader
                     }
 
                     break;
-                case "proxy" or "auth" or "log" or "databases" or "users":
+                case "proxy" or "auth" or "log" or "http" or "databases" or "users":
                     break;
                 default:
-                    Error(at, $"unknown section or key '{key}' (expected [proxy], [auth], [log], [databases.NAME] or [users.NAME])");
+                    Error(at, $"unknown section or key '{key}' (expected [proxy], [auth], [log], [http], [databases.NAME] or [users.NAME])");
                     break;
             }
         }
@@ -107,6 +109,7 @@ public sealed partial class ConfigLoader
             Proxy = proxy,
             Auth = auth,
             Log = log,
+            Http = http,
             Databases = databases.ToFrozenDictionary(StringComparer.Ordinal),
             Users = users.ToFrozenDictionary(StringComparer.Ordinal),
             SourcePath = _file,
@@ -155,6 +158,7 @@ public sealed partial class ConfigLoader
                 "server_check_query" => s with { ServerCheckQuery = Str(v, key, at) ?? s.ServerCheckQuery },
                 "server_round_robin" => s with { ServerRoundRobin = Bool(v, key, at) ?? s.ServerRoundRobin },
                 "max_prepared_statements" => s with { MaxPreparedStatements = Int(v, key, at, 0, 100_000) ?? s.MaxPreparedStatements },
+                "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
                 _ => Unknown(s, "proxy", key, at),
             };
         }
@@ -196,6 +200,35 @@ public sealed partial class ConfigLoader
         }
 
         return s;
+    }
+
+    private HttpSection BindHttp(TomlTable t)
+    {
+        var s = new HttpSection();
+        foreach (string key in t.Keys)
+        {
+            TomlPosition at = t.PositionOf(key);
+            object v = t[key];
+            s = key switch
+            {
+                "listen" when Str(v, key, at) is { } listen => Listen(s, listen, at),
+                "listen" => s,
+                _ => Unknown(s, "http", key, at),
+            };
+        }
+
+        return s;
+    }
+
+    private HttpSection Listen(HttpSection s, string listen, TomlPosition at)
+    {
+        if (listen.Length > 0 && !ListenAddress.TryParse(listen, out _))
+        {
+            Error(at, $"[http] listen: '{listen}' is not host:port (or \"\" to disable the port)");
+            return s;
+        }
+
+        return s with { Listen = listen };
     }
 
     private DatabaseConfig BindDatabase(string name, TomlTable t)

@@ -36,6 +36,7 @@ public static class ConfigPrinter
         sb.AppendLine($"server_check_query = {Quote(p.ServerCheckQuery)}");
         sb.AppendLine($"server_round_robin = {(p.ServerRoundRobin ? "true" : "false")}");
         sb.AppendLine($"max_prepared_statements = {p.MaxPreparedStatements}");
+        sb.AppendLine($"shutdown_delay = {Duration(p.ShutdownDelay)}");
         sb.AppendLine();
         sb.AppendLine("[auth]");
         sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", _ => "scram-sha-256" })}");
@@ -48,6 +49,9 @@ public static class ConfigPrinter
         sb.AppendLine("[log]");
         sb.AppendLine($"level = {Quote(config.Log.Level)}");
         sb.AppendLine($"format = {Quote(config.Log.Format == LogFormat.Json ? "json" : "text")}");
+        sb.AppendLine();
+        sb.AppendLine("[http]");
+        sb.AppendLine($"listen = {Quote(config.Http.Listen)}");
         foreach (DatabaseConfig db in config.Databases.Values.OrderBy(d => d.Name, StringComparer.Ordinal))
         {
             sb.AppendLine();

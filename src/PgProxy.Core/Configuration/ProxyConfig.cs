@@ -50,6 +50,9 @@ public sealed record ProxyConfig
     /// <summary>[log]: logging.</summary>
     public LogSection Log { get; init; } = new();
 
+    /// <summary>[http]: the operations port (probes and metrics).</summary>
+    public HttpSection Http { get; init; } = new();
+
     /// <summary>[databases.NAME] entries; "*" is the fallback.</summary>
     public FrozenDictionary<string, DatabaseConfig> Databases { get; init; } = FrozenDictionary<string, DatabaseConfig>.Empty;
 
@@ -146,6 +149,19 @@ public sealed record ProxySection
 
     /// <summary>Reuse idle backends FIFO instead of LIFO. Default false.</summary>
     public bool ServerRoundRobin { get; init; }
+
+    /// <summary>
+    /// On SIGTERM, how long /readyz fails before the proxy stops accepting clients, so that Kubernetes can take the pod
+    /// out of its Service first. Default 5 s; "0" stops at once.
+    /// </summary>
+    public TimeSpan ShutdownDelay { get; init; } = TimeSpan.FromSeconds(5);
+}
+
+/// <summary>[http] section: the operations port, off the data path.</summary>
+public sealed record HttpSection
+{
+    /// <summary>host:port of /healthz, /readyz and /metrics; empty disables the port. Default 127.0.0.1:9127.</summary>
+    public string Listen { get; init; } = "127.0.0.1:9127";
 }
 
 /// <summary>[auth] section.</summary>

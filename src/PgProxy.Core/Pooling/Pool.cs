@@ -125,6 +125,18 @@ public sealed partial class Pool
         _counts[(int)BackendState.Connecting] + _counts[(int)BackendState.Active] + _counts[(int)BackendState.Idle] + _counts[(int)BackendState.Used] +
         _counts[(int)BackendState.Testing];
 
+    /// <summary>How long the longest-waiting client has waited for a backend (zero when none waits): PgBouncer's maxwait.</summary>
+    public TimeSpan MaxWait
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _waiters.First is { } first ? Time.GetElapsedTime(first.Value.EnqueuedAt) : TimeSpan.Zero;
+            }
+        }
+    }
+
     /// <summary>Clients of this pool in <paramref name="state"/> now (read without a lock: each counter is exact, a set of them may be a moment apart).</summary>
     public int ClientCount(ClientState state) => Volatile.Read(ref _clients[(int)state]);
 

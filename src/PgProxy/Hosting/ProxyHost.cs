@@ -19,6 +19,8 @@ public sealed class ProxyHost : IAsyncDisposable
 {
     private readonly IHost _app;
     private ClientListener? _listener;
+    private Http.OpsEndpoints? _ops;
+    private volatile bool _draining;
 
     private ProxyHost(IHost app, ProxyServices services)
     {
@@ -31,6 +33,15 @@ public sealed class ProxyHost : IAsyncDisposable
 
     /// <summary>The endpoints actually bound (port 0 resolved).</summary>
     public IReadOnlyList<IPEndPoint> Endpoints { get; private set; } = [];
+
+    /// <summary>The operations port ([http] listen), port 0 resolved; null when disabled.</summary>
+    public IPEndPoint? OpsEndpoint => _ops?.Endpoint;
+
+    /// <summary>Ready for clients: listening and not shutting down (what /readyz reports).</summary>
+    public bool IsReady => _listener is not null && !_draining;
+
+    /// <summary>Shutdown has begun: /readyz fails from now on, while clients are still served.</summary>
+    public void BeginDrain() => _draining = true;
 
     /// <summary>Builds and starts the proxy. <paramref name="configureLogging"/> installs the log provider.</summary>
     public static async Task<ProxyHost> StartAsync(ProxyConfig config, UserList users, Action<ILoggingBuilder> configureLogging, CancellationToken ct = default)
@@ -47,6 +58,8 @@ public sealed class ProxyHost : IAsyncDisposable
         builder.Services.AddSingleton<BackendConnector>();
         builder.Services.AddSingleton<PoolManager>();
         builder.Services.AddSingleton<ProxyServices>();
+        builder.Services.AddMetrics();
+        builder.Services.AddSingleton<Core.Diagnostics.ProxyMetrics>();
         IHost app = builder.Build();
 
         var host = new ProxyHost(app, app.Services.GetRequiredService<ProxyServices>());
@@ -72,6 +85,24 @@ public sealed class ProxyHost : IAsyncDisposable
         }
 
         host.Endpoints = host._listener.Endpoints;
+        if (config.Http.Listen.Length > 0)
+        {
+            _ = ListenAddress.TryParse(config.Http.Listen, out IPEndPoint? opsEndpoint);
+            try
+            {
+                host._ops = await Http.OpsEndpoints.StartAsync(opsEndpoint!, () => host.IsReady,
+                    app.Services.GetRequiredService<Core.Diagnostics.ProxyMetrics>(), ct).ConfigureAwait(false);
+            }
+            catch (IOException)
+            {
+                await host.DisposeAsync().ConfigureAwait(false);
+                throw;
+            }
+
+            logger.LogInformation(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "OpsListening"),
+                "Serving /healthz, /readyz and /metrics on http://{Endpoint}", host._ops.Endpoint);
+        }
+
         foreach (IPEndPoint endpoint in host.Endpoints)
         {
             logger.LogInformation(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "Listening"), "Listening for PostgreSQL clients on {Endpoint}", endpoint);
@@ -83,9 +114,10 @@ public sealed class ProxyHost : IAsyncDisposable
     /// <summary>Waits until the host is asked to stop (SIGTERM, Ctrl+C).</summary>
     public Task WaitForShutdownAsync(CancellationToken ct = default) => _app.WaitForShutdownAsync(ct);
 
-    /// <summary>Stops accepting, lets sessions end within the shutdown timeout, closes pools.</summary>
+    /// <summary>Stops accepting, lets sessions end within the shutdown timeout, closes pools and the operations port.</summary>
     public async ValueTask DisposeAsync()
     {
+        _draining = true;
         try
         {
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
@@ -99,6 +131,11 @@ public sealed class ProxyHost : IAsyncDisposable
         finally
         {
             await _app.Services.GetRequiredService<PoolManager>().DisposeAsync().ConfigureAwait(false);
+            if (_ops is not null)
+            {
+                await _ops.DisposeAsync().ConfigureAwait(false);
+            }
+
             _app.Dispose();
         }
     }

@@ -30,11 +30,32 @@ public sealed class ConfigLoaderTests
         Assert.Equal(TimeSpan.FromSeconds(5), c.Proxy.ReservePoolTimeout);
         Assert.Equal("DISCARD ALL", c.Proxy.ServerResetQuery);
         Assert.False(c.Proxy.ServerRoundRobin);
+        Assert.Equal(TimeSpan.FromSeconds(5), c.Proxy.ShutdownDelay);
+        Assert.Equal("127.0.0.1:9127", c.Http.Listen);
         DatabaseConfig db = c.FindDatabase("app")!;
         Assert.Equal("10.0.0.1", db.Host);
         Assert.Equal(5432, db.Port);
         Assert.Equal("app", db.BackendDbName("app"));
         Assert.Null(c.FindDatabase("other"));
+    }
+
+    [Fact]
+    public void Http_Listen_TakesHostPort_OrEmptyToDisable_AndRefusesAnythingElse()
+    {
+        Assert.Equal("0.0.0.0:9200", Load(Minimal + "\n[http]\nlisten = \"0.0.0.0:9200\"\n").Config!.Http.Listen);
+        Assert.Equal("", Load(Minimal + "\n[http]\nlisten = \"\"\n").Config!.Http.Listen);
+        ConfigResult bad = Load(Minimal + "\n[http]\nlisten = \"metrics-port\"\nport = 1\n");
+        Assert.Null(bad.Config);
+        Assert.Contains(bad.Errors, e => e.StartsWith("proxy.toml:7:", StringComparison.Ordinal) && e.Contains("[http] listen: 'metrics-port' is not host:port", StringComparison.Ordinal));
+        Assert.Contains(bad.Errors, e => e.Contains("unknown key 'port' in [http]", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void ShutdownDelay_IsADuration()
+    {
+        Assert.Equal(TimeSpan.Zero, Load("[proxy]\nshutdown_delay = \"0\"\n" + Minimal).Config!.Proxy.ShutdownDelay);
+        Assert.Equal(TimeSpan.FromSeconds(20), Load("[proxy]\nshutdown_delay = \"20s\"\n" + Minimal).Config!.Proxy.ShutdownDelay);
+        Assert.NotEmpty(Load("[proxy]\nshutdown_delay = 5\n" + Minimal).Errors);
     }
 
     [Fact]

@@ -34,13 +34,17 @@ public sealed class TestProxy : IAsyncDisposable
     /// <summary>Runtime services (pools).</summary>
     public Core.Client.ProxyServices Services => _host.Services;
 
+    /// <summary>The hosted proxy.</summary>
+    public ProxyHost Host => _host;
+
     /// <summary>
     /// Starts a proxy. <paramref name="proxySection"/> lines go under [proxy]; <paramref name="extra"/> is appended
     /// (more sections). The default database "appdb" points at the fixture; userlist has alice (plaintext) and bob (md5)
     /// unless <paramref name="userlist"/> is given. <paramref name="logging"/> replaces the capturing log provider.
+    /// <paramref name="http"/> is [http] listen: off unless a test asks (the default port would collide across tests).
     /// </summary>
     public static async Task<TestProxy> StartAsync(PostgresFixture pg, string proxySection = "", string authType = "scram-sha-256",
-        string? userlist = null, string? databases = null, string extra = "", Action<ILoggingBuilder>? logging = null)
+        string? userlist = null, string? databases = null, string extra = "", Action<ILoggingBuilder>? logging = null, string http = "")
     {
         string dir = Path.Combine(Path.GetTempPath(), "pgproxy-test-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
@@ -60,6 +64,9 @@ public sealed class TestProxy : IAsyncDisposable
 
             [log]
             level = "debug"
+
+            [http]
+            listen = "{http}"
 
             {databases}
             {extra}

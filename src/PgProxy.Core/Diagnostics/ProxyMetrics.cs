@@ -1,0 +1,115 @@
+using System.Diagnostics.Metrics;
+using PgProxy.Core.Client;
+using PgProxy.Core.Pooling;
+
+namespace PgProxy.Core.Diagnostics;
+
+/// <summary>
+/// What the pools and the listener hold now, read from the same counters SHOW POOLS reads (each pool's state counts,
+/// kept by its one state-change method) when someone asks: nothing is recorded on the data path. Each figure is one
+/// <see cref="ObservedMetric"/>; the <c>PgProxy</c> meter publishes them as observable instruments (for
+/// <c>dotnet-counters</c> and OpenTelemetry), and /metrics reads the very same observations at each scrape, so the
+/// two always agree.
+/// </summary>
+public sealed class ProxyMetrics : IDisposable
+{
+    /// <summary>The meter's name, for <c>dotnet-counters --counters PgProxy</c> and OpenTelemetry's AddMeter.</summary>
+    public const string MeterName = "PgProxy";
+
+    private static readonly string[] s_poolLabels = ["database", "user"];
+    private static readonly string[] s_poolStateLabels = ["database", "user", "state"];
+
+    private static readonly (ClientState State, string Name)[] s_clientStates =
+        [(ClientState.Active, "active"), (ClientState.Waiting, "waiting"), (ClientState.Idle, "idle")];
+
+    private readonly ProxyServices _services;
+
+    /// <summary>Creates the meter from <paramref name="factory"/> (one per host, so two proxies in a process never mix).</summary>
+    public ProxyMetrics(IMeterFactory factory, ProxyServices services)
+    {
+        _services = services;
+        Metrics =
+        [
+            new("pgproxy.client.connections", "{connection}", "Client connections open now, logging in or logged in.", [],
+                () => [new Measurement<double>(_services.ClientCount)]),
+            new("pgproxy.pool.clients", "{connection}",
+                "Logged-in clients by pool and state: active (a server linked), waiting (for a server), idle (between transactions).",
+                s_poolStateLabels, ObserveClients),
+            new("pgproxy.pool.servers", "{connection}",
+                "Server connections by pool and state: active, idle, used (being cleaned after a client), tested (pre-ping), login (connecting).",
+                s_poolStateLabels, ObserveServers),
+            new("pgproxy.pool.maxwait", "s", "How long the longest-waiting client of the pool has waited for a server (0 when none waits).",
+                s_poolLabels, ObserveMaxWait),
+            new("pgproxy.pool.size", "{connection}", "The pool's configured size (servers it may open, before the reserve).",
+                s_poolLabels, ObservePoolSize),
+        ];
+        Meter = factory.Create(MeterName);
+        foreach (ObservedMetric metric in Metrics)
+        {
+            Meter.CreateObservableGauge(metric.Name, metric.Observe, metric.Unit, metric.Description);
+        }
+    }
+
+    /// <summary>The meter whose instruments are <see cref="Metrics"/>.</summary>
+    public Meter Meter { get; }
+
+    /// <summary>Every figure, in the order /metrics lists them.</summary>
+    public IReadOnlyList<ObservedMetric> Metrics { get; }
+
+    private IEnumerable<Measurement<double>> ObserveClients()
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            foreach ((ClientState state, string name) in s_clientStates)
+            {
+                yield return new Measurement<double>(pool.ClientCount(state), Tags(pool, name));
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveServers()
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            PoolCounts c = pool.Counts;
+            yield return new Measurement<double>(c.Active, Tags(pool, "active"));
+            yield return new Measurement<double>(c.Idle, Tags(pool, "idle"));
+            yield return new Measurement<double>(c.Used, Tags(pool, "used"));
+            yield return new Measurement<double>(c.Testing, Tags(pool, "tested"));
+            yield return new Measurement<double>(c.Connecting, Tags(pool, "login"));
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveMaxWait()
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            yield return new Measurement<double>(pool.MaxWait.TotalSeconds, Tags(pool, null));
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObservePoolSize()
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            yield return new Measurement<double>(pool.Settings.PoolSize, Tags(pool, null));
+        }
+    }
+
+    private static KeyValuePair<string, object?>[] Tags(Pool pool, string? state) => state is null
+        ? [new("database", pool.Key.Database), new("user", pool.Key.User)]
+        : [new("database", pool.Key.Database), new("user", pool.Key.User), new("state", state)];
+
+    /// <inheritdoc />
+    public void Dispose() => Meter.Dispose();
+}
+
+/// <summary>
+/// One figure: its instrument name (dotted, OpenTelemetry style), unit, description, the tags each observation
+/// carries (in this order), and how to observe it now.
+/// </summary>
+public sealed record ObservedMetric(string Name, string Unit, string Description, string[] Labels, Func<IEnumerable<Measurement<double>>> Observe)
+{
+    /// <summary>The Prometheus name: dots as underscores, and <c>_seconds</c> for a unit of seconds.</summary>
+    public string PrometheusName => Name.Replace('.', '_') + (Unit == "s" ? "_seconds" : "");
+}

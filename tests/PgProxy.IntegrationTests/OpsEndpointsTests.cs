@@ -1,0 +1,220 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Net;
+using System.Net.Sockets;
+using PgProxy.Core.Pooling;
+using PgProxy.Hosting;
+
+namespace PgProxy.IntegrationTests;
+
+/// <summary>The operations port: probes, /metrics (checked by promtool and against the pool's own counters) and the SIGTERM drain.</summary>
+[Collection(PostgresCollection.Name)]
+public sealed class OpsEndpointsTests(PostgresFixture pg)
+{
+    private static readonly HttpClient s_http = new() { Timeout = TimeSpan.FromSeconds(20) };
+
+    [Fact(Timeout = 60_000)]
+    public async Task Probes_AnswerAsKubernetesExpects_AndUnknownPathsAndMethodsAreRefused()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, http: "127.0.0.1:0");
+        string ops = OpsUrl(proxy);
+        CancellationToken ct = TestContext.Current.CancellationToken;
+
+        using HttpResponseMessage health = await s_http.GetAsync(ops + "/healthz", ct);
+        Assert.Equal(HttpStatusCode.OK, health.StatusCode);
+        using HttpResponseMessage ready = await s_http.GetAsync(ops + "/readyz", ct);
+        Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
+        using HttpResponseMessage missing = await s_http.GetAsync(ops + "/nope", ct);
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        using HttpResponseMessage post = await s_http.PostAsync(ops + "/metrics", new StringContent(""), ct);
+        Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
+
+        // Shutdown begins: readiness fails at once, liveness stays, and clients are still served.
+        proxy.Host.BeginDrain();
+        using HttpResponseMessage draining = await s_http.GetAsync(ops + "/readyz", ct);
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, draining.StatusCode);
+        using HttpResponseMessage stillAlive = await s_http.GetAsync(ops + "/healthz", ct);
+        Assert.Equal(HttpStatusCode.OK, stillAlive.StatusCode);
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: ct);
+        await using var cmd = new NpgsqlCommand("SELECT 7", conn);
+        Assert.Equal(7, await cmd.ExecuteScalarAsync(ct));
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task Metrics_PassPromtool_AndAgreeWithThePool_WhileAClientWaits()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 1\nquery_wait_timeout = \"30s\"",
+            http: "127.0.0.1:0");
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await using NpgsqlConnection holder = await proxy.OpenAsync(ct: ct);
+        await using NpgsqlTransaction tx = await holder.BeginTransactionAsync(ct);
+        await using (var hold = new NpgsqlCommand("SELECT 1", holder, tx))
+        {
+            await hold.ExecuteScalarAsync(ct); // the only server stays linked until the transaction ends
+        }
+
+        await using NpgsqlConnection waiter = await proxy.OpenAsync(ct: ct);
+        await using var wait = new NpgsqlCommand("SELECT 2", waiter);
+        Task<object?> waiting = wait.ExecuteScalarAsync(ct);
+        Pool pool = proxy.Services.Pools.Pools.Single();
+        await PollAsync(() => pool.Counts.Waiting == 1, ct);
+        await Task.Delay(300, ct); // so that maxwait is clearly above zero
+
+        string text = await s_http.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
+        string labels = $"database=\"{PostgresFixture.Database}\",user=\"{PostgresFixture.Alice}\"";
+        Assert.Equal(1, Value(text, $"pgproxy_pool_servers{{{labels},state=\"active\"}}"));
+        Assert.Equal(0, Value(text, $"pgproxy_pool_servers{{{labels},state=\"idle\"}}"));
+        Assert.Equal(1, Value(text, $"pgproxy_pool_clients{{{labels},state=\"active\"}}"));
+        Assert.Equal(1, Value(text, $"pgproxy_pool_clients{{{labels},state=\"waiting\"}}"));
+        Assert.Equal(1, Value(text, $"pgproxy_pool_size{{{labels}}}"));
+        Assert.Equal(2, Value(text, "pgproxy_client_connections"));
+        Assert.InRange(Value(text, $"pgproxy_pool_maxwait_seconds{{{labels}}}"), 0.2, 30);
+        Assert.True(Value(text, "process_cpu_seconds_total") > 0);
+
+        // The exposition is valid Prometheus text (promtool comes from Debian's prometheus package; scripts/test.sh
+        // installs it).
+        string file = Path.Combine(Path.GetTempPath(), "pgproxy-metrics-" + Guid.NewGuid().ToString("N") + ".txt");
+        await File.WriteAllTextAsync(file, text, ct);
+        try
+        {
+            ProcessRunner.Result check = await ProcessRunner.RunAsync("sh", ["-c", $"promtool check metrics < '{file}'"], TimeSpan.FromSeconds(30), ct: ct);
+            Assert.True(check.ExitCode == 0, "promtool check metrics failed: " + check.All);
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+
+        await tx.CommitAsync(ct);
+        Assert.Equal(2, await waiting);
+        await PollAsync(() => pool.Counts.Waiting == 0, ct);
+        string after = await s_http.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
+        Assert.Equal(0, Value(after, $"pgproxy_pool_clients{{{labels},state=\"waiting\"}}"));
+        Assert.Equal(0, Value(after, $"pgproxy_pool_maxwait_seconds{{{labels}}}"));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task OpsPortInUse_StartFails_NamingTheSetting()
+    {
+        using var taken = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        taken.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        taken.Listen(1);
+        int port = ((IPEndPoint)taken.LocalEndPoint!).Port;
+        IOException ex = await Assert.ThrowsAsync<IOException>(() => TestProxy.StartAsync(pg, http: $"127.0.0.1:{port}")
+            .WaitAsync(TestContext.Current.CancellationToken));
+        Assert.Contains("[http] listen", ex.Message, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 90_000)]
+    public async Task SigTerm_FailsReadinessAtOnce_ServesThroughShutdownDelay_AndExitsZero()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        string dir = Directory.CreateTempSubdirectory("pgproxy-sigterm").FullName;
+        int proxyPort = FreePort();
+        int opsPort = FreePort();
+        await File.WriteAllTextAsync(Path.Combine(dir, "proxy.toml"), $"""
+            [proxy]
+            listen = "127.0.0.1:{proxyPort}"
+            shutdown_delay = "2s"
+            [auth]
+            type = "trust"
+            [http]
+            listen = "127.0.0.1:{opsPort}"
+            [databases.{PostgresFixture.Database}]
+            host = "{pg.Host}"
+            port = {pg.Port}
+            user = "{PostgresFixture.Alice}"
+            password = "{PostgresFixture.AlicePassword}"
+            """, ct);
+        string dll = typeof(ProxyHost).Assembly.Location;
+        using var process = Process.Start(new ProcessStartInfo("dotnet", ["exec", dll, "run", "--config", Path.Combine(dir, "proxy.toml")])
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        })!;
+        Task<string> stderr = process.StandardError.ReadToEndAsync(ct);
+        try
+        {
+            string ops = $"http://127.0.0.1:{opsPort}";
+            await PollAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.OK, ct);
+
+            ProcessRunner.Result term = await ProcessRunner.RunAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), ct: ct);
+            Assert.Equal(0, term.ExitCode);
+            var sw = Stopwatch.StartNew();
+            await PollAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.ServiceUnavailable, ct);
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1.5), $"readiness took {sw.Elapsed} to fail");
+
+            // Within shutdown_delay a client is still served, as the pod may still get traffic.
+            string cs = $"Host=127.0.0.1;Port={proxyPort};Username={PostgresFixture.Alice};Password=x;Database={PostgresFixture.Database};Pooling=false;Timeout=10";
+            await using (var conn = new NpgsqlConnection(cs))
+            {
+                await conn.OpenAsync(ct);
+                await using var cmd = new NpgsqlCommand("SELECT 3", conn);
+                Assert.Equal(3, await cmd.ExecuteScalarAsync(ct));
+            }
+
+            await process.WaitForExitAsync(ct).WaitAsync(TimeSpan.FromSeconds(40), ct);
+            Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}: {await stderr}");
+            Assert.True(sw.Elapsed >= TimeSpan.FromSeconds(1.8), $"exited after {sw.Elapsed}, before shutdown_delay");
+            Assert.Contains("shutdown_delay", await stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            if (!process.HasExited)
+            {
+                process.Kill();
+            }
+
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    private static string OpsUrl(TestProxy proxy) => $"http://127.0.0.1:{proxy.Host.OpsEndpoint!.Port}";
+
+    /// <summary>A sample's value in the text exposition (the line is "name{labels} value").</summary>
+    private static double Value(string exposition, string series)
+    {
+        foreach (string line in exposition.Split('\n'))
+        {
+            if (line.StartsWith(series + " ", StringComparison.Ordinal))
+            {
+                return double.Parse(line[(series.Length + 1)..], CultureInfo.InvariantCulture);
+            }
+        }
+
+        Assert.Fail($"no series {series} in:\n{exposition}");
+        return 0;
+    }
+
+    private static async Task<HttpStatusCode?> TryGetAsync(string url, CancellationToken ct)
+    {
+        try
+        {
+            using HttpResponseMessage r = await s_http.GetAsync(url, ct);
+            return r.StatusCode;
+        }
+        catch (HttpRequestException)
+        {
+            return null;
+        }
+    }
+
+    private static Task PollAsync(Func<bool> condition, CancellationToken ct) => PollAsync(() => Task.FromResult(condition()), ct);
+
+    private static async Task PollAsync(Func<Task<bool>> condition, CancellationToken ct)
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
+        while (!await condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, "condition not met in 30 s");
+            await Task.Delay(50, ct);
+        }
+    }
+
+    private static int FreePort()
+    {
+        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
+        return ((IPEndPoint)s.LocalEndPoint!).Port;
+    }
+}
