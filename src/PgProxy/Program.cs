@@ -2,6 +2,7 @@ using System.CommandLine;
 using System.Runtime.InteropServices;
 using PgProxy.Core.Auth;
 using PgProxy.Core.Configuration;
+using PgProxy.Core.Infrastructure;
 using PgProxy.Hosting;
 using PgProxy.Logging;
 using Microsoft.Extensions.Logging;
@@ -68,18 +69,13 @@ public static class Program
     }
 
     /// <summary>
-    /// SIGTERM or Ctrl+C: /readyz fails at once, and the proxy keeps serving for <paramref name="delay"/> so that
-    /// Kubernetes takes the pod out of its Service before it stops accepting. A second signal ends the wait.
+    /// SIGTERM or Ctrl+C: /readyz fails at once and clients are served for <c>shutdown_delay</c>, so that Kubernetes
+    /// takes the pod out of its Service first; then the drain (new logins refused, clients closed at their transaction
+    /// boundary) for up to <c>shutdown_timeout</c>. A second signal skips what is left of either wait.
     /// </summary>
-    private static async Task DrainDelayAsync(ProxyHost host, TimeSpan delay, ProxyLog log)
+    private static async Task ShutDownAsync(ProxyHost host, ProxySection settings, ProxyLog log)
     {
         host.BeginDrain();
-        if (delay <= TimeSpan.Zero)
-        {
-            return;
-        }
-
-        log.Logger.Information("Shutting down: /readyz fails from now on; clients are served for another {Delay} (shutdown_delay), then the proxy stops accepting", Core.Infrastructure.DurationText.Format(delay));
         using var again = new CancellationTokenSource();
         void Stop(PosixSignalContext context)
         {
@@ -89,13 +85,27 @@ public static class Program
 
         using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
         using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
-        try
+        if (settings.ShutdownDelay > TimeSpan.Zero)
         {
-            await Task.Delay(delay, again.Token).ConfigureAwait(false);
+            log.Logger.Information("Shutting down: /readyz fails from now on; clients are served for another {Delay} (shutdown_delay)",
+                DurationText.Format(settings.ShutdownDelay));
+            try
+            {
+                await Task.Delay(settings.ShutdownDelay, again.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                log.Logger.Information("Second signal: closing at once");
+            }
         }
-        catch (OperationCanceledException)
+
+        int clients = host.Services.ClientCount;
+        log.Logger.Information("Draining {Clients} clients: new logins are refused, clients are closed at their transaction boundary, for up to {Timeout} (shutdown_timeout)",
+            clients, DurationText.Format(settings.ShutdownTimeout));
+        bool drained = await host.DrainAsync(settings.ShutdownTimeout, again.Token).ConfigureAwait(false);
+        if (!drained)
         {
-            log.Logger.Information("Second signal: not waiting for shutdown_delay");
+            log.Logger.Warning("{Clients} clients still connected after the drain: closing them", host.Services.ClientCount);
         }
     }
 
@@ -119,7 +129,7 @@ public static class Program
             await using ProxyHost host = await ProxyHost.StartAsync(config, users!,
                 log.AddTo, ct).ConfigureAwait(false);
             await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
-            await DrainDelayAsync(host, config.Proxy.ShutdownDelay, log).ConfigureAwait(false);
+            await ShutDownAsync(host, config.Proxy, log).ConfigureAwait(false);
             return 0;
         }
         catch (IOException ex)

@@ -94,6 +94,41 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task Drain_SessionMode_ClosesIdleClientsNow_AndTheOneInATransactionAfterItsCommit()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"session\"");
+        await using NpgsqlConnection idle = await proxy.OpenAsync(ct: ct);
+        await using (var warm = new NpgsqlCommand("SELECT 1", idle))
+        {
+            await warm.ExecuteScalarAsync(ct); // linked to a server for the whole session, between transactions now
+        }
+
+        await using NpgsqlConnection busy = await proxy.OpenAsync(ct: ct);
+        await using NpgsqlTransaction tx = await busy.BeginTransactionAsync(ct);
+        await using (var inTx = new NpgsqlCommand("SELECT 2", busy, tx))
+        {
+            await inTx.ExecuteScalarAsync(ct);
+        }
+
+        Task<bool> draining = proxy.Host.DrainAsync(TimeSpan.FromSeconds(20), ct);
+        await PollAsync(() => proxy.Services.ClientCount == 1, ct); // the idle one is gone, the one in a transaction stays
+        Assert.False(draining.IsCompleted);
+        await using (var stillServed = new NpgsqlCommand("SELECT 3", busy, tx))
+        {
+            Assert.Equal(3, await stillServed.ExecuteScalarAsync(ct));
+        }
+
+        await tx.CommitAsync(ct);
+        Assert.True(await draining.WaitAsync(TimeSpan.FromSeconds(10), ct));
+        Assert.Equal(0, proxy.Services.ClientCount);
+        await using var after = new NpgsqlCommand("SELECT 4", idle);
+        Exception closed = await Assert.ThrowsAnyAsync<Exception>(() => after.ExecuteScalarAsync(ct));
+        Assert.Equal("57P01", (closed as PostgresException ?? closed.InnerException as PostgresException)?.SqlState);
+        Assert.Contains(proxy.Log, l => l.Contains("Shutdown", StringComparison.Ordinal));
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task OpsPortInUse_StartFails_NamingTheSetting()
     {
         using var taken = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
@@ -106,7 +141,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
     }
 
     [Fact(Timeout = 90_000)]
-    public async Task SigTerm_FailsReadinessAtOnce_ServesThroughShutdownDelay_AndExitsZero()
+    public async Task SigTerm_FailsReadinessAtOnce_LetsTheRunningTransactionCommit_ClosesTheRest_AndExitsZero()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         string dir = Directory.CreateTempSubdirectory("pgproxy-sigterm").FullName;
@@ -115,7 +150,9 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         await File.WriteAllTextAsync(Path.Combine(dir, "proxy.toml"), $"""
             [proxy]
             listen = "127.0.0.1:{proxyPort}"
-            shutdown_delay = "2s"
+            pool_mode = "transaction"
+            shutdown_delay = "1s"
+            shutdown_timeout = "20s"
             [auth]
             type = "trust"
             [http]
@@ -133,30 +170,83 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
             RedirectStandardOutput = true,
         })!;
         Task<string> stderr = process.StandardError.ReadToEndAsync(ct);
+        string cs = $"Host=127.0.0.1;Port={proxyPort};Username={PostgresFixture.Alice};Password=x;Database={PostgresFixture.Database};Pooling=false;Timeout=10";
         try
         {
             string ops = $"http://127.0.0.1:{opsPort}";
             await PollAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.OK, ct);
+            await using var idle = new NpgsqlConnection(cs);
+            await idle.OpenAsync(ct);
+            await using var busy = new NpgsqlConnection(cs);
+            await busy.OpenAsync(ct);
+            await using (var create = new NpgsqlCommand("CREATE TABLE IF NOT EXISTS drain_commits (id text)", busy))
+            {
+                await create.ExecuteNonQueryAsync(ct);
+            }
 
+            string mark = Guid.NewGuid().ToString("N");
+            NpgsqlTransaction tx = await busy.BeginTransactionAsync(ct);
+            await using (var insert = new NpgsqlCommand($"INSERT INTO drain_commits VALUES ('{mark}')", busy, tx))
+            {
+                await insert.ExecuteNonQueryAsync(ct);
+            }
+
+            // The transaction is in a 2.5 s statement when SIGTERM comes; it runs past shutdown_delay.
+            var sleep = new NpgsqlCommand("SELECT pg_sleep(2.5)", busy, tx);
+            Task sleeping = sleep.ExecuteNonQueryAsync(ct);
+            await Task.Delay(200, ct);
             ProcessRunner.Result term = await ProcessRunner.RunAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), ct: ct);
             Assert.Equal(0, term.ExitCode);
             var sw = Stopwatch.StartNew();
             await PollAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.ServiceUnavailable, ct);
-            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(1.5), $"readiness took {sw.Elapsed} to fail");
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(0.9), $"readiness took {sw.Elapsed} to fail");
 
-            // Within shutdown_delay a client is still served, as the pod may still get traffic.
-            string cs = $"Host=127.0.0.1;Port={proxyPort};Username={PostgresFixture.Alice};Password=x;Database={PostgresFixture.Database};Pooling=false;Timeout=10";
-            await using (var conn = new NpgsqlConnection(cs))
+            // Within shutdown_delay a new client is still served: the pod may still get traffic.
+            await using (var early = new NpgsqlConnection(cs))
             {
-                await conn.OpenAsync(ct);
-                await using var cmd = new NpgsqlCommand("SELECT 3", conn);
+                await early.OpenAsync(ct);
+                await using var cmd = new NpgsqlCommand("SELECT 3", early);
                 Assert.Equal(3, await cmd.ExecuteScalarAsync(ct));
             }
 
-            await process.WaitForExitAsync(ct).WaitAsync(TimeSpan.FromSeconds(40), ct);
+            // After it, new logins are refused with 57P01 and the idle client has been closed with it.
+            string? refusedWith = null;
+            await PollAsync(async () =>
+            {
+                await using var late = new NpgsqlConnection(cs);
+                try
+                {
+                    await late.OpenAsync(ct);
+                    return false; // still within shutdown_delay
+                }
+                catch (PostgresException ex)
+                {
+                    refusedWith = ex.SqlState;
+                    return true;
+                }
+            }, ct);
+            Assert.Equal("57P01", refusedWith);
+            Assert.True(sw.Elapsed >= TimeSpan.FromSeconds(0.8), $"logins refused after {sw.Elapsed}, before shutdown_delay");
+
+            await using (var idleQuery = new NpgsqlCommand("SELECT 1", idle))
+            {
+                Exception closed = await Assert.ThrowsAnyAsync<Exception>(() => idleQuery.ExecuteScalarAsync(ct));
+                Assert.Equal("57P01", (closed as PostgresException ?? closed.InnerException as PostgresException)?.SqlState);
+            }
+
+            // The running transaction finishes and commits; its client is closed after it.
+            await sleeping;
+            await tx.CommitAsync(ct);
+            await process.WaitForExitAsync(ct).WaitAsync(TimeSpan.FromSeconds(30), ct);
             Assert.True(process.ExitCode == 0, $"exit code {process.ExitCode}: {await stderr}");
-            Assert.True(sw.Elapsed >= TimeSpan.FromSeconds(1.8), $"exited after {sw.Elapsed}, before shutdown_delay");
-            Assert.Contains("shutdown_delay", await stderr, StringComparison.Ordinal);
+            Assert.True(sw.Elapsed < TimeSpan.FromSeconds(15), $"exited after {sw.Elapsed}");
+            await using NpgsqlConnection direct = new(pg.AdminConnectionString(PostgresFixture.Database));
+            await direct.OpenAsync(ct);
+            await using var check = new NpgsqlCommand($"SELECT count(*) FROM drain_commits WHERE id = '{mark}'", direct);
+            Assert.Equal(1L, await check.ExecuteScalarAsync(ct));
+            string log = await stderr;
+            Assert.Contains("shutdown_delay", log, StringComparison.Ordinal);
+            Assert.Contains("Draining", log, StringComparison.Ordinal);
         }
         finally
         {

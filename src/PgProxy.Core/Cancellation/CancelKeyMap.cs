@@ -48,6 +48,18 @@ public sealed class CancelKeyMap
         return CryptographicOperations.FixedTimeEquals(a, b) ? entry.Target : null;
     }
 
+    /// <summary>Every logged-in client (each has a key), for the shutdown's drain.</summary>
+    public IEnumerable<ICancelTarget> Targets
+    {
+        get
+        {
+            foreach (KeyValuePair<int, Entry> pair in _byPid)
+            {
+                yield return pair.Value.Target;
+            }
+        }
+    }
+
     /// <summary>Number of registered keys.</summary>
     public int Count => _byPid.Count;
 }

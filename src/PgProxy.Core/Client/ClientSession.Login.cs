@@ -99,6 +99,11 @@ public sealed partial class ClientSession
             throw new ProxyException(SqlState.FeatureNotSupported, "replication connections are not supported by the pooler");
         }
 
+        if (_services.Draining)
+        {
+            throw new ProxyException(SqlState.AdminShutdown, ShuttingDownMessage);
+        }
+
         if (!counted)
         {
             throw new ProxyException(SqlState.TooManyConnections, "sorry, too many clients already",

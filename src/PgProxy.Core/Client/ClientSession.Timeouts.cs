@@ -166,6 +166,30 @@ public sealed partial class ClientSession
         }
     }
 
+    /// <summary>What a client closed or refused by the shutdown is told (57P01: drivers reconnect, elsewhere).</summary>
+    internal const string ShuttingDownMessage = "terminating connection because the pooler is shutting down";
+
+    /// <summary>
+    /// The shutdown's drain: a client outside a transaction, with nothing outstanding, is closed now with FATAL 57P01;
+    /// one inside a transaction or waiting for a reply is left to finish (the drain asks again until it has).
+    /// </summary>
+    internal void CheckDrain()
+    {
+        if (!_services.Draining || Volatile.Read(ref _abort) is not null || Volatile.Read(ref _relay) is not { } relay || _ended)
+        {
+            return;
+        }
+
+        BackendConnection? backend = relay.Backend;
+        bool between = backend is null
+            ? relay.State == ClientState.Idle
+            : relay.BusySince == 0 && backend.TransactionStatus == TransactionStatus.Idle;
+        if (between)
+        {
+            Abort(ErrorResponse.Fatal(SqlState.AdminShutdown, ShuttingDownMessage));
+        }
+    }
+
     /// <summary>Ends the session from outside: its loop, the client socket's one reader, is woken and acts on it.</summary>
     private void Abort(ErrorResponse error)
     {

@@ -153,6 +153,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
                 _ when ex.SqlState == SqlState.QueryCanceled => _loggedIn ? DisconnectReason.QueryTimeout : DisconnectReason.LoginTimeout,
                 _ when ex.SqlState == SqlState.IdleSessionTimeout => DisconnectReason.ClientIdleTimeout,
                 _ when ex.SqlState == SqlState.IdleInTransactionSessionTimeout => DisconnectReason.IdleTransactionTimeout,
+                _ when ex.SqlState == SqlState.AdminShutdown => DisconnectReason.Shutdown,
                 _ => DisconnectReason.ProtocolViolation,
             };
             if (!_loggedIn)

@@ -11,6 +11,7 @@ namespace PgProxy.Core.Client;
 public sealed class ProxyServices
 {
     private int _clients;
+    private bool _draining;
 
     /// <summary>Creates the services.</summary>
     public ProxyServices(ProxyConfig config, UserList users, PoolManager pools, ILoggerFactory loggerFactory)
@@ -45,6 +46,22 @@ public sealed class ProxyServices
 
     /// <summary>Open client connections (including ones still in login).</summary>
     public int ClientCount => Volatile.Read(ref _clients);
+
+    /// <summary>The proxy is shutting down: new logins are refused and clients are closed at transaction boundaries.</summary>
+    public bool Draining => Volatile.Read(ref _draining);
+
+    /// <summary>
+    /// Starts the drain, or runs it again: refuses new logins from now on and closes every logged-in client that is
+    /// between transactions (the rest when they get there: call again).
+    /// </summary>
+    public void Drain()
+    {
+        Volatile.Write(ref _draining, true);
+        foreach (ICancelTarget target in CancelKeys.Targets)
+        {
+            (target as ClientSession)?.CheckDrain();
+        }
+    }
 
     /// <summary>Counts a new client; false when max_client_conn is already reached (the count is not taken).</summary>
     public bool TryAddClient()

@@ -159,6 +159,7 @@ public sealed partial class ConfigLoader
                 "server_round_robin" => s with { ServerRoundRobin = Bool(v, key, at) ?? s.ServerRoundRobin },
                 "max_prepared_statements" => s with { MaxPreparedStatements = Int(v, key, at, 0, 100_000) ?? s.MaxPreparedStatements },
                 "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
+                "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
                 _ => Unknown(s, "proxy", key, at),
             };
         }

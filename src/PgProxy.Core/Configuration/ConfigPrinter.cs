@@ -37,6 +37,7 @@ public static class ConfigPrinter
         sb.AppendLine($"server_round_robin = {(p.ServerRoundRobin ? "true" : "false")}");
         sb.AppendLine($"max_prepared_statements = {p.MaxPreparedStatements}");
         sb.AppendLine($"shutdown_delay = {Duration(p.ShutdownDelay)}");
+        sb.AppendLine($"shutdown_timeout = {Duration(p.ShutdownTimeout)}");
         sb.AppendLine();
         sb.AppendLine("[auth]");
         sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", _ => "scram-sha-256" })}");

@@ -155,6 +155,12 @@ public sealed record ProxySection
     /// out of its Service first. Default 5 s; "0" stops at once.
     /// </summary>
     public TimeSpan ShutdownDelay { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// After shutdown_delay: how long running transactions get to finish (clients between transactions are closed at
+    /// once, new logins refused) before whatever is left is closed. Default 30 s.
+    /// </summary>
+    public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>[http] section: the operations port, off the data path.</summary>

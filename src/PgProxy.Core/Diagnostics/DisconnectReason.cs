@@ -43,4 +43,6 @@ public enum DisconnectReason
     CheckFailed,
     /// <summary>Closed to give another pool of the same database its slot (max_db_connections/max_user_connections).</summary>
     Evicted,
+    /// <summary>The proxy is shutting down: closed at a transaction boundary, or refused at login.</summary>
+    Shutdown,
 }

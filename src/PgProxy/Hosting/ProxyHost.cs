@@ -21,6 +21,7 @@ public sealed class ProxyHost : IAsyncDisposable
     private ClientListener? _listener;
     private Http.OpsEndpoints? _ops;
     private volatile bool _draining;
+    private TimeSpan _stopGrace = TimeSpan.FromSeconds(30);
 
     private ProxyHost(IHost app, ProxyServices services)
     {
@@ -42,6 +43,40 @@ public sealed class ProxyHost : IAsyncDisposable
 
     /// <summary>Shutdown has begun: /readyz fails from now on, while clients are still served.</summary>
     public void BeginDrain() => _draining = true;
+
+    /// <summary>
+    /// The drain proper: new logins get FATAL 57P01, clients between transactions are closed with it now and the others
+    /// at their transaction boundary (asked again every 100 ms). True when every client has gone within
+    /// <paramref name="timeout"/>; otherwise, or when <paramref name="ct"/> fires, the rest is closed at once on dispose.
+    /// </summary>
+    public async Task<bool> DrainAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        BeginDrain();
+        _stopGrace = TimeSpan.Zero;
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        while (true)
+        {
+            Services.Drain();
+            if (Services.ClientCount == 0)
+            {
+                return true;
+            }
+
+            if (Environment.TickCount64 >= deadline || ct.IsCancellationRequested)
+            {
+                return false;
+            }
+
+            try
+            {
+                await Task.Delay(100, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                return false;
+            }
+        }
+    }
 
     /// <summary>Builds and starts the proxy. <paramref name="configureLogging"/> installs the log provider.</summary>
     public static async Task<ProxyHost> StartAsync(ProxyConfig config, UserList users, Action<ILoggingBuilder> configureLogging, CancellationToken ct = default)
@@ -120,7 +155,8 @@ public sealed class ProxyHost : IAsyncDisposable
         _draining = true;
         try
         {
-            using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+            // After a drain, what is left is closed at once; otherwise (tests, a failed start) sessions get 30 s.
+            using var cts = new CancellationTokenSource(_stopGrace);
             if (_listener is not null)
             {
                 await _listener.StopAsync(cts.Token).ConfigureAwait(false);

@@ -31,6 +31,7 @@ public sealed class ConfigLoaderTests
         Assert.Equal("DISCARD ALL", c.Proxy.ServerResetQuery);
         Assert.False(c.Proxy.ServerRoundRobin);
         Assert.Equal(TimeSpan.FromSeconds(5), c.Proxy.ShutdownDelay);
+        Assert.Equal(TimeSpan.FromSeconds(30), c.Proxy.ShutdownTimeout);
         Assert.Equal("127.0.0.1:9127", c.Http.Listen);
         DatabaseConfig db = c.FindDatabase("app")!;
         Assert.Equal("10.0.0.1", db.Host);
@@ -51,11 +52,12 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
-    public void ShutdownDelay_IsADuration()
+    public void ShutdownDelayAndTimeout_AreDurations()
     {
         Assert.Equal(TimeSpan.Zero, Load("[proxy]\nshutdown_delay = \"0\"\n" + Minimal).Config!.Proxy.ShutdownDelay);
         Assert.Equal(TimeSpan.FromSeconds(20), Load("[proxy]\nshutdown_delay = \"20s\"\n" + Minimal).Config!.Proxy.ShutdownDelay);
         Assert.NotEmpty(Load("[proxy]\nshutdown_delay = 5\n" + Minimal).Errors);
+        Assert.Equal(TimeSpan.FromMinutes(2), Load("[proxy]\nshutdown_timeout = \"2m\"\n" + Minimal).Config!.Proxy.ShutdownTimeout);
     }
 
     [Fact]
