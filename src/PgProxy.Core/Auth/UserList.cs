@@ -83,6 +83,9 @@ public sealed class UserList
     /// <summary>Number of users.</summary>
     public int Count => _users.Count;
 
+    /// <summary>The users' names (for SHOW USERS).</summary>
+    public IEnumerable<string> Names => _users.Keys;
+
     /// <summary>Looks a user up.</summary>
     public UserSecret? Find(string user) => _users.TryGetValue(user, out UserSecret? s) ? s : null;
 

@@ -13,7 +13,13 @@ using PgProxy.Protocol.Framing;
 namespace PgProxy.Core.Client;
 
 /// <summary>What a successful login produced.</summary>
-internal sealed record LoginResult(Pool Pool, List<KeyValuePair<string, string>> Settings);
+internal sealed record LoginResult(Pool Pool, List<KeyValuePair<string, string>> Settings)
+{
+    /// <summary>A login to the admin console: no pool, no settings.</summary>
+    public static LoginResult Console { get; } = new(null!, []);
+
+    public bool IsConsole => ReferenceEquals(this, Console);
+}
 
 /// <summary>Start-up and authentication ("Message Flow: Start-up"), bounded by client_login_timeout.</summary>
 public sealed partial class ClientSession
@@ -108,6 +114,21 @@ public sealed partial class ClientSession
         {
             throw new ProxyException(SqlState.TooManyConnections, "sorry, too many clients already",
                 $"max_client_conn ({Config.Proxy.MaxClientConn}) reached");
+        }
+
+        if (Admin.AdminConsole.IsConsoleDatabase(_database))
+        {
+            await AuthenticateAsync(user, ct).ConfigureAwait(false);
+            if (!Admin.AdminConsole.MayUse(Config.Admin, user))
+            {
+                // PgBouncer's word for it; 28000 as PostgreSQL's pg_hba "no entry" refusal.
+                throw new ProxyException(SqlState.InvalidAuthorizationSpecification, "not allowed",
+                    $"user \"{user}\" is in neither [admin] admin_users nor stats_users");
+            }
+
+            BackendMessages.AuthenticationOk(Builder);
+            _user = user;
+            return LoginResult.Console;
         }
 
         DatabaseConfig db = Config.FindDatabase(_database)

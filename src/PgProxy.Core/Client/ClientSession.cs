@@ -77,7 +77,11 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         try
         {
             LoginResult? login = await LoginWithTimeoutAsync(counted).ConfigureAwait(false);
-            if (login is not null)
+            if (login is { IsConsole: true })
+            {
+                await RunConsoleAsync().ConfigureAwait(false);
+            }
+            else if (login is not null)
             {
                 (cancelPid, int secret) = _services.CancelKeys.Register(this);
                 Task<MessageRelay> welcome = WelcomeAsync(login, cancelPid, secret);
@@ -212,6 +216,17 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         }
 
         await CompleteAsync().ConfigureAwait(false);
+    }
+
+    /// <summary>The admin console, in place of a relay (<see cref="Admin.AdminConsole"/>).</summary>
+    private async Task RunConsoleAsync()
+    {
+        var console = new Admin.AdminConsole(_services, Input, Output);
+        await console.WelcomeAsync(Builder).ConfigureAwait(false);
+        _builder = null;
+        _loggedIn = true;
+        LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
+        await console.RunAsync().ConfigureAwait(false);
     }
 
     /// <summary>Tells the client its parameters, cancel key and ReadyForQuery, and builds its relay.</summary>

@@ -12,6 +12,7 @@ public sealed class ProxyServices
 {
     private int _clients;
     private bool _draining;
+    private readonly CancellationTokenSource _drain = new();
 
     /// <summary>Creates the services.</summary>
     public ProxyServices(ProxyConfig config, UserList users, PoolManager pools, ILoggerFactory loggerFactory)
@@ -47,6 +48,9 @@ public sealed class ProxyServices
     /// <summary>Open client connections (including ones still in login).</summary>
     public int ClientCount => Volatile.Read(ref _clients);
 
+    /// <summary>Cancelled when the drain starts (for sessions that wait outside the relay: the admin console).</summary>
+    public CancellationToken DrainToken => _drain.Token;
+
     /// <summary>The proxy is shutting down: new logins are refused and clients are closed at transaction boundaries.</summary>
     public bool Draining => Volatile.Read(ref _draining);
 
@@ -57,6 +61,11 @@ public sealed class ProxyServices
     public void Drain()
     {
         Volatile.Write(ref _draining, true);
+        if (!_drain.IsCancellationRequested)
+        {
+            _drain.Cancel();
+        }
+
         foreach (ICancelTarget target in CancelKeys.Targets)
         {
             (target as ClientSession)?.CheckDrain();

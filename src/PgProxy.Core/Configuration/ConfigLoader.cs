@@ -64,6 +64,7 @@ public sealed partial class ConfigLoader
         AuthSection auth = new();
         LogSection log = new();
         HttpSection http = new();
+        AdminSection admin = new();
         var databases = new Dictionary<string, DatabaseConfig>(StringComparer.Ordinal);
         var users = new Dictionary<string, UserConfig>(StringComparer.Ordinal);
         foreach (string key in root.Keys)
@@ -76,6 +77,7 @@ public sealed partial class ConfigLoader
                 case "auth" when Table(value, key, at) is { } t: auth = BindAuth(t); break;
                 case "log" when Table(value, key, at) is { } t: log = BindLog(t); break;
                 case "http" when Table(value, key, at) is { } t: http = BindHttp(t); break;
+                case "admin" when Table(value, key, at) is { } t: admin = BindAdmin(t); break;
                 case "databases" when Table(value, key, at) is { } t:
                     foreach (string name in t.Keys)
                     {
@@ -96,10 +98,10 @@ public sealed partial class ConfigLoader
                     }
 
                     break;
-                case "proxy" or "auth" or "log" or "http" or "databases" or "users":
+                case "proxy" or "auth" or "log" or "http" or "admin" or "databases" or "users":
                     break;
                 default:
-                    Error(at, $"unknown section or key '{key}' (expected [proxy], [auth], [log], [http], [databases.NAME] or [users.NAME])");
+                    Error(at, $"unknown section or key '{key}' (expected [proxy], [auth], [log], [http], [admin], [databases.NAME] or [users.NAME])");
                     break;
             }
         }
@@ -110,6 +112,7 @@ public sealed partial class ConfigLoader
             Auth = auth,
             Log = log,
             Http = http,
+            Admin = admin,
             Databases = databases.ToFrozenDictionary(StringComparer.Ordinal),
             Users = users.ToFrozenDictionary(StringComparer.Ordinal),
             SourcePath = _file,
@@ -215,6 +218,24 @@ public sealed partial class ConfigLoader
                 "listen" when Str(v, key, at) is { } listen => Listen(s, listen, at),
                 "listen" => s,
                 _ => Unknown(s, "http", key, at),
+            };
+        }
+
+        return s;
+    }
+
+    private AdminSection BindAdmin(TomlTable t)
+    {
+        var s = new AdminSection();
+        foreach (string key in t.Keys)
+        {
+            TomlPosition at = t.PositionOf(key);
+            object v = t[key];
+            s = key switch
+            {
+                "admin_users" => s with { AdminUsers = StringList(v, key, at, allowEmpty: true) ?? s.AdminUsers },
+                "stats_users" => s with { StatsUsers = StringList(v, key, at, allowEmpty: true) ?? s.StatsUsers },
+                _ => Unknown(s, "admin", key, at),
             };
         }
 
@@ -415,14 +436,14 @@ public sealed partial class ConfigLoader
     [GeneratedRegex(@"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")]
     private static partial Regex EnvReference();
 
-    private List<string>? StringList(object v, string key, TomlPosition at)
+    private List<string>? StringList(object v, string key, TomlPosition at, bool allowEmpty = false)
     {
         if (v is string)
         {
             return Str(v, key, at) is { } one ? [one] : null;
         }
 
-        if (v is TomlArray array && array.Count > 0)
+        if (v is TomlArray array && (array.Count > 0 || allowEmpty))
         {
             var list = new List<string>();
             foreach (object item in array)
@@ -436,7 +457,7 @@ public sealed partial class ConfigLoader
             return list;
         }
 
-        Error(at, $"{key}: expected a string or a non-empty array of strings, got {Describe(v)}");
+        Error(at, $"{key}: expected a string or {(allowEmpty ? "an" : "a non-empty")} array of strings, got {Describe(v)}");
         return null;
     }
 

@@ -53,6 +53,10 @@ public static class ConfigPrinter
         sb.AppendLine();
         sb.AppendLine("[http]");
         sb.AppendLine($"listen = {Quote(config.Http.Listen)}");
+        sb.AppendLine();
+        sb.AppendLine("[admin]");
+        sb.AppendLine($"admin_users = [{string.Join(", ", config.Admin.AdminUsers.Select(Quote))}]");
+        sb.AppendLine($"stats_users = [{string.Join(", ", config.Admin.StatsUsers.Select(Quote))}]");
         foreach (DatabaseConfig db in config.Databases.Values.OrderBy(d => d.Name, StringComparer.Ordinal))
         {
             sb.AppendLine();

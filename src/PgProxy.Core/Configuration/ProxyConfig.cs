@@ -53,6 +53,9 @@ public sealed record ProxyConfig
     /// <summary>[http]: the operations port (probes and metrics).</summary>
     public HttpSection Http { get; init; } = new();
 
+    /// <summary>[admin]: who may use the admin console (the virtual databases pgproxy and pgbouncer).</summary>
+    public AdminSection Admin { get; init; } = new();
+
     /// <summary>[databases.NAME] entries; "*" is the fallback.</summary>
     public FrozenDictionary<string, DatabaseConfig> Databases { get; init; } = FrozenDictionary<string, DatabaseConfig>.Empty;
 
@@ -161,6 +164,16 @@ public sealed record ProxySection
     /// once, new logins refused) before whatever is left is closed. Default 30 s.
     /// </summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>[admin] section: users of the admin console. They log in as any user does ([auth]).</summary>
+public sealed record AdminSection
+{
+    /// <summary>Users who may run every console command. Default none.</summary>
+    public IReadOnlyList<string> AdminUsers { get; init; } = [];
+
+    /// <summary>Users who may run the SHOW commands only. Default none.</summary>
+    public IReadOnlyList<string> StatsUsers { get; init; } = [];
 }
 
 /// <summary>[http] section: the operations port, off the data path.</summary>

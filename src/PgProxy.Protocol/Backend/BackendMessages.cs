@@ -59,4 +59,50 @@ public static class BackendMessages
 
         b.End();
     }
+
+    /// <summary>Type OID of <c>text</c> (a RowDescription column).</summary>
+    public const int TextOid = 25;
+
+    /// <summary>Type OID of <c>int4</c>.</summary>
+    public const int Int4Oid = 23;
+
+    /// <summary>Type OID of <c>int8</c>.</summary>
+    public const int Int8Oid = 20;
+
+    /// <summary>
+    /// RowDescription ("Message Formats"): T, field count, then per field its name, table OID 0, column 0, the type OID,
+    /// the type's size (-1: variable), type modifier -1 and format 0 (text).
+    /// </summary>
+    public static void RowDescription(PgMessageBuilder b, IReadOnlyList<(string Name, int TypeOid)> columns)
+    {
+        b.Start(BackendCode.RowDescription).Int16((short)columns.Count);
+        foreach ((string name, int oid) in columns)
+        {
+            short size = oid switch { Int4Oid => 4, Int8Oid => 8, _ => -1 };
+            b.CString(name).Int32(0).Int16(0).Int32(oid).Int16(size).Int32(-1).Int16(0);
+        }
+
+        b.End();
+    }
+
+    /// <summary>DataRow: D, column count, then per column its length and text bytes (-1 and none for NULL).</summary>
+    public static void DataRow(PgMessageBuilder b, IReadOnlyList<string?> values)
+    {
+        b.Start(BackendCode.DataRow).Int16((short)values.Count);
+        foreach (string? value in values)
+        {
+            if (value is null)
+            {
+                b.Int32(-1);
+                continue;
+            }
+
+            b.Int32(System.Text.Encoding.UTF8.GetByteCount(value)).Utf8(value);
+        }
+
+        b.End();
+    }
+
+    /// <summary>CommandComplete: C, the command tag.</summary>
+    public static void CommandComplete(PgMessageBuilder b, string tag) => b.Start(BackendCode.CommandComplete).CString(tag).End();
 }

@@ -52,6 +52,19 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void Admin_Users_AreStringLists_EmptyByDefault()
+    {
+        Assert.Empty(Load(Minimal).Config!.Admin.AdminUsers);
+        AdminSection a = Load(Minimal + "\n[admin]\nadmin_users = [\"ops\", \"dba\"]\nstats_users = \"grafana\"\n").Config!.Admin;
+        Assert.Equal(["ops", "dba"], a.AdminUsers);
+        Assert.Equal(["grafana"], a.StatsUsers);
+        Assert.Empty(Load(Minimal + "\n[admin]\nadmin_users = []\n").Errors);
+        ConfigResult bad = Load(Minimal + "\n[admin]\nadmin_users = 3\nsuper_users = []\n");
+        Assert.Contains(bad.Errors, e => e.Contains("admin_users: expected a string or an array of strings", StringComparison.Ordinal));
+        Assert.Contains(bad.Errors, e => e.Contains("unknown key 'super_users' in [admin]", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public void ShutdownDelayAndTimeout_AreDurations()
     {
         Assert.Equal(TimeSpan.Zero, Load("[proxy]\nshutdown_delay = \"0\"\n" + Minimal).Config!.Proxy.ShutdownDelay);
