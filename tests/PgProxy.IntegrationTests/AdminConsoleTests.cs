@@ -128,6 +128,22 @@ public sealed class AdminConsoleTests(PostgresFixture pg)
         Assert.Contains("FATAL:  not allowed", none.StdErr, StringComparison.Ordinal);
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task Drain_ClosesAnIdleConsoleSession_With57P01()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "trust", extra: Admin);
+        await using RawPgClient raw = await RawPgClient.ConnectAsync(proxy.Port, ct);
+        await raw.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "pgbouncer")), ct);
+        await ReadUntilReadyAsync(raw, ct);
+
+        Assert.True(await proxy.Host.DrainAsync(TimeSpan.FromSeconds(20), ct));
+        (char Type, byte[] Body)? fatal = await raw.ReadMessageAsync(TimeSpan.FromSeconds(10), ct);
+        Assert.Equal('E', fatal!.Value.Type);
+        Assert.Equal("57P01", RawPgClient.ErrorFields(fatal.Value.Body)['C']);
+        Assert.True(await raw.IsClosedAsync(TimeSpan.FromSeconds(10), ct));
+    }
+
     private async Task<string[]> ShowAsync(TestProxy proxy, string database, string user, string password, string command, CancellationToken ct)
     {
         ProcessRunner.Result r = await PsqlAsync(proxy, database, user, password, command, ct);
