@@ -73,9 +73,7 @@ public sealed class AdminConsoleTests(PostgresFixture pg)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "trust", extra: Admin);
-        await using RawPgClient raw = await RawPgClient.ConnectAsync(proxy.Port, ct);
-        await raw.SendAsync(RawPgClient.Startup(196608, ("user", "bob"), ("database", "pgproxy")), ct);
-        await ReadUntilReadyAsync(raw, ct);
+        await using RawPgClient raw = await ConsoleAsync(proxy, "bob", "pgproxy", ct);
 
         await raw.SendAsync(Query("SHOW POOLS"), ct);
         List<(char Type, byte[] Body)> reply = await ReadUntilReadyAsync(raw, ct);
@@ -133,9 +131,7 @@ public sealed class AdminConsoleTests(PostgresFixture pg)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "trust", extra: Admin);
-        await using RawPgClient raw = await RawPgClient.ConnectAsync(proxy.Port, ct);
-        await raw.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "pgbouncer")), ct);
-        await ReadUntilReadyAsync(raw, ct);
+        await using RawPgClient raw = await ConsoleAsync(proxy, "alice", "pgbouncer", ct);
 
         Assert.True(await proxy.Host.DrainAsync(TimeSpan.FromSeconds(20), ct));
         (char Type, byte[] Body)? fatal = await raw.ReadMessageAsync(TimeSpan.FromSeconds(10), ct);
@@ -161,6 +157,15 @@ public sealed class AdminConsoleTests(PostgresFixture pg)
                 ["PGPASSWORD"] = password,
                 ["PGDATABASE"] = database,
             }, ct: ct);
+
+    /// <summary>A raw protocol 3.0 login to the console (trust), read up to its first ReadyForQuery.</summary>
+    private static async Task<RawPgClient> ConsoleAsync(TestProxy proxy, string user, string database, CancellationToken ct)
+    {
+        RawPgClient raw = await RawPgClient.ConnectAsync(proxy.Port, ct);
+        await raw.SendAsync(RawPgClient.Startup(196608, ("user", user), ("database", database)), ct);
+        await ReadUntilReadyAsync(raw, ct);
+        return raw;
+    }
 
     private static byte[] Query(string sql) => RawPgClient.Message('Q', Encoding.UTF8.GetBytes(sql + "\0"));
 
