@@ -48,6 +48,8 @@ cat > "$RUN/proxy.toml" <<TOML
 listen = "127.0.0.1:$PROXY_PORT"
 pool_mode = "session"
 default_pool_size = 10
+# Local: no load balancer to wait for on Ctrl+C.
+shutdown_delay = "0"
 
 [auth]
 type = "scram-sha-256"
