@@ -183,7 +183,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 
         try
         {
-            // After the catch blocks, not in them (see the remarks). Neither throws.
+            // After the catch blocks, not in them (see the remarks).
             if (endLink)
             {
                 await EndLinkAsync().ConfigureAwait(false);
@@ -193,6 +193,12 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             {
                 await TrySendAsync(fatal).ConfigureAwait(false);
             }
+        }
+        catch (Exception ex)
+        {
+            // Whatever went wrong here, the connection below is still completed and disposed.
+            reason = DisconnectReason.InternalError;
+            LogUnexpected(_logger, ex, _connection.ConnectionId);
         }
         finally
         {
