@@ -93,6 +93,64 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         Assert.Equal(0, Value(after, $"pgproxy_pool_maxwait_seconds{{{labels}}}"));
     }
 
+    [Fact(Timeout = 90_000)]
+    public async Task Totals_CountTransactionsAndQueries_AndMetricsAgreeWithShowStatsTotals()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"",
+            extra: $"[admin]\nstats_users = [\"{PostgresFixture.Alice}\"]\n", http: "127.0.0.1:0");
+        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: ct); // Npgsql's own start-up queries count too: take deltas
+        await using (var warm = new NpgsqlCommand("SELECT 1", conn))
+        {
+            await warm.ExecuteScalarAsync(ct);
+        }
+
+        Pool pool = proxy.Services.Pools.Pools.Single();
+        PoolTotals before = pool.Stats.Read(proxy.Services.Time);
+        for (int i = 0; i < 20; i++)
+        {
+            await using var one = new NpgsqlCommand("SELECT 1", conn);
+            await one.ExecuteScalarAsync(ct);
+        }
+
+        await using (var batch = new NpgsqlCommand("BEGIN; SELECT pg_sleep(0.05); COMMIT", conn))
+        {
+            await batch.ExecuteNonQueryAsync(ct); // one transaction (BEGIN ... COMMIT in one batch) of at least 50 ms
+        }
+
+        PoolTotals after = pool.Stats.Read(proxy.Services.Time);
+        Assert.Equal(21, after.Transactions - before.Transactions);
+        Assert.Equal(21, after.Queries - before.Queries); // each batch ends in one ReadyForQuery
+        Assert.True(after.Received > before.Received && after.Sent > before.Sent, $"{before} -> {after}");
+        Assert.True(after.TransactionMicros - before.TransactionMicros >= 50_000, $"{before} -> {after}");
+        Assert.True(after.QueryMicros - before.QueryMicros >= 50_000, $"{before} -> {after}");
+        Assert.Equal(21, after.ServerAssignments - before.ServerAssignments); // transaction mode: a server per transaction
+
+        // The console and /metrics show the same totals.
+        string text = await s_http.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
+        string labels = $"database=\"{PostgresFixture.Database}\",user=\"{PostgresFixture.Alice}\"";
+        Assert.Equal(after.Transactions, Value(text, $"pgproxy_pool_transactions_total{{{labels}}}"));
+        Assert.Equal(after.Queries, Value(text, $"pgproxy_pool_queries_total{{{labels}}}"));
+        Assert.Equal(after.Received, Value(text, $"pgproxy_pool_received_bytes_total{{{labels}}}"));
+        Assert.Equal(after.TransactionMicros / 1e6, Value(text, $"pgproxy_pool_transaction_time_seconds_total{{{labels}}}"), 6);
+
+        var env = new Dictionary<string, string>
+        {
+            ["PGHOST"] = "127.0.0.1", ["PGPORT"] = proxy.Port.ToString(CultureInfo.InvariantCulture), ["PGUSER"] = PostgresFixture.Alice,
+            ["PGPASSWORD"] = PostgresFixture.AlicePassword, ["PGDATABASE"] = "pgbouncer",
+        };
+        ProcessRunner.Result show = await ProcessRunner.RunAsync(Path.Combine(pg.BinDir, "psql"), ["-X", "-A", "-c", "SHOW STATS_TOTALS"],
+            TimeSpan.FromSeconds(30), env, ct: ct);
+        Assert.True(show.ExitCode == 0, show.All);
+        string[] lines = show.StdOut.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("database|server_assignment_count|xact_count|query_count|bytes_received|bytes_sent|xact_time|query_time|wait_time|" +
+                     "client_parse_count|server_parse_count|bind_count|client_login_count", lines[0]);
+        string[] row = lines.Single(l => l.StartsWith(PostgresFixture.Database + "|", StringComparison.Ordinal)).Split('|');
+        Assert.Equal(after.Transactions.ToString(CultureInfo.InvariantCulture), row[2]);
+        Assert.Equal(after.Queries.ToString(CultureInfo.InvariantCulture), row[3]);
+        Assert.Equal(after.Received.ToString(CultureInfo.InvariantCulture), row[4]);
+    }
+
     [Fact(Timeout = 60_000)]
     public async Task Drain_SessionMode_ClosesIdleClientsNow_AndTheOneInATransactionAfterItsCommit()
     {

@@ -26,6 +26,7 @@ internal sealed class AdminConsole
     private const string ShowTag = "SHOW";
     private const int Text = BackendMessages.TextOid;
     private const int Int4 = BackendMessages.Int4Oid;
+    private const int Numeric = 1700;
 
     private static readonly string s_version = "PgProxy " +
         (typeof(AdminConsole).Assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion.Split('+')[0] ?? "0.0.0");
@@ -117,6 +118,7 @@ internal sealed class AdminConsole
                 case "lists": ShowLists(); return;
                 case "state": ShowState(); return;
                 case "config": ShowConfig(); return;
+                case "stats_totals": ShowStatsTotals(); return;
             }
         }
 
@@ -127,7 +129,7 @@ internal sealed class AdminConsole
     private void ShowHelp()
     {
         new ErrorResponse("NOTICE", "00000", "Console usage",
-            "\n\tSHOW HELP|CONFIG|DATABASES|POOLS|USERS|VERSION\n\tSHOW LISTS|STATE").Write(_out, notice: true);
+            "\n\tSHOW HELP|CONFIG|DATABASES|POOLS|USERS|VERSION\n\tSHOW LISTS|STATE\n\tSHOW STATS_TOTALS").Write(_out, notice: true);
         BackendMessages.CommandComplete(_out, ShowTag);
     }
 
@@ -222,6 +224,25 @@ internal sealed class AdminConsole
             ["free_servers", "0"], ["used_servers", I(pools.Sum(x => x.Counts.Total))], ["dns_names", "0"], ["dns_zones", "0"],
             ["dns_queries", "0"], ["dns_pending", "0"],
         ]);
+    }
+
+    /// <summary>
+    /// PgBouncer's SHOW STATS_TOTALS: "sNNNNNNNNNNNN", one row per database (its pools summed), times in microseconds.
+    /// Parse, bind and login counts are not kept yet: 0.
+    /// </summary>
+    private void ShowStatsTotals()
+    {
+        var rows = new List<string?[]>();
+        foreach (IGrouping<string, Pool> db in SortedPools().GroupBy(p => p.Key.Database, StringComparer.Ordinal))
+        {
+            PoolTotals t = db.Aggregate(default(PoolTotals), (sum, p) => sum + p.Stats.Read(_services.Time));
+            rows.Add([db.Key, I(t.ServerAssignments), I(t.Transactions), I(t.Queries), I(t.Received), I(t.Sent), I(t.TransactionMicros),
+                I(t.QueryMicros), I(t.WaitMicros), "0", "0", "0", "0"]);
+        }
+
+        Rows([("database", Text), ("server_assignment_count", Numeric), ("xact_count", Numeric), ("query_count", Numeric),
+            ("bytes_received", Numeric), ("bytes_sent", Numeric), ("xact_time", Numeric), ("query_time", Numeric), ("wait_time", Numeric),
+            ("client_parse_count", Numeric), ("server_parse_count", Numeric), ("bind_count", Numeric), ("client_login_count", Numeric)], rows);
     }
 
     /// <summary>PgBouncer's SHOW STATE: "ss".</summary>

@@ -42,11 +42,28 @@ public sealed class ProxyMetrics : IDisposable
                 s_poolLabels, ObserveMaxWait),
             new("pgproxy.pool.size", "{connection}", "The pool's configured size (servers it may open, before the reserve).",
                 s_poolLabels, ObservePoolSize),
+            Total("pgproxy.pool.server_assignments", "{assignment}", "Times a server was handed to a client.", t => t.ServerAssignments),
+            Total("pgproxy.pool.transactions", "{transaction}", "Transactions finished (ReadyForQuery idle), single statements included.",
+                t => t.Transactions),
+            Total("pgproxy.pool.queries", "{query}", "Queries finished: simple queries, and extended-protocol batches up to Sync.", t => t.Queries),
+            Total("pgproxy.pool.received", "By", "Bytes received from clients.", t => t.Received),
+            Total("pgproxy.pool.sent", "By", "Bytes sent to clients from servers.", t => t.Sent),
+            Total("pgproxy.pool.transaction.time", "s", "Time in transactions, from the first request to ReadyForQuery idle.",
+                t => t.TransactionMicros / 1e6),
+            Total("pgproxy.pool.query.time", "s", "Time with requests outstanding on a server.", t => t.QueryMicros / 1e6),
+            Total("pgproxy.pool.wait.time", "s", "Time clients waited for a server.", t => t.WaitMicros / 1e6),
         ];
         Meter = factory.Create(MeterName);
         foreach (ObservedMetric metric in Metrics)
         {
-            Meter.CreateObservableGauge(metric.Name, metric.Observe, metric.Unit, metric.Description);
+            if (metric.Counter)
+            {
+                Meter.CreateObservableCounter(metric.Name, metric.Observe, metric.Unit, metric.Description);
+            }
+            else
+            {
+                Meter.CreateObservableGauge(metric.Name, metric.Observe, metric.Unit, metric.Description);
+            }
         }
     }
 
@@ -96,6 +113,17 @@ public sealed class ProxyMetrics : IDisposable
         }
     }
 
+    private ObservedMetric Total(string name, string unit, string description, Func<PoolTotals, double> value) =>
+        new(name, unit, description, s_poolLabels, () => ObserveTotals(value), Counter: true);
+
+    private IEnumerable<Measurement<double>> ObserveTotals(Func<PoolTotals, double> value)
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            yield return new Measurement<double>(value(pool.Stats.Read(_services.Time)), Tags(pool, null));
+        }
+    }
+
     private static KeyValuePair<string, object?>[] Tags(Pool pool, string? state) => state is null
         ? [new("database", pool.Key.Database), new("user", pool.Key.User)]
         : [new("database", pool.Key.Database), new("user", pool.Key.User), new("state", state)];
@@ -106,10 +134,12 @@ public sealed class ProxyMetrics : IDisposable
 
 /// <summary>
 /// One figure: its instrument name (dotted, OpenTelemetry style), unit, description, the tags each observation
-/// carries (in this order), and how to observe it now.
+/// carries (in this order), how to observe it now, and whether it only grows (a counter) or goes up and down (a gauge).
 /// </summary>
-public sealed record ObservedMetric(string Name, string Unit, string Description, string[] Labels, Func<IEnumerable<Measurement<double>>> Observe)
+public sealed record ObservedMetric(string Name, string Unit, string Description, string[] Labels, Func<IEnumerable<Measurement<double>>> Observe,
+    bool Counter = false)
 {
-    /// <summary>The Prometheus name: dots as underscores, and <c>_seconds</c> for a unit of seconds.</summary>
-    public string PrometheusName => Name.Replace('.', '_') + (Unit == "s" ? "_seconds" : "");
+    /// <summary>The Prometheus name: dots as underscores, the unit (<c>_seconds</c>, <c>_bytes</c>), and <c>_total</c> for a counter.</summary>
+    public string PrometheusName =>
+        Name.Replace('.', '_') + Unit switch { "s" => "_seconds", "By" => "_bytes", _ => "" } + (Counter ? "_total" : "");
 }

@@ -105,6 +105,9 @@ public sealed partial class Pool
     private const int MaxSharedSettingsViews = 1024;
     private readonly Dictionary<string, ClientSettings> _settingsViews = new(StringComparer.Ordinal);
 
+    /// <summary>Running totals: transactions, queries, bytes, times (SHOW STATS_TOTALS, /metrics).</summary>
+    public PoolStats Stats { get; } = new();
+
     /// <summary>Counters, consistent with each other.</summary>
     public PoolCounts Counts
     {
@@ -169,6 +172,7 @@ public sealed partial class Pool
             ThrowIfClosed();
             if (_waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
             {
+                Stats.Assigned(0);
                 return new ValueTask<BackendConnection>(idle);
             }
         }
@@ -189,7 +193,7 @@ public sealed partial class Pool
                 ThrowIfClosed();
                 if (_waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
                 {
-                    return idle;
+                    return Assigned(idle, started);
                 }
 
                 if (mustWait || _waiters.Count > 0 || InBackoffLocked || !TryReserveSlotLocked(reserve: false, out blockedBy))
@@ -211,13 +215,13 @@ public sealed partial class Pool
                 BackendConnection? handed = await waiter.Outcome.ConfigureAwait(false);
                 if (handed is not null)
                 {
-                    return handed;
+                    return Assigned(handed, started);
                 }
             }
 
             try
             {
-                return await OpenInSlotAsync(ct).ConfigureAwait(false);
+                return Assigned(await OpenInSlotAsync(ct).ConfigureAwait(false), started);
             }
             catch (BackendUnavailableException ex) when (!ex.IsLoginRefused && !ct.IsCancellationRequested)
             {
@@ -226,6 +230,12 @@ public sealed partial class Pool
                 mustWait = true;
             }
         }
+    }
+
+    private BackendConnection Assigned(BackendConnection backend, long waitingSince)
+    {
+        Stats.Assigned(Time.GetTimestamp() - waitingSince);
+        return backend;
     }
 
     /// <summary>

@@ -34,7 +34,9 @@ public sealed partial class MessageRelay
                 return RelayStop.DetachRequested;
             }
 
+            long length = buffer.Length;
             RelayStop stop = ForwardFromBackendLocked(from, ref buffer);
+            _pool.Stats.Sent(length - buffer.Length);
             if (stop is RelayStop.Released or RelayStop.TransactionInStatementMode)
             {
                 BeginDetachLocked();
@@ -137,6 +139,7 @@ public sealed partial class MessageRelay
                     }
 
                     ResponseAction ready = _queue.OnBackendMessage(type);
+                    CountReadyForQuery(backend.TransactionStatus);
                     if (_mode == PoolMode.Statement && backend.TransactionStatus != TransactionStatus.Idle && _queue.Count == 0)
                     {
                         buffer = buffer.Slice(header.TotalLength); // not forwarded: the pump answers instead

@@ -18,11 +18,13 @@ public sealed partial class MessageRelay
     public RelayStop ForwardFromClient(ref ReadOnlySequence<byte> buffer, out BackendConnection? target)
     {
         Volatile.Write(ref _lastClientActivity, _time.GetTimestamp());
+        long length = buffer.Length;
         lock (this)
         {
             BackendConnection? backend = _backend;
             long before = Unflushed(backend);
             RelayStop stop = ForwardFromClientLocked(ref buffer);
+            _pool.Stats.Received(length - buffer.Length);
             target = backend is not null && (before < 0 || Unflushed(backend) != before) ? backend : null;
             _clientFlushPending |= target is not null;
             UpdateBusyLocked();

@@ -71,6 +71,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     private bool _backendSkipping;
     private bool _sawFatal;
     private long _busySince;
+    private long _transactionSince; // when the transaction now running began (its first request); 0 between transactions
     private long _lastClientActivity;
     private int _backendLost;
 
@@ -342,13 +343,33 @@ public sealed partial class MessageRelay : IValueTaskSource
 
     private void UpdateBusyLocked()
     {
-        long busy = _queue.Count > 0 ? Volatile.Read(ref _busySince) : 0;
+        long was = Volatile.Read(ref _busySince);
+        long busy = _queue.Count > 0 ? was : 0;
         if (_queue.Count > 0 && busy == 0)
         {
             busy = _time.GetTimestamp();
+            if (_transactionSince == 0)
+            {
+                _transactionSince = busy; // the first request since the last transaction ended starts the next one
+            }
+        }
+        else if (busy == 0 && was != 0)
+        {
+            _pool.Stats.Busy(_time.GetTimestamp() - was);
         }
 
         Volatile.Write(ref _busySince, busy);
+    }
+
+    /// <summary>A backend's ReadyForQuery: one query done; with status idle, the transaction since the first request too.</summary>
+    private void CountReadyForQuery(TransactionStatus status)
+    {
+        _pool.Stats.QueryDone();
+        if (status == TransactionStatus.Idle && _transactionSince != 0)
+        {
+            _pool.Stats.TransactionDone(_time.GetTimestamp() - _transactionSince);
+            _transactionSince = 0;
+        }
     }
 
     private static void Copy(in ReadOnlySequence<byte> source, PipeWriter to)

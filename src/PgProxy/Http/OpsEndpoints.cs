@@ -70,32 +70,57 @@ public sealed class OpsEndpoints : IAsyncDisposable
         CollectorRegistry registry = Metrics.NewCustomRegistry();
         DotNetStats.Register(registry);
         MetricFactory factory = Metrics.WithCustomRegistry(registry);
-        var gauges = new (ObservedMetric Metric, Gauge Gauge)[metrics.Metrics.Count];
-        for (int i = 0; i < gauges.Length; i++)
+        // Prometheus names end in _total for counters (prometheus-net checks it); the library's counter only grows,
+        // so each observed total is set with IncTo.
+        var series = new (ObservedMetric Metric, Action<string[], double> Set)[metrics.Metrics.Count];
+        for (int i = 0; i < series.Length; i++)
         {
             ObservedMetric m = metrics.Metrics[i];
-            gauges[i] = (m, factory.CreateGauge(m.PrometheusName, m.Description, m.Labels));
+            if (m.Counter)
+            {
+                Counter counter = factory.CreateCounter(m.PrometheusName, m.Description, m.Labels);
+                series[i] = (m, (labels, value) =>
+                {
+                    if (labels.Length == 0)
+                    {
+                        counter.IncTo(value);
+                    }
+                    else
+                    {
+                        counter.WithLabels(labels).IncTo(value);
+                    }
+                });
+            }
+            else
+            {
+                Gauge gauge = factory.CreateGauge(m.PrometheusName, m.Description, m.Labels);
+                series[i] = (m, (labels, value) =>
+                {
+                    if (labels.Length == 0)
+                    {
+                        gauge.Set(value);
+                    }
+                    else
+                    {
+                        gauge.WithLabels(labels).Set(value);
+                    }
+                });
+            }
         }
 
         registry.AddBeforeCollectCallback(() =>
         {
-            foreach ((ObservedMetric metric, Gauge gauge) in gauges)
+            foreach ((ObservedMetric metric, Action<string[], double> set) in series)
             {
                 foreach (Measurement<double> measurement in metric.Observe())
                 {
-                    if (metric.Labels.Length == 0)
-                    {
-                        gauge.Set(measurement.Value);
-                        continue;
-                    }
-
                     string[] values = new string[metric.Labels.Length];
                     foreach (KeyValuePair<string, object?> tag in measurement.Tags)
                     {
                         values[Array.IndexOf(metric.Labels, tag.Key)] = tag.Value?.ToString() ?? "";
                     }
 
-                    gauge.WithLabels(values).Set(measurement.Value);
+                    set(values, measurement.Value);
                 }
             }
         });
