@@ -130,117 +130,67 @@ public sealed partial class ConfigLoader
         return null;
     }
 
-    private ProxySection BindProxy(TomlTable t)
-    {
-        var s = new ProxySection();
-        foreach (string key in t.Keys)
+    private ProxySection BindProxy(TomlTable t) =>
+        Section(t, "proxy", new ProxySection(), (s, key, v, at) => key switch
         {
-            TomlPosition at = t.PositionOf(key);
-            object v = t[key];
-            s = key switch
-            {
-                "listen" => s with { Listen = StringList(v, key, at) ?? s.Listen },
-                "pool_mode" => s with { PoolMode = Mode(v, key, at) ?? s.PoolMode },
-                "default_pool_size" => s with { DefaultPoolSize = Int(v, key, at, 1, 100_000) ?? s.DefaultPoolSize },
-                "min_pool_size" => s with { MinPoolSize = Int(v, key, at, 0, 100_000) ?? s.MinPoolSize },
-                "reserve_pool_size" => s with { ReservePoolSize = Int(v, key, at, 0, 100_000) ?? s.ReservePoolSize },
-                "reserve_pool_timeout" => s with { ReservePoolTimeout = Duration(v, key, at) ?? s.ReservePoolTimeout },
-                "max_db_connections" => s with { MaxDbConnections = Int(v, key, at, 0, 1_000_000) ?? s.MaxDbConnections },
-                "max_client_conn" => s with { MaxClientConn = Int(v, key, at, 1, 1_000_000) ?? s.MaxClientConn },
-                "query_wait_timeout" => s with { QueryWaitTimeout = Duration(v, key, at) ?? s.QueryWaitTimeout },
-                "client_login_timeout" => s with { ClientLoginTimeout = Duration(v, key, at) ?? s.ClientLoginTimeout },
-                "client_idle_timeout" => s with { ClientIdleTimeout = Duration(v, key, at) ?? s.ClientIdleTimeout },
-                "idle_transaction_timeout" => s with { IdleTransactionTimeout = Duration(v, key, at) ?? s.IdleTransactionTimeout },
-                "query_timeout" => s with { QueryTimeout = Duration(v, key, at) ?? s.QueryTimeout },
-                "server_login_retry" => s with { ServerLoginRetry = Duration(v, key, at) ?? s.ServerLoginRetry },
-                "server_connect_timeout" => s with { ServerConnectTimeout = Duration(v, key, at) ?? s.ServerConnectTimeout },
-                "server_reset_query" => s with { ServerResetQuery = Str(v, key, at) ?? s.ServerResetQuery },
-                "server_lifetime" => s with { ServerLifetime = Duration(v, key, at) ?? s.ServerLifetime },
-                "server_idle_timeout" => s with { ServerIdleTimeout = Duration(v, key, at) ?? s.ServerIdleTimeout },
-                "server_check_delay" => s with { ServerCheckDelay = Duration(v, key, at) ?? s.ServerCheckDelay },
-                "server_check_query" => s with { ServerCheckQuery = Str(v, key, at) ?? s.ServerCheckQuery },
-                "server_round_robin" => s with { ServerRoundRobin = Bool(v, key, at) ?? s.ServerRoundRobin },
-                "max_prepared_statements" => s with { MaxPreparedStatements = Int(v, key, at, 0, 100_000) ?? s.MaxPreparedStatements },
-                "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
-                "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
-                _ => Unknown(s, "proxy", key, at),
-            };
-        }
+            "listen" => s with { Listen = StringList(v, key, at) ?? s.Listen },
+            "pool_mode" => s with { PoolMode = Mode(v, key, at) ?? s.PoolMode },
+            "default_pool_size" => s with { DefaultPoolSize = Int(v, key, at, 1, 100_000) ?? s.DefaultPoolSize },
+            "min_pool_size" => s with { MinPoolSize = Int(v, key, at, 0, 100_000) ?? s.MinPoolSize },
+            "reserve_pool_size" => s with { ReservePoolSize = Int(v, key, at, 0, 100_000) ?? s.ReservePoolSize },
+            "reserve_pool_timeout" => s with { ReservePoolTimeout = Duration(v, key, at) ?? s.ReservePoolTimeout },
+            "max_db_connections" => s with { MaxDbConnections = Int(v, key, at, 0, 1_000_000) ?? s.MaxDbConnections },
+            "max_client_conn" => s with { MaxClientConn = Int(v, key, at, 1, 1_000_000) ?? s.MaxClientConn },
+            "query_wait_timeout" => s with { QueryWaitTimeout = Duration(v, key, at) ?? s.QueryWaitTimeout },
+            "client_login_timeout" => s with { ClientLoginTimeout = Duration(v, key, at) ?? s.ClientLoginTimeout },
+            "client_idle_timeout" => s with { ClientIdleTimeout = Duration(v, key, at) ?? s.ClientIdleTimeout },
+            "idle_transaction_timeout" => s with { IdleTransactionTimeout = Duration(v, key, at) ?? s.IdleTransactionTimeout },
+            "query_timeout" => s with { QueryTimeout = Duration(v, key, at) ?? s.QueryTimeout },
+            "server_login_retry" => s with { ServerLoginRetry = Duration(v, key, at) ?? s.ServerLoginRetry },
+            "server_connect_timeout" => s with { ServerConnectTimeout = Duration(v, key, at) ?? s.ServerConnectTimeout },
+            "server_reset_query" => s with { ServerResetQuery = Str(v, key, at) ?? s.ServerResetQuery },
+            "server_lifetime" => s with { ServerLifetime = Duration(v, key, at) ?? s.ServerLifetime },
+            "server_idle_timeout" => s with { ServerIdleTimeout = Duration(v, key, at) ?? s.ServerIdleTimeout },
+            "server_check_delay" => s with { ServerCheckDelay = Duration(v, key, at) ?? s.ServerCheckDelay },
+            "server_check_query" => s with { ServerCheckQuery = Str(v, key, at) ?? s.ServerCheckQuery },
+            "server_round_robin" => s with { ServerRoundRobin = Bool(v, key, at) ?? s.ServerRoundRobin },
+            "max_prepared_statements" => s with { MaxPreparedStatements = Int(v, key, at, 0, 100_000) ?? s.MaxPreparedStatements },
+            "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
+            "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
+            _ => null,
+        });
 
-        return s;
-    }
-
-    private AuthSection BindAuth(TomlTable t)
-    {
-        var s = new AuthSection();
-        foreach (string key in t.Keys)
+    private AuthSection BindAuth(TomlTable t) =>
+        Section(t, "auth", new AuthSection(), (s, key, v, at) => key switch
         {
-            TomlPosition at = t.PositionOf(key);
-            object v = t[key];
-            s = key switch
-            {
-                "type" => s with { Type = Enum(v, key, at, s_authTypes) ?? s.Type },
-                "file" => s with { File = Str(v, key, at) is { } f ? ResolvePath(f) : s.File },
-                _ => Unknown(s, "auth", key, at),
-            };
-        }
+            "type" => s with { Type = Enum(v, key, at, s_authTypes) ?? s.Type },
+            "file" => s with { File = Str(v, key, at) is { } f ? ResolvePath(f) : s.File },
+            _ => null,
+        });
 
-        return s;
-    }
-
-    private LogSection BindLog(TomlTable t)
-    {
-        var s = new LogSection();
-        foreach (string key in t.Keys)
+    private LogSection BindLog(TomlTable t) =>
+        Section(t, "log", new LogSection(), (s, key, v, at) => key switch
         {
-            TomlPosition at = t.PositionOf(key);
-            object v = t[key];
-            s = key switch
-            {
-                "level" => s with { Level = Level(v, key, at) ?? s.Level },
-                "format" => s with { Format = Enum(v, key, at, s_formats) ?? s.Format },
-                _ => Unknown(s, "log", key, at),
-            };
-        }
+            "level" => s with { Level = Level(v, key, at) ?? s.Level },
+            "format" => s with { Format = Enum(v, key, at, s_formats) ?? s.Format },
+            _ => null,
+        });
 
-        return s;
-    }
-
-    private HttpSection BindHttp(TomlTable t)
-    {
-        var s = new HttpSection();
-        foreach (string key in t.Keys)
+    private HttpSection BindHttp(TomlTable t) =>
+        Section(t, "http", new HttpSection(), (s, key, v, at) => key switch
         {
-            TomlPosition at = t.PositionOf(key);
-            object v = t[key];
-            s = key switch
-            {
-                "listen" when Str(v, key, at) is { } listen => Listen(s, listen, at),
-                "listen" => s,
-                _ => Unknown(s, "http", key, at),
-            };
-        }
+            "listen" when Str(v, key, at) is { } listen => Listen(s, listen, at),
+            "listen" => s,
+            _ => null,
+        });
 
-        return s;
-    }
-
-    private AdminSection BindAdmin(TomlTable t)
-    {
-        var s = new AdminSection();
-        foreach (string key in t.Keys)
+    private AdminSection BindAdmin(TomlTable t) =>
+        Section(t, "admin", new AdminSection(), (s, key, v, at) => key switch
         {
-            TomlPosition at = t.PositionOf(key);
-            object v = t[key];
-            s = key switch
-            {
-                "admin_users" => s with { AdminUsers = StringList(v, key, at, allowEmpty: true) ?? s.AdminUsers },
-                "stats_users" => s with { StatsUsers = StringList(v, key, at, allowEmpty: true) ?? s.StatsUsers },
-                _ => Unknown(s, "admin", key, at),
-            };
-        }
-
-        return s;
-    }
+            "admin_users" => s with { AdminUsers = StringList(v, key, at, allowEmpty: true) ?? s.AdminUsers },
+            "stats_users" => s with { StatsUsers = StringList(v, key, at, allowEmpty: true) ?? s.StatsUsers },
+            _ => null,
+        });
 
     private HttpSection Listen(HttpSection s, string listen, TomlPosition at)
     {
@@ -253,45 +203,42 @@ public sealed partial class ConfigLoader
         return s with { Listen = listen };
     }
 
-    private DatabaseConfig BindDatabase(string name, TomlTable t)
+    private DatabaseConfig BindDatabase(string name, TomlTable t) =>
+        Section(t, $"databases.{name}", new DatabaseConfig { Name = name }, (s, key, v, at) => key switch
+        {
+            "host" => s with { Host = Str(v, key, at) ?? s.Host },
+            "port" => s with { Port = Int(v, key, at, 1, 65535) ?? s.Port },
+            "dbname" => s with { DbName = Str(v, key, at) ?? s.DbName },
+            "user" => s with { User = Str(v, key, at) ?? s.User },
+            "password" => s with { Password = Str(v, key, at) ?? s.Password },
+            "pool_size" => s with { PoolSize = Int(v, key, at, 1, 100_000) ?? s.PoolSize },
+            "min_pool_size" => s with { MinPoolSize = Int(v, key, at, 0, 100_000) ?? s.MinPoolSize },
+            "reserve_pool_size" => s with { ReservePoolSize = Int(v, key, at, 0, 100_000) ?? s.ReservePoolSize },
+            "max_db_connections" => s with { MaxDbConnections = Int(v, key, at, 0, 1_000_000) ?? s.MaxDbConnections },
+            "pool_mode" => s with { PoolMode = Mode(v, key, at) ?? s.PoolMode },
+            _ => null,
+        });
+
+    private UserConfig BindUser(string name, TomlTable t) =>
+        Section(t, $"users.{name}", new UserConfig { Name = name }, (s, key, v, at) => key switch
+        {
+            "pool_mode" => s with { PoolMode = Mode(v, key, at) ?? s.PoolMode },
+            "max_user_connections" => s with { MaxUserConnections = Int(v, key, at, 0, 1_000_000) ?? s.MaxUserConnections },
+            _ => null,
+        });
+
+    /// <summary>
+    /// Binds a table key by key: <paramref name="bind"/> returns the section with that key applied, or null for a key the
+    /// table does not have, which is an error naming it (file:line:column) and leaves the section as it was.
+    /// </summary>
+    private T Section<T>(TomlTable t, string table, T initial, Func<T, string, object, TomlPosition, T?> bind)
+        where T : class
     {
-        var s = new DatabaseConfig { Name = name };
+        T s = initial;
         foreach (string key in t.Keys)
         {
             TomlPosition at = t.PositionOf(key);
-            object v = t[key];
-            s = key switch
-            {
-                "host" => s with { Host = Str(v, key, at) ?? s.Host },
-                "port" => s with { Port = Int(v, key, at, 1, 65535) ?? s.Port },
-                "dbname" => s with { DbName = Str(v, key, at) ?? s.DbName },
-                "user" => s with { User = Str(v, key, at) ?? s.User },
-                "password" => s with { Password = Str(v, key, at) ?? s.Password },
-                "pool_size" => s with { PoolSize = Int(v, key, at, 1, 100_000) ?? s.PoolSize },
-                "min_pool_size" => s with { MinPoolSize = Int(v, key, at, 0, 100_000) ?? s.MinPoolSize },
-                "reserve_pool_size" => s with { ReservePoolSize = Int(v, key, at, 0, 100_000) ?? s.ReservePoolSize },
-                "max_db_connections" => s with { MaxDbConnections = Int(v, key, at, 0, 1_000_000) ?? s.MaxDbConnections },
-                "pool_mode" => s with { PoolMode = Mode(v, key, at) ?? s.PoolMode },
-                _ => Unknown(s, $"databases.{name}", key, at),
-            };
-        }
-
-        return s;
-    }
-
-    private UserConfig BindUser(string name, TomlTable t)
-    {
-        var s = new UserConfig { Name = name };
-        foreach (string key in t.Keys)
-        {
-            TomlPosition at = t.PositionOf(key);
-            object v = t[key];
-            s = key switch
-            {
-                "pool_mode" => s with { PoolMode = Mode(v, key, at) ?? s.PoolMode },
-                "max_user_connections" => s with { MaxUserConnections = Int(v, key, at, 0, 1_000_000) ?? s.MaxUserConnections },
-                _ => Unknown(s, $"users.{name}", key, at),
-            };
+            s = bind(s, key, t[key], at) ?? Unknown(s, table, key, at);
         }
 
         return s;
