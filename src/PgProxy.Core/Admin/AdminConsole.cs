@@ -166,7 +166,7 @@ internal sealed class AdminConsole
         {
             Pool[] pools = _services.Pools.Pools.Where(x => ReferenceEquals(_services.Config.FindDatabase(x.Key.Database), db)).ToArray();
             int servers = pools.Sum(x => x.Counts.Total);
-            int clients = pools.Sum(x => x.ClientCount(ClientState.Active) + x.ClientCount(ClientState.Idle) + x.ClientCount(ClientState.Waiting));
+            int clients = pools.Sum(x => x.LoggedInClients);
             rows.Add([
                 db.Name, db.Host, I(db.Port), db.DbName ?? (db.Name == "*" ? null : db.Name), db.User,
                 I(db.PoolSize ?? p.DefaultPoolSize), I(db.MinPoolSize ?? p.MinPoolSize), I(db.ReservePoolSize ?? p.ReservePoolSize),
@@ -201,7 +201,7 @@ internal sealed class AdminConsole
             config.Users.TryGetValue(name, out UserConfig? user);
             Pool[] pools = _services.Pools.Pools.Where(x => x.Key.User == name).ToArray();
             int servers = pools.Sum(x => x.Counts.Total);
-            int clients = pools.Sum(x => x.ClientCount(ClientState.Active) + x.ClientCount(ClientState.Idle) + x.ClientCount(ClientState.Waiting));
+            int clients = pools.Sum(x => x.LoggedInClients);
             rows.Add([name, "", "", user?.PoolMode is { } mode ? Mode(mode) : null, I(user?.MaxUserConnections ?? 0), I(servers), "0", I(clients)]);
         }
 
@@ -213,7 +213,7 @@ internal sealed class AdminConsole
     private void ShowLists()
     {
         Pool[] pools = _services.Pools.Pools.ToArray();
-        int loggedIn = pools.Sum(x => x.ClientCount(ClientState.Active) + x.ClientCount(ClientState.Idle) + x.ClientCount(ClientState.Waiting));
+        int loggedIn = pools.Sum(x => x.LoggedInClients);
         int clients = _services.ClientCount;
         var users = new HashSet<string>(_services.Users.Names, StringComparer.Ordinal);
         users.UnionWith(pools.Select(x => x.Key.User));
@@ -313,10 +313,5 @@ internal sealed class AdminConsole
 
     private static string I(long value) => value.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    private static string Mode(PoolMode mode) => mode switch
-    {
-        PoolMode.Transaction => "transaction",
-        PoolMode.Statement => "statement",
-        _ => "session",
-    };
+    private static string Mode(PoolMode mode) => ConfigPrinter.Mode(mode);
 }

@@ -96,7 +96,8 @@ public static class ConfigPrinter
         return sb.ToString();
     }
 
-    private static string Mode(PoolMode mode) => mode.ToString().ToLowerInvariant();
+    /// <summary>A pool mode as the config spells it (also the admin console's pool_mode column).</summary>
+    internal static string Mode(PoolMode mode) => mode.ToString().ToLowerInvariant();
 
     private static string Duration(TimeSpan t)
     {

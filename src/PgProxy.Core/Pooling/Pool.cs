@@ -140,6 +140,9 @@ public sealed partial class Pool
         }
     }
 
+    /// <summary>Logged-in clients of this pool: active, waiting or idle.</summary>
+    public int LoggedInClients => ClientCount(ClientState.Active) + ClientCount(ClientState.Waiting) + ClientCount(ClientState.Idle);
+
     /// <summary>Clients of this pool in <paramref name="state"/> now (read without a lock: each counter is exact, a set of them may be a moment apart).</summary>
     public int ClientCount(ClientState state) => Volatile.Read(ref _clients[(int)state]);
 

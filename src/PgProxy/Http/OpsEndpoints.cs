@@ -79,32 +79,12 @@ public sealed class OpsEndpoints : IAsyncDisposable
             if (m.Counter)
             {
                 Counter counter = factory.CreateCounter(m.PrometheusName, m.Description, m.Labels);
-                series[i] = (m, (labels, value) =>
-                {
-                    if (labels.Length == 0)
-                    {
-                        counter.IncTo(value);
-                    }
-                    else
-                    {
-                        counter.WithLabels(labels).IncTo(value);
-                    }
-                });
+                series[i] = (m, (labels, value) => (labels.Length == 0 ? counter : (ICounter)counter.WithLabels(labels)).IncTo(value));
             }
             else
             {
                 Gauge gauge = factory.CreateGauge(m.PrometheusName, m.Description, m.Labels);
-                series[i] = (m, (labels, value) =>
-                {
-                    if (labels.Length == 0)
-                    {
-                        gauge.Set(value);
-                    }
-                    else
-                    {
-                        gauge.WithLabels(labels).Set(value);
-                    }
-                });
+                series[i] = (m, (labels, value) => (labels.Length == 0 ? gauge : (IGauge)gauge.WithLabels(labels)).Set(value));
             }
         }
 
