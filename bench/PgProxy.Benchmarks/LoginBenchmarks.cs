@@ -44,7 +44,7 @@ public class LoginAllocations
         ConfigResult loaded = ConfigLoader.Load(Encoding.UTF8.GetBytes(toml), "bench.toml");
         ProxyConfig config = loaded.Config ?? throw new InvalidOperationException(string.Join("; ", loaded.Errors));
         var pools = new PoolManager(config, UserList.Empty, new BackendConnector(new NoServers()), NullLogger<PoolManager>.Instance);
-        _services = new ProxyServices(config, UserList.Empty, pools, NullLoggerFactory.Instance);
+        _services = new ProxyServices(pools, NullLoggerFactory.Instance);
         // The pool has met its server once (what every later login of a running proxy sees): the welcome parameters
         // are known, and a login completes without a backend.
         Pool pool = pools.GetOrCreate(config.Databases["bench"], "bench", "bench");

@@ -33,6 +33,8 @@ public static class SqlState
     public const string DuplicatePreparedStatement = "42P05";
     /// <summary>26000 invalid_sql_statement_name (no such prepared statement).</summary>
     public const string InvalidSqlStatementName = "26000";
+    /// <summary>55000 object_not_in_prerequisite_state (PostgreSQL's code for a database not accepting connections).</summary>
+    public const string ObjectNotInPrerequisiteState = "55000";
     /// <summary>42501 insufficient_privilege.</summary>
     public const string InsufficientPrivilege = "42501";
     /// <summary>57P05 idle_session_timeout.</summary>

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Runtime.InteropServices;
 using PgProxy.Core.Auth;
+using PgProxy.Core.Client;
 using PgProxy.Core.Configuration;
 using PgProxy.Core.Infrastructure;
 using PgProxy.Hosting;
@@ -109,6 +110,43 @@ public static class Program
         }
     }
 
+    /// <summary>
+    /// SHUTDOWN WAIT_FOR_SERVERS: /readyz fails and new logins are refused at once; every pool is paused (clients keep
+    /// their connections but get no server) and the process exits once every server has been given back, or after
+    /// shutdown_timeout, or at a signal.
+    /// </summary>
+    private static async Task WaitForServersAsync(ProxyHost host, ProxySection settings, ProxyLog log)
+    {
+        host.BeginDrain();
+        host.Services.StopLogins();
+        host.Services.Pools.Pause(null);
+        using var again = new CancellationTokenSource(settings.ShutdownTimeout);
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            again.Cancel();
+        }
+
+        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
+        using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        log.Logger.Information("SHUTDOWN WAIT_FOR_SERVERS: new logins are refused, pools are paused; exiting once every server is released (up to {Timeout}, shutdown_timeout)",
+            DurationText.Format(settings.ShutdownTimeout));
+        while (host.Services.Pools.Pools.Any(p => p.Counts.Total > 0) && !again.IsCancellationRequested)
+        {
+            host.Services.Pools.ApplyPause();
+            try
+            {
+                await Task.Delay(100, again.Token).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException)
+            {
+                log.Logger.Warning("Servers still in use at shutdown: closing them");
+            }
+        }
+
+        host.CloseAtOnce();
+    }
+
     private static async Task<int> RunAsync(string path, CancellationToken ct)
     {
         (ProxyConfig? config, UserList? users, List<string> errors) = Load(path);
@@ -128,8 +166,28 @@ public static class Program
         {
             await using ProxyHost host = await ProxyHost.StartAsync(config, users!,
                 log.AddTo, ct).ConfigureAwait(false);
+            // SIGHUP and the console's RELOAD re-read the config (the signal's default, ending the process, is cancelled).
+            ConfigReloader reloader = host.EnableReload(path);
+            using PosixSignalRegistration hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
+            {
+                context.Cancel = true;
+                _ = Task.Run(reloader.Reload);
+            });
             await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
-            await ShutDownAsync(host, config.Proxy, log).ConfigureAwait(false);
+            switch (host.Services.RequestedShutdown)
+            {
+                case ShutdownMode.Immediate:
+                    log.Logger.Information("SHUTDOWN command: closing every connection now");
+                    host.CloseAtOnce();
+                    break;
+                case ShutdownMode.WaitForServers:
+                    await WaitForServersAsync(host, config.Proxy, log).ConfigureAwait(false);
+                    break;
+                default: // SIGTERM, Ctrl+C, SHUTDOWN WAIT_FOR_CLIENTS
+                    await ShutDownAsync(host, config.Proxy, log).ConfigureAwait(false);
+                    break;
+            }
+
             return 0;
         }
         catch (IOException ex)

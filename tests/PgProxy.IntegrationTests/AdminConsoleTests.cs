@@ -63,8 +63,8 @@ public sealed class AdminConsoleTests(PostgresFixture pg)
 
         string[] config = await ShowAsync(proxy, "pgproxy", "bob", PostgresFixture.BobPassword, "SHOW CONFIG", ct);
         Assert.Equal("key|value|default|changeable", config[0]);
-        Assert.Contains("default_pool_size|7|20|no", config);
-        Assert.Contains("pool_mode|transaction|session|no", config);
+        Assert.Contains("default_pool_size|7|20|yes", config); // SET can change it
+        Assert.Contains("pool_mode|transaction|session|yes", config);
         Assert.Contains("admin.stats_users|[\"alice\"]|[]|no", config);
     }
 
@@ -91,7 +91,7 @@ public sealed class AdminConsoleTests(PostgresFixture pg)
         // Still usable after the error.
         await raw.SendAsync(Query("SHOW HELP"), ct);
         reply = await ReadUntilReadyAsync(raw, ct);
-        Assert.Contains("SHOW HELP|CONFIG|DATABASES|POOLS|USERS|VERSION", RawPgClient.ErrorFields(reply.Single(m => m.Type == 'N').Body)['D'], StringComparison.Ordinal);
+        Assert.Contains("SHOW HELP|CONFIG|DATABASES|POOLS|CLIENTS|SERVERS|USERS|VERSION", RawPgClient.ErrorFields(reply.Single(m => m.Type == 'N').Body)['D'], StringComparison.Ordinal);
 
         // The extended protocol is refused, and the connection closed (PgBouncer does the same).
         await raw.SendAsync(RawPgClient.Message('P', Encoding.UTF8.GetBytes("\0SHOW POOLS\0\0\0")), ct);

@@ -57,7 +57,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         await using var wait = new NpgsqlCommand("SELECT 2", waiter);
         Task<object?> waiting = wait.ExecuteScalarAsync(ct);
         Pool pool = proxy.Services.Pools.Pools.Single();
-        await PollAsync(() => pool.Counts.Waiting == 1, ct);
+        await Await.UntilAsync(() => pool.Counts.Waiting == 1, ct);
         await Task.Delay(300, ct); // so that maxwait is clearly above zero
 
         string text = await s_http.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
@@ -87,7 +87,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
 
         await tx.CommitAsync(ct);
         Assert.Equal(2, await waiting);
-        await PollAsync(() => pool.Counts.Waiting == 0, ct);
+        await Await.UntilAsync(() => pool.Counts.Waiting == 0, ct);
         string after = await s_http.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
         Assert.Equal(0, Value(after, $"pgproxy_pool_clients{{{labels},state=\"waiting\"}}"));
         Assert.Equal(0, Value(after, $"pgproxy_pool_maxwait_seconds{{{labels}}}"));
@@ -170,7 +170,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         }
 
         Task<bool> draining = proxy.Host.DrainAsync(TimeSpan.FromSeconds(20), ct);
-        await PollAsync(() => proxy.Services.ClientCount == 1, ct); // the idle one is gone, the one in a transaction stays
+        await Await.UntilAsync(() => proxy.Services.ClientCount == 1, ct); // the idle one is gone, the one in a transaction stays
         Assert.False(draining.IsCompleted);
         await using (var stillServed = new NpgsqlCommand("SELECT 3", busy, tx))
         {
@@ -203,8 +203,8 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         string dir = Directory.CreateTempSubdirectory("pgproxy-sigterm").FullName;
-        int proxyPort = FreePort();
-        int opsPort = FreePort();
+        int proxyPort = Await.FreePort();
+        int opsPort = Await.FreePort();
         await File.WriteAllTextAsync(Path.Combine(dir, "proxy.toml"), $"""
             [proxy]
             listen = "127.0.0.1:{proxyPort}"
@@ -232,7 +232,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         try
         {
             string ops = $"http://127.0.0.1:{opsPort}";
-            await PollAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.OK, ct);
+            await Await.UntilAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.OK, ct);
             await using var idle = new NpgsqlConnection(cs);
             await idle.OpenAsync(ct);
             await using var busy = new NpgsqlConnection(cs);
@@ -256,7 +256,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
             ProcessRunner.Result term = await ProcessRunner.RunAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), ct: ct);
             Assert.Equal(0, term.ExitCode);
             var sw = Stopwatch.StartNew();
-            await PollAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.ServiceUnavailable, ct);
+            await Await.UntilAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.ServiceUnavailable, ct);
             Assert.True(sw.Elapsed < TimeSpan.FromSeconds(0.9), $"readiness took {sw.Elapsed} to fail");
 
             // Within shutdown_delay a new client is still served: the pod may still get traffic.
@@ -269,7 +269,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
 
             // After it, new logins are refused with 57P01 and the idle client has been closed with it.
             string? refusedWith = null;
-            await PollAsync(async () =>
+            await Await.UntilAsync(async () =>
             {
                 await using var late = new NpgsqlConnection(cs);
                 try
@@ -345,24 +345,5 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         {
             return null;
         }
-    }
-
-    private static Task PollAsync(Func<bool> condition, CancellationToken ct) => PollAsync(() => Task.FromResult(condition()), ct);
-
-    private static async Task PollAsync(Func<Task<bool>> condition, CancellationToken ct)
-    {
-        DateTime deadline = DateTime.UtcNow.AddSeconds(30);
-        while (!await condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, "condition not met in 30 s");
-            await Task.Delay(50, ct);
-        }
-    }
-
-    private static int FreePort()
-    {
-        using var s = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
-        s.Bind(new IPEndPoint(IPAddress.Loopback, 0));
-        return ((IPEndPoint)s.LocalEndPoint!).Port;
     }
 }

@@ -125,7 +125,7 @@ public sealed class PostgresFixture : IAsyncLifetime
             await RunAsync("chown", ["-R", "postgres:", _dir], TimeSpan.FromSeconds(10));
         }
 
-        Port = FreePort();
+        Port = Await.FreePort();
         string data = Path.Combine(_dir, "data");
         await RunPgAsync("initdb", ["-D", data, "-U", "postgres", "--auth-host=scram-sha-256", "--auth-local=trust", "--pwfile", pwfile, "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], TimeSpan.FromMinutes(2));
         await File.AppendAllTextAsync(Path.Combine(data, "pg_hba.conf"), "\nhost all all 127.0.0.1/32 scram-sha-256\n");
@@ -187,13 +187,6 @@ public sealed class PostgresFixture : IAsyncLifetime
                 return false;
             }
         }
-    }
-
-    private static int FreePort()
-    {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
     }
 
     private Task<ProcessRunner.Result> RunPgAsync(string tool, string[] args, TimeSpan timeout)

@@ -42,6 +42,12 @@ public sealed partial class BackendConnection
     /// <summary>The pool this backend belongs to.</summary>
     public Pool Pool { get; }
 
+    /// <summary>The server's address (SHOW SERVERS).</summary>
+    public System.Net.EndPoint? RemoteEndPoint => _transport.RemoteEndPoint;
+
+    /// <summary>The proxy's end of the connection (SHOW SERVERS).</summary>
+    public System.Net.EndPoint? LocalEndPoint => _transport.LocalEndPoint;
+
     /// <summary>Bytes from the backend (read by the login, then only by the pump).</summary>
     public PipeReader Input => _transport.Transport.Input;
 
@@ -73,6 +79,9 @@ public sealed partial class BackendConnection
 
     /// <summary>Timestamp (pool clock) after which the backend is closed instead of reused (server_lifetime less jitter).</summary>
     public long ExpiresAt { get; internal set; } = long.MaxValue;
+
+    /// <summary>The pool's RECONNECT generation when this server joined it (an older one is closed when given back).</summary>
+    internal int Generation { get; set; }
 
     /// <summary>Timestamp (pool clock) of creation.</summary>
     public long CreatedAt { get; }

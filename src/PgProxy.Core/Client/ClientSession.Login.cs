@@ -105,7 +105,7 @@ public sealed partial class ClientSession
             throw new ProxyException(SqlState.FeatureNotSupported, "replication connections are not supported by the pooler");
         }
 
-        if (_services.Draining)
+        if (_services.RefusesLogins)
         {
             throw new ProxyException(SqlState.AdminShutdown, ShuttingDownMessage);
         }
@@ -133,6 +133,13 @@ public sealed partial class ClientSession
 
         DatabaseConfig db = Config.FindDatabase(_database)
             ?? throw new ProxyException(SqlState.InvalidCatalogName, $"database \"{_database}\" does not exist");
+        if (_services.Pools.IsDisabled(_database))
+        {
+            // PostgreSQL's words for a database that does not allow connections.
+            throw new ProxyException(SqlState.ObjectNotInPrerequisiteState, $"database \"{_database}\" is not currently accepting connections",
+                "disabled in the pooler by the admin console's DISABLE; ENABLE lets clients in again");
+        }
+
         List<KeyValuePair<string, string>> settings = SessionParameters.FromStartup(startup.Parameters);
 
         await AuthenticateAsync(user, ct).ConfigureAwait(false);

@@ -170,12 +170,14 @@ public sealed partial class ClientSession
     internal const string ShuttingDownMessage = "terminating connection because the pooler is shutting down";
 
     /// <summary>
-    /// The shutdown's drain: a client outside a transaction, with nothing outstanding, is closed now with FATAL 57P01;
-    /// one inside a transaction or waiting for a reply is left to finish (the drain asks again until it has).
+    /// The shutdown's drain, or a reload that removed the client's database: a client outside a transaction, with
+    /// nothing outstanding, is closed now with FATAL 57P01; one inside a transaction or waiting for a reply is left to
+    /// finish (the caller asks again until it has).
     /// </summary>
     internal void CheckDrain()
     {
-        if (!_services.Draining || Volatile.Read(ref _abort) is not null || Volatile.Read(ref _relay) is not { } relay || _ended)
+        bool removed = _pool is { Removed: true };
+        if ((!_services.Draining && !removed) || Volatile.Read(ref _abort) is not null || Volatile.Read(ref _relay) is not { } relay || _ended)
         {
             return;
         }
@@ -186,7 +188,8 @@ public sealed partial class ClientSession
             : relay.BusySince == 0 && backend.TransactionStatus == TransactionStatus.Idle;
         if (between)
         {
-            Abort(ErrorResponse.Fatal(SqlState.AdminShutdown, ShuttingDownMessage));
+            Abort(ErrorResponse.Fatal(SqlState.AdminShutdown, _services.Draining ? ShuttingDownMessage
+                : $"terminating connection because database \"{_database}\" was removed from the pooler's config"));
         }
     }
 

@@ -34,7 +34,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     private PgMessageBuilder? _builder;
     private MessageRelay? _relay;
     private ErrorResponse? _abort;
-    private long _lastActivity;
+    private readonly long _connectedAt;
     private string _database = "";
     private string _user = "";
     private Pool? _pool;
@@ -47,7 +47,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         _connection = connection;
         _services = services;
         _logger = services.SessionLogger;
-        _lastActivity = services.Time.GetTimestamp();
+        _connectedAt = services.Time.GetTimestamp();
     }
 
     private PipeReader Input => _connection.Transport.Input;
@@ -227,7 +227,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     /// <summary>The admin console, in place of a relay (<see cref="Admin.AdminConsole"/>).</summary>
     private async Task RunConsoleAsync()
     {
-        var console = new Admin.AdminConsole(_services, Input, Output);
+        var console = new Admin.AdminConsole(_services, Input, Output, _user);
         await console.WelcomeAsync(Builder).ConfigureAwait(false);
         _builder = null;
         _loggedIn = true;
@@ -274,6 +274,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
         _builder = null;
         _loggedIn = true;
+        pool.Stats.Login();
         LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
 
         StatementMapper? statements = settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0

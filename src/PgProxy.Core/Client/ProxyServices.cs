@@ -12,23 +12,22 @@ public sealed class ProxyServices
 {
     private int _clients;
     private bool _draining;
+    private bool _loginsStopped;
     private readonly CancellationTokenSource _drain = new();
 
     /// <summary>Creates the services.</summary>
-    public ProxyServices(ProxyConfig config, UserList users, PoolManager pools, ILoggerFactory loggerFactory)
+    public ProxyServices(PoolManager pools, ILoggerFactory loggerFactory)
     {
-        Config = config;
-        Users = users;
         Pools = pools;
         LoggerFactory = loggerFactory;
         SessionLogger = loggerFactory.CreateLogger<ClientSession>();
     }
 
-    /// <summary>The config snapshot.</summary>
-    public ProxyConfig Config { get; }
+    /// <summary>The config snapshot in force (the pools' own: a reload replaces it there).</summary>
+    public ProxyConfig Config => Pools.Config;
 
-    /// <summary>Client secrets.</summary>
-    public UserList Users { get; }
+    /// <summary>Client secrets in force (the pools' own).</summary>
+    public UserList Users => Pools.Users;
 
     /// <summary>Pools.</summary>
     public PoolManager Pools { get; }
@@ -54,6 +53,12 @@ public sealed class ProxyServices
     /// <summary>The proxy is shutting down: new logins are refused and clients are closed at transaction boundaries.</summary>
     public bool Draining => Volatile.Read(ref _draining);
 
+    /// <summary>New logins are refused (57P01): the drain, or a SHUTDOWN WAIT_FOR_SERVERS.</summary>
+    public bool RefusesLogins => Volatile.Read(ref _draining) || Volatile.Read(ref _loginsStopped);
+
+    /// <summary>Refuses new logins from now on, leaving logged-in clients be (SHUTDOWN WAIT_FOR_SERVERS).</summary>
+    public void StopLogins() => Volatile.Write(ref _loginsStopped, true);
+
     /// <summary>
     /// Starts the drain, or runs it again: refuses new logins from now on and closes every logged-in client that is
     /// between transactions (the rest when they get there: call again).
@@ -69,6 +74,75 @@ public sealed class ProxyServices
         foreach (ICancelTarget target in CancelKeys.Targets)
         {
             (target as ClientSession)?.CheckDrain();
+        }
+    }
+
+    /// <summary>How the admin console's SHUTDOWN asked the process to stop (None: it did not; a signal may have).</summary>
+    public ShutdownMode RequestedShutdown { get; private set; }
+
+    /// <summary>Set by the host: stops it as SIGTERM does (the host then reads <see cref="RequestedShutdown"/>).</summary>
+    public Action? StopHost { get; set; }
+
+    /// <summary>
+    /// Set by the host: re-reads the config and auth files and applies them (SIGHUP, the console's RELOAD). Returns null
+    /// when applied, else why not (the old config stays).
+    /// </summary>
+    public Func<string?>? Reload { get; set; }
+
+    /// <summary>The console's SHUTDOWN: records how, and stops the host. False when there is no host to stop.</summary>
+    public bool RequestShutdown(ShutdownMode mode)
+    {
+        if (StopHost is not { } stop)
+        {
+            return false;
+        }
+
+        RequestedShutdown = mode;
+        stop();
+        return true;
+    }
+
+    /// <summary>
+    /// After a reload removed databases: their clients are closed at their transaction boundaries (asked every 100 ms
+    /// until none is left; one loop at a time).
+    /// </summary>
+    public void CloseClientsOfRemovedPools()
+    {
+        if (Interlocked.Exchange(ref _closingRemoved, 1) == 0)
+        {
+            _ = CloseRemovedLoopAsync();
+        }
+    }
+
+    private int _closingRemoved;
+
+    private async Task CloseRemovedLoopAsync()
+    {
+        try
+        {
+            while (!Draining)
+            {
+                bool left = false;
+                foreach (ICancelTarget target in CancelKeys.Targets)
+                {
+                    if (target is ClientSession { Pool.Removed: true } session)
+                    {
+                        session.CheckDrain();
+                        left = true;
+                    }
+                }
+
+                if (!left)
+                {
+                    return;
+                }
+
+                await Task.Delay(100).ConfigureAwait(false);
+            }
+        }
+        finally
+        {
+            Volatile.Write(ref _closingRemoved, 0);
         }
     }
 
@@ -95,4 +169,20 @@ public sealed class ProxyServices
 
     /// <summary>The process's deadlines (the pools'): each logged-in session with a timeout configured is one entry.</summary>
     internal DeadlineQueue Deadlines => Pools.Deadlines;
+}
+
+/// <summary>The admin console's SHUTDOWN forms (PgBouncer's).</summary>
+public enum ShutdownMode
+{
+    /// <summary>No SHUTDOWN was issued.</summary>
+    None,
+
+    /// <summary>SHUTDOWN: close everything now and exit.</summary>
+    Immediate,
+
+    /// <summary>SHUTDOWN WAIT_FOR_SERVERS: stop taking clients, pause, exit once every server is released.</summary>
+    WaitForServers,
+
+    /// <summary>SHUTDOWN WAIT_FOR_CLIENTS: the SIGTERM drain (readiness fails, shutdown_delay, clients closed at their boundary).</summary>
+    WaitForClients,
 }

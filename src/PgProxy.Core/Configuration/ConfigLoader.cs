@@ -130,8 +130,36 @@ public sealed partial class ConfigLoader
         return null;
     }
 
-    private ProxySection BindProxy(TomlTable t) =>
-        Section(t, "proxy", new ProxySection(), (s, key, v, at) => key switch
+    /// <summary>
+    /// The admin console's SET: <paramref name="running"/> with one [proxy] key set to <paramref name="tomlValue"/> (a
+    /// TOML value: 30, "30s", true), validated as a loaded file is. The listen addresses cannot be set live.
+    /// </summary>
+    public static ConfigResult Set(ProxyConfig running, string key, string tomlValue)
+    {
+        string name = $"SET {key}";
+        if (key == "listen")
+        {
+            return new ConfigResult(null, [$"{name}: the listen addresses change only with a restart"]);
+        }
+
+        var loader = new ConfigLoader(name, _ => null);
+        TomlTable root;
+        try
+        {
+            root = TomlReader.Parse(System.Text.Encoding.UTF8.GetBytes($"{key} = {tomlValue}\n"));
+        }
+        catch (TomlException ex)
+        {
+            return new ConfigResult(null, [$"{name}: {ex.Reason}"]);
+        }
+
+        ProxyConfig config = running with { Proxy = loader.BindProxy(root, running.Proxy) };
+        loader.Validate(config);
+        return loader._errors.Count == 0 ? new ConfigResult(config, []) : new ConfigResult(null, loader._errors);
+    }
+
+    private ProxySection BindProxy(TomlTable t, ProxySection? seed = null) =>
+        Section(t, "proxy", seed ?? new ProxySection(), (s, key, v, at) => key switch
         {
             "listen" => s with { Listen = StringList(v, key, at) ?? s.Listen },
             "pool_mode" => s with { PoolMode = Mode(v, key, at) ?? s.PoolMode },
@@ -157,6 +185,7 @@ public sealed partial class ConfigLoader
             "max_prepared_statements" => s with { MaxPreparedStatements = Int(v, key, at, 0, 100_000) ?? s.MaxPreparedStatements },
             "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
             "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
+            "stats_period" => s with { StatsPeriod = PositiveDuration(v, key, at) ?? s.StatsPeriod },
             _ => null,
         });
 
@@ -450,6 +479,18 @@ public sealed partial class ConfigLoader
 
         Error(at, $"{key}: expected a duration with a unit such as \"250ms\", \"30s\", \"5m\" or \"1h\" (\"0\" disables), got \"{s}\"");
         return null;
+    }
+
+    private TimeSpan? PositiveDuration(object v, string key, TomlPosition at)
+    {
+        TimeSpan? d = Duration(v, key, at);
+        if (d == TimeSpan.Zero)
+        {
+            Error(at, $"{key}: must be longer than 0");
+            return null;
+        }
+
+        return d;
     }
 
     /// <summary>Parses "250ms", "30s", "5m", "1h", "1d" or "0".</summary>

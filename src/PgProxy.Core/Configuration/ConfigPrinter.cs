@@ -38,6 +38,7 @@ public static class ConfigPrinter
         sb.AppendLine($"max_prepared_statements = {p.MaxPreparedStatements}");
         sb.AppendLine($"shutdown_delay = {Duration(p.ShutdownDelay)}");
         sb.AppendLine($"shutdown_timeout = {Duration(p.ShutdownTimeout)}");
+        sb.AppendLine($"stats_period = {Duration(p.StatsPeriod)}");
         sb.AppendLine();
         sb.AppendLine("[auth]");
         sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", _ => "scram-sha-256" })}");
@@ -94,6 +95,36 @@ public static class ConfigPrinter
         }
 
         return sb.ToString();
+    }
+
+    /// <summary>
+    /// The printed config as (<c>section.key</c>, value) pairs in print order, values as printed (strings unquoted,
+    /// secrets masked): what SHOW CONFIG lists and what a reload's diff compares.
+    /// </summary>
+    public static List<KeyValuePair<string, string>> Entries(ProxyConfig config)
+    {
+        var result = new List<KeyValuePair<string, string>>();
+        string? section = null;
+        foreach (string raw in Print(config).Split('\n'))
+        {
+            string line = raw.Trim();
+            if (line.StartsWith('['))
+            {
+                section = line[1..^1];
+                continue;
+            }
+
+            int eq = line.IndexOf(" = ", StringComparison.Ordinal);
+            if (section is null || line.StartsWith('#') || eq < 0)
+            {
+                continue;
+            }
+
+            string value = line[(eq + 3)..];
+            result.Add(new($"{section}.{line[..eq]}", value.Length >= 2 && value[0] == '"' && value[^1] == '"' ? value[1..^1] : value));
+        }
+
+        return result;
     }
 
     /// <summary>A pool mode as the config spells it (also the admin console's pool_mode column).</summary>

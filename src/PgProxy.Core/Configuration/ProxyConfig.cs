@@ -164,6 +164,12 @@ public sealed record ProxySection
     /// once, new logins refused) before whatever is left is closed. Default 30 s.
     /// </summary>
     public TimeSpan ShutdownTimeout { get; init; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How often the running totals are snapshotted for the averages (SHOW STATS, SHOW STATS_AVERAGES): the averages
+    /// cover the time since the snapshot before the last one. PgBouncer's stats_period. Default 60 s.
+    /// </summary>
+    public TimeSpan StatsPeriod { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>[admin] section: users of the admin console. They log in as any user does ([auth]).</summary>

@@ -45,4 +45,16 @@ public enum DisconnectReason
     Evicted,
     /// <summary>The proxy is shutting down: closed at a transaction boundary, or refused at login.</summary>
     Shutdown,
+
+    /// <summary>The pool is paused (admin PAUSE, SHUTDOWN WAIT_FOR_SERVERS): servers close as their clients give them back.</summary>
+    Paused,
+
+    /// <summary>Admin RECONNECT (or a changed destination): the server was opened before it.</summary>
+    Reconnect,
+
+    /// <summary>Admin KILL or KILL_CLIENT.</summary>
+    Killed,
+
+    /// <summary>A reload removed the database or shrank the pool.</summary>
+    ConfigChanged,
 }

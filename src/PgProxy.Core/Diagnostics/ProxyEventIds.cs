@@ -59,4 +59,13 @@ public static class ProxyEventIds
 
     /// <summary>A client waited longer than query_wait_timeout.</summary>
     public const int PoolWaitTimeout = 4002;
+
+    /// <summary>An admin console command that changes state (PAUSE, KILL, RELOAD, ...).</summary>
+    public const int AdminCommand = 5001;
+
+    /// <summary>A reload applied a new config.</summary>
+    public const int ConfigReloaded = 6001;
+
+    /// <summary>A reload refused an invalid config, or kept keys that need a restart.</summary>
+    public const int ConfigReloadRefused = 6002;
 }

@@ -52,6 +52,11 @@ public sealed class ProxyMetrics : IDisposable
                 t => t.TransactionMicros / 1e6),
             Total("pgproxy.pool.query.time", "s", "Time with requests outstanding on a server.", t => t.QueryMicros / 1e6),
             Total("pgproxy.pool.wait.time", "s", "Time clients waited for a server.", t => t.WaitMicros / 1e6),
+            Total("pgproxy.pool.client_parses", "{statement}", "Named statements clients prepared (mapped by the proxy, transaction mode).",
+                t => t.ClientParses),
+            Total("pgproxy.pool.server_parses", "{statement}", "Parse messages of mapped statements the proxy sent to servers.", t => t.ServerParses),
+            Total("pgproxy.pool.binds", "{bind}", "Bind messages of mapped statements forwarded to servers.", t => t.Binds),
+            Total("pgproxy.pool.logins", "{login}", "Client logins.", t => t.Logins),
         ];
         Meter = factory.Create(MeterName);
         foreach (ObservedMetric metric in Metrics)

@@ -16,7 +16,16 @@ public sealed class ConnectionLimiter
     }
 
     /// <summary>The limit; 0 = none.</summary>
-    public int Max { get; }
+    public int Max { get; private set; }
+
+    /// <summary>A reload's new limit: slots already taken stay taken (a lower limit is reached as they are given back).</summary>
+    internal void SetMax(int max)
+    {
+        lock (_lock)
+        {
+            Max = max;
+        }
+    }
 
     /// <summary>Slots in use.</summary>
     public int Count => Volatile.Read(ref _count);

@@ -205,7 +205,7 @@ public sealed partial class Pool
     private bool TryReserveSlotLocked(bool reserve, out ConnectionLimiter? blockedBy)
     {
         blockedBy = null;
-        if (_closed)
+        if (_closed || _paused)
         {
             return false;
         }

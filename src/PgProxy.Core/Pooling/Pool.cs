@@ -29,8 +29,8 @@ public sealed partial class Pool
         Func<Pool, CancellationToken, ValueTask<BackendConnection>> open, ILogger logger, TimeProvider? time = null)
     {
         Key = key;
-        Target = target;
-        Settings = settings;
+        _target = target;
+        _settings = settings;
         _limiters = limiters;
         _open = open;
         _logger = logger;
@@ -43,11 +43,14 @@ public sealed partial class Pool
     /// <summary>The pool's key.</summary>
     public PoolKey Key { get; }
 
-    /// <summary>Where backends connect.</summary>
-    public PoolTarget Target { get; }
+    private PoolTarget _target;
+    private PoolSettings _settings;
 
-    /// <summary>Effective settings.</summary>
-    public PoolSettings Settings { get; }
+    /// <summary>Where backends connect (replaced whole by a reload).</summary>
+    public PoolTarget Target => Volatile.Read(ref _target);
+
+    /// <summary>Effective settings (replaced whole by a reload: sizes and timeouts apply from the next read).</summary>
+    public PoolSettings Settings => Volatile.Read(ref _settings);
 
     /// <summary>The clock: every timestamp of this pool and its backends comes from it (a fake one in tests).</summary>
     public TimeProvider Time { get; }
@@ -152,6 +155,7 @@ public sealed partial class Pool
     /// <summary>The one place a backend changes state; keeps the counters. A backend leaving Connecting gives up its slot's count.</summary>
     private void Transition(BackendConnection backend, BackendState to)
     {
+        TrackLocked(backend, backend.State, to);
         if (backend.State != BackendState.Closing)
         {
             _counts[(int)backend.State]--;
@@ -173,7 +177,7 @@ public sealed partial class Pool
         lock (_lock)
         {
             ThrowIfClosed();
-            if (_waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
+            if (!_paused && _waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
             {
                 Stats.Assigned(0);
                 return new ValueTask<BackendConnection>(idle);
@@ -194,7 +198,7 @@ public sealed partial class Pool
             lock (_lock)
             {
                 ThrowIfClosed();
-                if (_waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
+                if (!_paused && _waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
                 {
                     return Assigned(idle, started);
                 }
@@ -258,12 +262,18 @@ public sealed partial class Pool
             }
 
             bool expired = reusable && Time.GetTimestamp() >= backend.ExpiresAt;
-            close = !reusable || _closed || backend.IsClosed || expired || (yieldSlot && _waiters.Count == 0);
+            bool stale = backend.Generation != _generation;
+            bool surplus = _removed || TotalLocked > Settings.PoolSize + Settings.ReservePoolSize; // a reload shrank or removed the pool
+            close = !reusable || _closed || backend.IsClosed || expired || stale || _paused || surplus || (yieldSlot && _waiters.Count == 0);
             if (close)
             {
                 if (reusable && !_closed && !backend.IsClosed)
                 {
-                    reason = expired ? Diagnostics.DisconnectReason.Lifetime : Diagnostics.DisconnectReason.Evicted;
+                    reason = expired ? Diagnostics.DisconnectReason.Lifetime
+                        : stale ? Diagnostics.DisconnectReason.Reconnect
+                        : _paused ? Diagnostics.DisconnectReason.Paused
+                        : surplus ? Diagnostics.DisconnectReason.ConfigChanged
+                        : Diagnostics.DisconnectReason.Evicted;
                 }
 
                 RetireLocked(backend);

@@ -24,6 +24,9 @@ public sealed partial class PoolManager : IAsyncDisposable
     private readonly CancellationTokenSource _stopping = new();
     private readonly Deadline _waiterClock;
     private readonly Deadline _janitorClock;
+    private readonly Deadline _statsClock;
+    private long _statsOlderAt;
+    private long _statsNewerAt;
     private Task _janitor = Task.CompletedTask;
     private int _janitorRunning;
     private int _disposed;
@@ -31,14 +34,16 @@ public sealed partial class PoolManager : IAsyncDisposable
     /// <summary>Creates a manager.</summary>
     public PoolManager(ProxyConfig config, UserList users, BackendConnector connector, ILogger<PoolManager> logger, TimeProvider? time = null)
     {
-        Config = config;
-        Users = users;
+        _config = config;
+        _users = users;
         _connector = connector;
         _logger = logger;
         Time = time ?? TimeProvider.System;
         Deadlines = new DeadlineQueue(Time);
         _waiterClock = new Deadline(OnWaiterClock);
         _janitorClock = new Deadline(_ => OnJanitorClock());
+        _statsClock = new Deadline(OnStatsClock);
+        _statsOlderAt = _statsNewerAt = Time.GetTimestamp();
     }
 
     /// <summary>The clock of every pool, waiter and timeout.</summary>
@@ -50,11 +55,80 @@ public sealed partial class PoolManager : IAsyncDisposable
     /// <summary>Protocol-level statements shared by all clients (transaction mode): each text is held once.</summary>
     public Prepared.StatementRegistry Statements { get; } = new();
 
-    /// <summary>The config snapshot in force.</summary>
-    public ProxyConfig Config { get; }
+    private ProxyConfig _config;
+    private UserList _users;
 
-    /// <summary>The client secrets.</summary>
-    public UserList Users { get; }
+    /// <summary>The config snapshot in force (replaced whole by a reload).</summary>
+    public ProxyConfig Config => Volatile.Read(ref _config);
+
+    /// <summary>The client secrets (replaced whole by a reload).</summary>
+    public UserList Users => Volatile.Read(ref _users);
+
+    /// <summary>
+    /// A reload: the new config and secrets are in force from now on. Every pool takes its new settings (sizes and
+    /// timeouts live; servers over a smaller size close as they come back); a pool whose destination or secret changed
+    /// reconnects (servers close when given back); a pool whose database is gone is removed (no server goes idle
+    /// again; the caller closes its clients at their transaction boundaries). Returns what it did, for the log.
+    /// </summary>
+    public IReadOnlyList<string> Apply(ProxyConfig config, UserList users)
+    {
+        var notes = new List<string>();
+        var changed = new List<(Pool Pool, PoolTarget Target, PoolSettings Settings, bool Moved)>();
+        lock (_createLock)
+        {
+            Volatile.Write(ref _config, config);
+            Volatile.Write(ref _users, users);
+            foreach ((string database, ConnectionLimiter limiter) in _dbLimiters)
+            {
+                DatabaseConfig? db = config.FindDatabase(database);
+                limiter.SetMax(db?.MaxDbConnections ?? config.Proxy.MaxDbConnections);
+            }
+
+            foreach ((string user, ConnectionLimiter limiter) in _userLimiters)
+            {
+                limiter.SetMax(config.Users.TryGetValue(user, out UserConfig? u) ? u.MaxUserConnections : 0);
+            }
+
+            foreach (Pool pool in _pools.Values)
+            {
+                if (config.FindDatabase(pool.Key.Database) is not { } db)
+                {
+                    if (!pool.Removed)
+                    {
+                        pool.Remove();
+                        notes.Add($"pool {pool.Key}: its database is no longer configured; its clients are closed at their transaction boundaries");
+                    }
+
+                    continue;
+                }
+
+                (PoolSettings settings, PoolTarget target, _, _) = Resolve(config, users, pool.Key, db);
+                changed.Add((pool, target, settings, !SameDestination(pool.Target, target)));
+            }
+        }
+
+        foreach ((Pool pool, PoolTarget target, PoolSettings settings, bool moved) in changed)
+        {
+            pool.Update(target, settings, moved);
+            if (moved)
+            {
+                notes.Add($"pool {pool.Key}: server destination or credentials changed; servers reconnect as they are given back");
+            }
+
+            if (settings.MinPoolSize > 0)
+            {
+                Deadlines.ScheduleBy(_janitorClock, Deadlines.After(JanitorMinimumPeriod));
+            }
+        }
+
+        OnLimiterReleased([.. _dbLimiters.Values, .. _userLimiters.Values]); // a raised limit may let waiters in
+        return notes;
+    }
+
+    private static bool SameDestination(PoolTarget a, PoolTarget b) =>
+        a.Host == b.Host && a.Port == b.Port && a.DbName == b.DbName && a.Credentials.User == b.Credentials.User &&
+        a.Credentials.Password == b.Credentials.Password && a.Credentials.Md5Hash == b.Credentials.Md5Hash &&
+        a.Credentials.ScramVerifier?.ToString() == b.Credentials.ScramVerifier?.ToString();
 
     /// <summary>The connector (its transport also sends cancel requests).</summary>
     public BackendConnector Connector => _connector;
@@ -82,9 +156,15 @@ public sealed partial class PoolManager : IAsyncDisposable
             }
 
             pool = CreatePool(key, db);
+            if (IsPaused(key.Database))
+            {
+                pool.Pause();
+            }
+
             _pools[key] = pool;
         }
 
+        Deadlines.ScheduleBy(_statsClock, Deadlines.After(Config.Proxy.StatsPeriod)); // a no-op once it runs
         LogPoolCreated(_logger, key.Database, key.User, pool.Target.Host, pool.Target.Port, pool.Target.DbName, pool.Settings.PoolSize, pool.Settings.Mode);
         if (pool.Settings.MinPoolSize > 0)
         {
@@ -95,10 +175,11 @@ public sealed partial class PoolManager : IAsyncDisposable
         return pool;
     }
 
-    private Pool CreatePool(PoolKey key, DatabaseConfig db)
+    /// <summary>A pool's settings, target and shared limits as <paramref name="config"/> and <paramref name="users"/> give them.</summary>
+    private (PoolSettings Settings, PoolTarget Target, int MaxDb, int MaxUser) Resolve(ProxyConfig config, UserList users, PoolKey key, DatabaseConfig db)
     {
-        ProxySection p = Config.Proxy;
-        Config.Users.TryGetValue(key.User, out UserConfig? userConfig);
+        ProxySection p = config.Proxy;
+        config.Users.TryGetValue(key.User, out UserConfig? userConfig);
         var settings = new PoolSettings
         {
             Mode = userConfig?.PoolMode ?? db.PoolMode ?? p.PoolMode,
@@ -109,7 +190,7 @@ public sealed partial class PoolManager : IAsyncDisposable
         };
 
         string backendUser = db.User ?? key.User;
-        UserSecret? secret = Users.Find(backendUser);
+        UserSecret? secret = users.Find(backendUser);
         var credentials = new BackendCredentials
         {
             User = backendUser,
@@ -119,11 +200,15 @@ public sealed partial class PoolManager : IAsyncDisposable
             ScramClientKey = () => _scramKeys.TryGetValue(backendUser, out byte[]? k) ? k : null,
         };
         var target = new PoolTarget(db.Host, db.Port, db.BackendDbName(key.Database), credentials);
+        return (settings, target, db.MaxDbConnections ?? p.MaxDbConnections, userConfig?.MaxUserConnections ?? 0);
+    }
 
+    private Pool CreatePool(PoolKey key, DatabaseConfig db)
+    {
+        (PoolSettings settings, PoolTarget target, int maxDb, int maxUser) = Resolve(Config, Users, key, db);
         var limiters = new List<ConnectionLimiter>();
-        int maxDb = db.MaxDbConnections ?? p.MaxDbConnections;
         limiters.Add(_dbLimiters.GetOrAdd(key.Database, _ => new ConnectionLimiter(maxDb)));
-        limiters.Add(_userLimiters.GetOrAdd(key.User, _ => new ConnectionLimiter(userConfig?.MaxUserConnections ?? 0)));
+        limiters.Add(_userLimiters.GetOrAdd(key.User, _ => new ConnectionLimiter(maxUser)));
 
         var pool = new Pool(key, target, settings, [.. limiters], OpenAsync, _logger, Time)
         {
@@ -265,6 +350,28 @@ public sealed partial class PoolManager : IAsyncDisposable
         if (waiting && !_stopping.IsCancellationRequested)
         {
             Deadlines.Schedule(_waiterClock, now + Time.Ticks(WaiterClockPeriod));
+        }
+    }
+
+    /// <summary>
+    /// When the pools' totals were snapshotted the time before last (PgBouncer's old_stamp): the averages of SHOW STATS
+    /// run from there to now, against each pool's <see cref="PoolStats.Older"/>.
+    /// </summary>
+    public long StatsWindowStart => Volatile.Read(ref _statsOlderAt);
+
+    /// <summary>The stats_period clock, armed with the first pool: every pool's totals are snapshotted, one pass per period.</summary>
+    private void OnStatsClock(long now)
+    {
+        foreach (Pool pool in _pools.Values)
+        {
+            pool.Stats.Shift(Time);
+        }
+
+        Volatile.Write(ref _statsOlderAt, _statsNewerAt);
+        _statsNewerAt = now;
+        if (!_stopping.IsCancellationRequested)
+        {
+            Deadlines.Schedule(_statsClock, now + Time.Ticks(Config.Proxy.StatsPeriod));
         }
     }
 

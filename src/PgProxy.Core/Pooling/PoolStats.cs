@@ -14,6 +14,10 @@ public sealed class PoolStats
     private long _transactionTicks;
     private long _queryTicks;
     private long _waitTicks;
+    private long _clientParses;
+    private long _serverParses;
+    private long _binds;
+    private long _logins;
 
     /// <summary>A server was handed to a client after <paramref name="waitTicks"/> of waiting (0: at once).</summary>
     internal void Assigned(long waitTicks)
@@ -44,6 +48,18 @@ public sealed class PoolStats
     /// <summary>Bytes read from servers for clients.</summary>
     internal void Sent(long bytes) => Interlocked.Add(ref _sent, bytes);
 
+    /// <summary>A client prepared a named statement (the proxy maps it; PgBouncer's client_parse_count).</summary>
+    internal void ClientParse() => Interlocked.Increment(ref _clientParses);
+
+    /// <summary>The proxy sent a Parse of a mapped statement to a server (server_parse_count).</summary>
+    internal void ServerParse() => Interlocked.Increment(ref _serverParses);
+
+    /// <summary>A Bind of a mapped statement was forwarded (bind_count).</summary>
+    internal void Bind() => Interlocked.Increment(ref _binds);
+
+    /// <summary>A client logged in to this pool (client_login_count).</summary>
+    internal void Login() => Interlocked.Increment(ref _logins);
+
     /// <summary>The totals now (each exact; together a moment apart), times in microseconds.</summary>
     public PoolTotals Read(TimeProvider time)
     {
@@ -52,16 +68,57 @@ public sealed class PoolStats
             Volatile.Read(ref _assignments), Volatile.Read(ref _transactions), Volatile.Read(ref _queries),
             Volatile.Read(ref _received), Volatile.Read(ref _sent),
             (long)(Volatile.Read(ref _transactionTicks) / perMicro), (long)(Volatile.Read(ref _queryTicks) / perMicro),
-            (long)(Volatile.Read(ref _waitTicks) / perMicro));
+            (long)(Volatile.Read(ref _waitTicks) / perMicro),
+            Volatile.Read(ref _clientParses), Volatile.Read(ref _serverParses), Volatile.Read(ref _binds), Volatile.Read(ref _logins));
     }
+
+    private Snapshots _snapshots = new(default, default);
+
+    /// <summary>
+    /// The totals at the last stats_period tick but one (PgBouncer's older_stats): averages run from there to now, so
+    /// they cover between one and two periods. Zero for a pool created since.
+    /// </summary>
+    public PoolTotals Older => Volatile.Read(ref _snapshots).Older;
+
+    /// <summary>The stats_period clock (<see cref="PoolManager"/>): the newer snapshot becomes the older one, the totals now the newer.</summary>
+    internal void Shift(TimeProvider time) => Volatile.Write(ref _snapshots, new Snapshots(_snapshots.Newer, Read(time)));
+
+    /// <summary>One object, swapped whole, so that a reader never sees half of a shift.</summary>
+    private sealed record Snapshots(PoolTotals Older, PoolTotals Newer);
 }
 
 /// <summary>A pool's totals (PgBouncer's SHOW STATS_TOTALS columns); times in microseconds.</summary>
 public readonly record struct PoolTotals(long ServerAssignments, long Transactions, long Queries, long Received, long Sent,
-    long TransactionMicros, long QueryMicros, long WaitMicros)
+    long TransactionMicros, long QueryMicros, long WaitMicros, long ClientParses, long ServerParses, long Binds, long Logins)
 {
     /// <summary>Adds two pools' totals (SHOW STATS_TOTALS sums a database's pools).</summary>
     public static PoolTotals operator +(PoolTotals a, PoolTotals b) => new(
         a.ServerAssignments + b.ServerAssignments, a.Transactions + b.Transactions, a.Queries + b.Queries, a.Received + b.Received,
-        a.Sent + b.Sent, a.TransactionMicros + b.TransactionMicros, a.QueryMicros + b.QueryMicros, a.WaitMicros + b.WaitMicros);
+        a.Sent + b.Sent, a.TransactionMicros + b.TransactionMicros, a.QueryMicros + b.QueryMicros, a.WaitMicros + b.WaitMicros,
+        a.ClientParses + b.ClientParses, a.ServerParses + b.ServerParses, a.Binds + b.Binds, a.Logins + b.Logins);
+
+    /// <summary>
+    /// PgBouncer's averages (its calc_average) between <paramref name="older"/> and these totals, taken
+    /// <paramref name="micros"/> apart: counts and bytes per second, times per transaction, query or assignment (us).
+    /// </summary>
+    public PoolTotals AveragesSince(PoolTotals older, long micros)
+    {
+        if (micros <= 0)
+        {
+            return default;
+        }
+
+        long PerSecond(long now, long then) => (now - then) * 1_000_000 / micros;
+        long Per(long time, long oldTime, long count) => count > 0 ? (time - oldTime) / count : 0;
+        long transactions = Transactions - older.Transactions;
+        long queries = Queries - older.Queries;
+        long assignments = ServerAssignments - older.ServerAssignments;
+        return new PoolTotals(
+            PerSecond(ServerAssignments, older.ServerAssignments), PerSecond(Transactions, older.Transactions), PerSecond(Queries, older.Queries),
+            PerSecond(Received, older.Received), PerSecond(Sent, older.Sent),
+            Per(TransactionMicros, older.TransactionMicros, transactions), Per(QueryMicros, older.QueryMicros, queries),
+            Per(WaitMicros, older.WaitMicros, assignments),
+            PerSecond(ClientParses, older.ClientParses), PerSecond(ServerParses, older.ServerParses), PerSecond(Binds, older.Binds),
+            PerSecond(Logins, older.Logins));
+    }
 }

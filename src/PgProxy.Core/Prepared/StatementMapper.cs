@@ -27,6 +27,9 @@ public sealed class StatementMapper
     /// <summary>max_prepared_statements: statements kept per backend.</summary>
     public int MaxPerBackend { get; }
 
+    /// <summary>The client's named statements (SHOW CLIENTS; read from another thread, so a moment stale at worst).</summary>
+    public int Count => _byName?.Count ?? 0;
+
     /// <summary>The client's statement of that name (UTF-8 bytes, as on the wire).</summary>
     public bool TryGet(ReadOnlySpan<byte> name, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out PreparedStatement? statement)
     {

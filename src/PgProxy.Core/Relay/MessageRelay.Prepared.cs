@@ -99,6 +99,7 @@ public sealed partial class MessageRelay
         }
 
         buffer = buffer.Slice(header.TotalLength);
+        _pool.Stats.ClientParse();
         if (backend.Session.Statements.Touch(statement))
         {
             EnqueueSynthetic(s_parseComplete, key);
@@ -155,6 +156,7 @@ public sealed partial class MessageRelay
         buffer = buffer.Slice(MessageHeader.Size + prefix);
         _clientRemaining = header.BodyLength - prefix; // parameters stream through untouched
         _queue.Enqueue(new Expectation(Expect.Bind));
+        _pool.Stats.Bind();
         return BindRewrite.Done;
     }
 
@@ -238,6 +240,7 @@ public sealed partial class MessageRelay
         Scratch.Reset().Start(FrontendCode.Parse).CString(statement.ProxyNameBytes).Bytes(statement.ParseTail).End();
         to.Write(Scratch.Written);
         statements.Add(statement);
+        _pool.Stats.ServerParse();
         _queue.Enqueue(new Expectation(Expect.Parse, Swallow: swallow, Statement: statement, ClientName: clientName, Quiet: quiet));
     }
 

@@ -101,6 +101,9 @@ public sealed partial class MessageRelay : IValueTaskSource
         _time = TimeProvider.System;
     }
 
+    /// <summary>The client's named prepared statements the proxy maps (SHOW CLIENTS).</summary>
+    internal int PreparedStatementCount => _statements?.Count ?? 0;
+
     /// <summary>A relay no client has: a marker for backends (see <see cref="BackendConnection"/>'s pump).</summary>
     internal static MessageRelay Sentinel() => new();
 

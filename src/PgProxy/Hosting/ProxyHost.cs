@@ -41,6 +41,17 @@ public sealed class ProxyHost : IAsyncDisposable
     /// <summary>Ready for clients: listening and not shutting down (what /readyz reports).</summary>
     public bool IsReady => _listener is not null && !_draining;
 
+    /// <summary>The console's RELOAD (and the caller's SIGHUP) re-read <paramref name="configPath"/> from now on.</summary>
+    public ConfigReloader EnableReload(string configPath)
+    {
+        var reloader = new ConfigReloader(this, configPath);
+        Services.Reload = reloader.Reload;
+        return reloader;
+    }
+
+    /// <summary>What is left when the host is disposed is closed at once (SHUTDOWN, or after a drain), not given 30 s.</summary>
+    public void CloseAtOnce() => _stopGrace = TimeSpan.Zero;
+
     /// <summary>Shutdown has begun: /readyz fails from now on, while clients are still served.</summary>
     public void BeginDrain() => _draining = true;
 
@@ -98,6 +109,8 @@ public sealed class ProxyHost : IAsyncDisposable
         IHost app = builder.Build();
 
         var host = new ProxyHost(app, app.Services.GetRequiredService<ProxyServices>());
+        IHostApplicationLifetime lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
+        host.Services.StopHost = lifetime.StopApplication; // the console's SHUTDOWN stops the host as SIGTERM does
         await app.StartAsync(ct).ConfigureAwait(false);
         ILogger logger = app.Services.GetRequiredService<ILoggerFactory>().CreateLogger("PgProxy");
         Transport.PollLoop.UnhandledError = ex =>

@@ -65,6 +65,50 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void StatsPeriod_IsAPositiveDuration()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(60), Load(Minimal).Config!.Proxy.StatsPeriod);
+        Assert.Equal(TimeSpan.FromSeconds(15), Load("[proxy]\nstats_period = \"15s\"\n" + Minimal).Config!.Proxy.StatsPeriod);
+        Assert.Contains(Load("[proxy]\nstats_period = \"0\"\n" + Minimal).Errors, e => e.Contains("stats_period: must be longer than 0", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void Set_ChangesOneProxyKey_ValidatedAsTheFileIs()
+    {
+        ProxyConfig running = Load("[proxy]\ndefault_pool_size = 10\nmin_pool_size = 2\n" + Minimal).Config!;
+        ProxyConfig set = ConfigLoader.Set(running, "default_pool_size", "30").Config!;
+        Assert.Equal(30, set.Proxy.DefaultPoolSize);
+        Assert.Equal(2, set.Proxy.MinPoolSize); // the rest as it was
+        Assert.Same(running.Databases, set.Databases);
+        Assert.Equal(TimeSpan.FromSeconds(5), ConfigLoader.Set(running, "query_timeout", "\"5s\"").Config!.Proxy.QueryTimeout);
+
+        Assert.Contains(ConfigLoader.Set(running, "default_pool_size", "1").Errors, e => e.Contains("min_pool_size must not exceed", StringComparison.Ordinal));
+        Assert.Contains(ConfigLoader.Set(running, "nosuch", "1").Errors, e => e.Contains("unknown key 'nosuch' in [proxy]", StringComparison.Ordinal));
+        Assert.Contains(ConfigLoader.Set(running, "listen", "\"0.0.0.0:1\"").Errors, e => e.Contains("only with a restart", StringComparison.Ordinal));
+        Assert.NotEmpty(ConfigLoader.Set(running, "query_timeout", "5").Errors);
+        Assert.NotEmpty(ConfigLoader.Set(running, "default_pool_size", "[").Errors);
+    }
+
+    [Fact]
+    public void Diff_NamesChangedKeys_AddedAndRemovedSections_AndChangedPasswordsWithoutTheirValues()
+    {
+        ProxyConfig old = Load("[proxy]\ndefault_pool_size = 10\n" + Minimal + "\npassword = \"old-secret\"\n[databases.gone]\nhost = \"h\"\n").Config!;
+        ProxyConfig next = Load("[proxy]\ndefault_pool_size = 12\nlisten = \"0.0.0.0:7000\"\n" + Minimal +
+                                "\npassword = \"new-secret\"\n[databases.fresh]\nhost = \"h\"\n").Config!;
+        List<string> changes = ConfigDiff.Changes(old, Core.Auth.UserList.Empty, next, Core.Auth.UserList.Empty);
+        Assert.Contains("proxy.default_pool_size: 10 -> 12", changes);
+        Assert.Contains("databases.fresh: added", changes);
+        Assert.Contains("databases.gone: removed", changes);
+        Assert.Contains("databases.app.password: changed", changes);
+        Assert.DoesNotContain(changes, c => c.Contains("secret", StringComparison.Ordinal));
+
+        Assert.Equal(["proxy.listen"], ConfigDiff.RestartOnly(old, next));
+        ProxyConfig applied = ConfigDiff.KeepRestartOnly(old, next);
+        Assert.Equal(old.Proxy.Listen, applied.Proxy.Listen);
+        Assert.Equal(12, applied.Proxy.DefaultPoolSize);
+    }
+
+    [Fact]
     public void ShutdownDelayAndTimeout_AreDurations()
     {
         Assert.Equal(TimeSpan.Zero, Load("[proxy]\nshutdown_delay = \"0\"\n" + Minimal).Config!.Proxy.ShutdownDelay);

@@ -251,6 +251,79 @@ public sealed class PoolTests
         Assert.Equal(0, pool.Counts.Active);
     }
 
+    [Fact(Timeout = 10_000)]
+    public async Task Pause_QueuesAcquires_ClosesReleasedServers_AndResumeServesTheQueue()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small);
+        BackendConnection held = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        BackendConnection spare = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        await pool.ReleaseAsync(spare, reusable: true);
+
+        pool.Pause();
+        Assert.True(spare.IsClosed, "an idle server closes at PAUSE");
+        ValueTask<BackendConnection> waiting = pool.AcquireAsync(TestContext.Current.CancellationToken);
+        Assert.False(waiting.IsCompleted, "a paused pool hands out nothing");
+        await pool.ReleaseAsync(held, reusable: true);
+        Assert.True(held.IsClosed, "a server given back while paused closes");
+        Assert.Equal(0, pool.Counts.Total);
+        Assert.False(waiting.IsCompleted);
+
+        pool.Resume();
+        BackendConnection after = await waiting.AsTask().WaitAsync(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken);
+        Assert.Equal(BackendState.Active, after.State);
+        Assert.Equal(3, fakes.Opened);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task Reconnect_ClosesIdleAtOnce_AndTheLinkedOneWhenGivenBack()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small);
+        BackendConnection linked = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        BackendConnection idle = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        await pool.ReleaseAsync(idle, reusable: true);
+
+        pool.Reconnect();
+        Assert.True(idle.IsClosed);
+        Assert.True(pool.CloseNeeded(linked));
+        Assert.Equal(1, pool.CloseNeededCount);
+        BackendConnection fresh = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        Assert.False(pool.CloseNeeded(fresh));
+        await pool.ReleaseAsync(linked, reusable: true);
+        Assert.True(linked.IsClosed, "a server from before RECONNECT closes when given back");
+        Assert.Equal(0, pool.CloseNeededCount);
+        Assert.Equal([fresh], pool.Backends);
+    }
+
+    [Fact(Timeout = 10_000)]
+    public async Task Update_ShrinkClosesSurplusAsItComesBack_GrowServesWaiters_AndANewDestinationReconnects()
+    {
+        var fakes = new FakeBackends();
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 3 });
+        BackendConnection a = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        BackendConnection b = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        BackendConnection c = await pool.AcquireAsync(TestContext.Current.CancellationToken);
+        await pool.ReleaseAsync(c, reusable: true);
+
+        pool.Update(pool.Target, pool.Settings with { PoolSize = 1 }, destinationChanged: false);
+        Assert.True(c.IsClosed, "an idle server over the new size closes at once");
+        await pool.ReleaseAsync(b, reusable: true);
+        Assert.True(b.IsClosed, "a linked one over the new size closes when given back");
+        ValueTask<BackendConnection> waiting = pool.AcquireAsync(TestContext.Current.CancellationToken);
+        Assert.False(waiting.IsCompleted, "one server, and it is taken");
+
+        pool.Update(pool.Target, pool.Settings with { PoolSize = 2 }, destinationChanged: false);
+        BackendConnection d = await waiting.AsTask().WaitAsync(TimeSpan.FromSeconds(5), TestContext.Current.CancellationToken);
+        Assert.Equal(2, pool.Counts.Active);
+
+        pool.Update(pool.Target with { Port = 1 }, pool.Settings, destinationChanged: true);
+        Assert.Equal(1, pool.Target.Port);
+        Assert.True(pool.CloseNeeded(a) && pool.CloseNeeded(d));
+        await pool.ReleaseAsync(a, reusable: true);
+        Assert.True(a.IsClosed);
+    }
+
     private static async Task WaitUntilAsync(Func<bool> condition)
     {
         var sw = System.Diagnostics.Stopwatch.StartNew();
@@ -267,5 +340,29 @@ public sealed class PoolTests
         while ((current = Volatile.Read(ref target)) < value && Interlocked.CompareExchange(ref target, value, current) != current)
         {
         }
+    }
+}
+
+public sealed class PoolTotalsTests
+{
+    [Fact]
+    public void Averages_ArePerSecondForCounts_AndPerEventForTimes_AsPgBouncerComputesThem()
+    {
+        var older = new PoolTotals(10, 10, 20, 1_000, 2_000, 5_000, 4_000, 100, 1, 1, 10, 2);
+        var now = new PoolTotals(30, 50, 100, 5_000, 6_000, 45_000, 20_000, 500, 3, 2, 50, 4);
+        PoolTotals avg = now.AveragesSince(older, 2_000_000); // two seconds apart
+        Assert.Equal(10, avg.ServerAssignments); // 20 in 2 s
+        Assert.Equal(20, avg.Transactions);
+        Assert.Equal(40, avg.Queries);
+        Assert.Equal(2_000, avg.Received);
+        Assert.Equal(2_000, avg.Sent);
+        Assert.Equal(1_000, avg.TransactionMicros); // 40 000 us over 40 transactions
+        Assert.Equal(200, avg.QueryMicros); // 16 000 us over 80 queries
+        Assert.Equal(20, avg.WaitMicros); // 400 us over 20 assignments
+        Assert.Equal(1, avg.ClientParses);
+        Assert.Equal(20, avg.Binds);
+        Assert.Equal(1, avg.Logins);
+        Assert.Equal(default, now.AveragesSince(older, 0));
+        Assert.Equal(0, now.AveragesSince(now, 1_000_000).TransactionMicros); // no transactions: no time per one
     }
 }

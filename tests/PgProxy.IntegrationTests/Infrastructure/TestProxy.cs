@@ -25,6 +25,9 @@ public sealed class TestProxy : IAsyncDisposable
         Log = log;
     }
 
+    /// <summary>The config file the proxy was started from (RELOAD reads it again).</summary>
+    public string ConfigPath => Path.Combine(_dir, "proxy.toml");
+
     /// <summary>Captured log lines ("Level Category: message").</summary>
     public ConcurrentQueue<string> Log { get; }
 
@@ -92,6 +95,7 @@ public sealed class TestProxy : IAsyncDisposable
             builder.SetMinimumLevel(LogLevel.Debug);
             builder.AddProvider(new CapturingLoggerProvider(log));
         }));
+        host.EnableReload(path); // the console's RELOAD re-reads ConfigPath, as in `pgproxy run`
         return new TestProxy(host, dir, log);
     }
 
