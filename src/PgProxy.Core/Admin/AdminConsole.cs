@@ -394,7 +394,7 @@ internal sealed partial class AdminConsole
         Rows([("key", Text), ("value", Text), ("default", Text), ("changeable", Text)], rows);
     }
 
-    /// <summary>The printed config's [proxy], [auth], [log], [http] and [admin] keys (secrets are masked by the printer).</summary>
+    /// <summary>The printed config's [proxy], [auth], [log], [http], [admin] and [otel] keys (secrets are masked by the printer).</summary>
     private static Dictionary<string, string> Flatten(ProxyConfig config)
     {
         var result = new Dictionary<string, string>(StringComparer.Ordinal);
@@ -402,7 +402,7 @@ internal sealed partial class AdminConsole
         {
             int dot = key.IndexOf('.', StringComparison.Ordinal);
             string section = key[..dot];
-            if (section is "proxy" or "auth" or "log" or "http" or "admin")
+            if (section is "proxy" or "auth" or "log" or "http" or "admin" or "otel")
             {
                 result[section == "proxy" ? key[(dot + 1)..] : key] = value;
             }

@@ -300,6 +300,7 @@ public sealed partial class BackendConnection : IValueTaskSource<ErrorResponse?>
         ErrorResponse.Error(SqlState.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode",
             hint: "the transaction was rolled back; use a transaction- or session-mode pool for multi-statement transactions").Write(b);
         BackendMessages.ReadyForQuery(b, TransactionStatus.Idle);
+        Pool.Stats.Error(SqlState.FeatureNotSupported);
         b.FlushTo(relay.ClientOutput);
         try
         {

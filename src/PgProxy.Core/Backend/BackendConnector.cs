@@ -47,11 +47,11 @@ public sealed class BackendConnector
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw Unavailable(target, $"connect timed out after server_connect_timeout ({DurationText.Format(timeout)})");
+            throw Unavailable(target, $"connect timed out after server_connect_timeout ({DurationText.Format(timeout)})", ConnectFailure.Timeout);
         }
         catch (SocketException ex)
         {
-            throw Unavailable(target, ex.Message, ex);
+            throw Unavailable(target, ex.Message, ex.SocketErrorCode == SocketError.ConnectionRefused ? ConnectFailure.Refused : ConnectFailure.Unreachable, ex);
         }
 
         var backend = new BackendConnection(context, target.Host, target.Port, pool);
@@ -64,12 +64,12 @@ public sealed class BackendConnector
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
             await backend.CloseAsync().ConfigureAwait(false);
-            throw Unavailable(target, $"login timed out after server_connect_timeout ({DurationText.Format(timeout)})");
+            throw Unavailable(target, $"login timed out after server_connect_timeout ({DurationText.Format(timeout)})", ConnectFailure.Timeout);
         }
         catch (Exception ex) when (TransportErrors.IsTransportGone(ex))
         {
             await backend.CloseAsync().ConfigureAwait(false);
-            throw Unavailable(target, "connection lost during login: " + ex.Message, ex);
+            throw Unavailable(target, "connection lost during login: " + ex.Message, ConnectFailure.Lost, ex);
         }
         catch
         {
@@ -78,10 +78,13 @@ public sealed class BackendConnector
         }
     }
 
-    private static BackendUnavailableException Unavailable(PoolTarget target, string reason, Exception? inner = null) =>
+    private static BackendUnavailableException Unavailable(PoolTarget target, string reason, ConnectFailure? failure = null, Exception? inner = null) =>
         new(SqlState.ConnectionFailure,
             $"could not connect to server for database \"{target.DbName}\": {reason}",
-            $"server {target.Host}:{target.Port}, user \"{target.Credentials.User}\"", inner);
+            $"server {target.Host}:{target.Port}, user \"{target.Credentials.User}\"", inner)
+        {
+            Failure = failure,
+        };
 
     private static async Task LoginAsync(BackendConnection backend, PoolTarget target, CancellationToken ct)
     {
@@ -97,7 +100,7 @@ public sealed class BackendConnector
         while (true)
         {
             PgMessage? message = await PgMessageIO.ReadAsync(backend.Input, MaxLoginMessageBytes, ct).ConfigureAwait(false)
-                ?? throw Unavailable(target, "server closed the connection during login");
+                ?? throw Unavailable(target, "server closed the connection during login", ConnectFailure.Lost);
             byte[] body = message.Value.Body;
             switch (message.Value.Type)
             {

@@ -191,6 +191,15 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 
             if (fatal is not null)
             {
+                if (_loggedIn && _pool is { } pool)
+                {
+                    pool.Stats.Error(fatal.SqlState);
+                }
+                else if (!_loggedIn)
+                {
+                    _services.LoginRefused(fatal.SqlState);
+                }
+
                 await TrySendAsync(fatal).ConfigureAwait(false);
             }
         }

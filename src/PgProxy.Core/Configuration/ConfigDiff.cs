@@ -9,8 +9,9 @@ namespace PgProxy.Core.Configuration;
 /// </summary>
 public static class ConfigDiff
 {
-    /// <summary>Keys a running proxy cannot change: the listen addresses and the log's setup.</summary>
-    public static bool NeedsRestart(string key) => key is "proxy.listen" or "http.listen" || key.StartsWith("log.", StringComparison.Ordinal);
+    /// <summary>Keys a running proxy cannot change: the listen addresses, the log's setup and the OTLP export.</summary>
+    public static bool NeedsRestart(string key) =>
+        key is "proxy.listen" or "http.listen" || key.StartsWith("log.", StringComparison.Ordinal) || key.StartsWith("otel.", StringComparison.Ordinal);
 
     /// <summary>The changes from <paramref name="old"/> to <paramref name="next"/>, one line each ("key: old -> new").</summary>
     public static List<string> Changes(ProxyConfig old, UserList oldUsers, ProxyConfig next, UserList nextUsers)
@@ -102,5 +103,6 @@ public static class ConfigDiff
         Proxy = next.Proxy with { Listen = running.Proxy.Listen },
         Http = next.Http with { Listen = running.Http.Listen },
         Log = running.Log,
+        Otel = running.Otel,
     };
 }

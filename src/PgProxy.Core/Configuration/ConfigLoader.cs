@@ -65,6 +65,7 @@ public sealed partial class ConfigLoader
         LogSection log = new();
         HttpSection http = new();
         AdminSection admin = new();
+        OtelSection otel = new();
         var databases = new Dictionary<string, DatabaseConfig>(StringComparer.Ordinal);
         var users = new Dictionary<string, UserConfig>(StringComparer.Ordinal);
         foreach (string key in root.Keys)
@@ -78,6 +79,7 @@ public sealed partial class ConfigLoader
                 case "log" when Table(value, key, at) is { } t: log = BindLog(t); break;
                 case "http" when Table(value, key, at) is { } t: http = BindHttp(t); break;
                 case "admin" when Table(value, key, at) is { } t: admin = BindAdmin(t); break;
+                case "otel" when Table(value, key, at) is { } t: otel = BindOtel(t); break;
                 case "databases" when Table(value, key, at) is { } t:
                     foreach (string name in t.Keys)
                     {
@@ -98,10 +100,10 @@ public sealed partial class ConfigLoader
                     }
 
                     break;
-                case "proxy" or "auth" or "log" or "http" or "admin" or "databases" or "users":
+                case "proxy" or "auth" or "log" or "http" or "admin" or "otel" or "databases" or "users":
                     break;
                 default:
-                    Error(at, $"unknown section or key '{key}' (expected [proxy], [auth], [log], [http], [admin], [databases.NAME] or [users.NAME])");
+                    Error(at, $"unknown section or key '{key}' (expected [proxy], [auth], [log], [http], [admin], [otel], [databases.NAME] or [users.NAME])");
                     break;
             }
         }
@@ -113,6 +115,7 @@ public sealed partial class ConfigLoader
             Log = log,
             Http = http,
             Admin = admin,
+            Otel = otel,
             Databases = databases.ToFrozenDictionary(StringComparer.Ordinal),
             Users = users.ToFrozenDictionary(StringComparer.Ordinal),
             SourcePath = _file,
@@ -210,8 +213,33 @@ public sealed partial class ConfigLoader
         {
             "listen" when Str(v, key, at) is { } listen => Listen(s, listen, at),
             "listen" => s,
+            "readyz_requires_server" => s with { ReadyzRequiresServer = Bool(v, key, at) ?? s.ReadyzRequiresServer },
             _ => null,
         });
+
+    private OtelSection BindOtel(TomlTable t) =>
+        Section(t, "otel", new OtelSection(), (s, key, v, at) => key switch
+        {
+            "endpoint" when Str(v, key, at) is { } endpoint => OtelEndpoint(s, endpoint, at),
+            "endpoint" => s,
+            "protocol" when Str(v, key, at) is { } protocol => protocol is "grpc" or "http/protobuf"
+                ? s with { Protocol = protocol }
+                : Invalid(s, at, $"protocol: expected \"grpc\" or \"http/protobuf\", got \"{protocol}\""),
+            "protocol" => s,
+            "interval" => s with { Interval = PositiveDuration(v, key, at) ?? s.Interval },
+            _ => null,
+        });
+
+    private OtelSection OtelEndpoint(OtelSection s, string endpoint, TomlPosition at) =>
+        endpoint.Length == 0 || (Uri.TryCreate(endpoint, UriKind.Absolute, out Uri? uri) && uri.Scheme is "http" or "https")
+            ? s with { Endpoint = endpoint }
+            : Invalid(s, at, $"endpoint: expected an http:// or https:// URL (or \"\" for no export), got \"{endpoint}\"");
+
+    private T Invalid<T>(T section, TomlPosition at, string message)
+    {
+        Error(at, "[otel] " + message);
+        return section;
+    }
 
     private AdminSection BindAdmin(TomlTable t) =>
         Section(t, "admin", new AdminSection(), (s, key, v, at) => key switch

@@ -54,10 +54,16 @@ public static class ConfigPrinter
         sb.AppendLine();
         sb.AppendLine("[http]");
         sb.AppendLine($"listen = {Quote(config.Http.Listen)}");
+        sb.AppendLine($"readyz_requires_server = {(config.Http.ReadyzRequiresServer ? "true" : "false")}");
         sb.AppendLine();
         sb.AppendLine("[admin]");
         sb.AppendLine($"admin_users = [{string.Join(", ", config.Admin.AdminUsers.Select(Quote))}]");
         sb.AppendLine($"stats_users = [{string.Join(", ", config.Admin.StatsUsers.Select(Quote))}]");
+        sb.AppendLine();
+        sb.AppendLine("[otel]");
+        sb.AppendLine($"endpoint = {Quote(config.Otel.Endpoint)}");
+        sb.AppendLine($"protocol = {Quote(config.Otel.Protocol)}");
+        sb.AppendLine($"interval = {Duration(config.Otel.Interval)}");
         foreach (DatabaseConfig db in config.Databases.Values.OrderBy(d => d.Name, StringComparer.Ordinal))
         {
             sb.AppendLine();

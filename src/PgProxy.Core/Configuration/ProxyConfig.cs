@@ -56,6 +56,9 @@ public sealed record ProxyConfig
     /// <summary>[admin]: who may use the admin console (the virtual databases pgproxy and pgbouncer).</summary>
     public AdminSection Admin { get; init; } = new();
 
+    /// <summary>[otel]: OTLP export of the metrics.</summary>
+    public OtelSection Otel { get; init; } = new();
+
     /// <summary>[databases.NAME] entries; "*" is the fallback.</summary>
     public FrozenDictionary<string, DatabaseConfig> Databases { get; init; } = FrozenDictionary<string, DatabaseConfig>.Empty;
 
@@ -187,6 +190,22 @@ public sealed record HttpSection
 {
     /// <summary>host:port of /healthz, /readyz and /metrics; empty disables the port. Default 127.0.0.1:9127.</summary>
     public string Listen { get; init; } = "127.0.0.1:9127";
+
+    /// <summary>/readyz also requires a server to be reachable (a pool holds one, or a TCP connect to one succeeds). Default false.</summary>
+    public bool ReadyzRequiresServer { get; init; }
+}
+
+/// <summary>[otel] section: OpenTelemetry (OTLP) export of the <c>PgProxy</c> meter.</summary>
+public sealed record OtelSection
+{
+    /// <summary>The OTLP collector's URL (http://host:4317 for grpc, http://host:4318 for http/protobuf); empty: no export. Default empty.</summary>
+    public string Endpoint { get; init; } = "";
+
+    /// <summary>grpc or http/protobuf. Default grpc.</summary>
+    public string Protocol { get; init; } = "grpc";
+
+    /// <summary>How often the figures are exported. Default 60 s.</summary>
+    public TimeSpan Interval { get; init; } = TimeSpan.FromSeconds(60);
 }
 
 /// <summary>[auth] section.</summary>

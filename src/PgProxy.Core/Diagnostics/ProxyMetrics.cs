@@ -18,6 +18,15 @@ public sealed class ProxyMetrics : IDisposable
 
     private static readonly string[] s_poolLabels = ["database", "user"];
     private static readonly string[] s_poolStateLabels = ["database", "user", "state"];
+    private static readonly string[] s_poolErrorLabels = ["database", "user", "sqlstate"];
+    private static readonly string[] s_poolFailureLabels = ["database", "user", "reason"];
+
+    private static readonly (ConnectFailure Failure, string Name)[] s_failures =
+    [
+        (ConnectFailure.Timeout, "timeout"), (ConnectFailure.Refused, "refused"), (ConnectFailure.Unreachable, "unreachable"),
+        (ConnectFailure.Lost, "lost"), (ConnectFailure.LoginRefused, "login_refused"), (ConnectFailure.ServerError, "server_error"),
+        (ConnectFailure.Other, "other"),
+    ];
 
     private static readonly (ClientState State, string Name)[] s_clientStates =
         [(ClientState.Active, "active"), (ClientState.Waiting, "waiting"), (ClientState.Idle, "idle")];
@@ -57,8 +66,28 @@ public sealed class ProxyMetrics : IDisposable
             Total("pgproxy.pool.server_parses", "{statement}", "Parse messages of mapped statements the proxy sent to servers.", t => t.ServerParses),
             Total("pgproxy.pool.binds", "{bind}", "Bind messages of mapped statements forwarded to servers.", t => t.Binds),
             Total("pgproxy.pool.logins", "{login}", "Client logins.", t => t.Logins),
+            new("pgproxy.pool.errors", "{error}",
+                "ErrorResponses sent to the pool's clients by SQLSTATE: the servers' (forwarded) and the proxy's own (timeouts, kills, 08006).",
+                s_poolErrorLabels, ObserveErrors, Counter: true),
+            new("pgproxy.login.refusals", "{login}", "Clients refused before they logged in, by SQLSTATE (password, unknown database, limits, shutdown).",
+                ["sqlstate"], ObserveRefusals, Counter: true),
+            new("pgproxy.pool.server_connects", "{connection}", "Server connections the pool tried to open.", s_poolLabels,
+                () => ObservePools(p => p.Stats.ConnectAttempts), Counter: true),
+            new("pgproxy.pool.server_connect_failures", "{connection}",
+                "Server connections that could not be opened, by reason: timeout, refused, unreachable, lost, login_refused, server_error, other.",
+                s_poolFailureLabels, ObserveConnectFailures, Counter: true),
+        ];
+        Histograms =
+        [
+            new("pgproxy.pool.wait.duration", "How long each server assignment waited for a server (0 when one was free).", s => s.WaitTime),
+            new("pgproxy.pool.query.duration", "Each period with requests outstanding on a server (PgBouncer's query time).", s => s.QueryTime),
+            new("pgproxy.pool.transaction.duration", "Each transaction, from its first request to ReadyForQuery idle.", s => s.TransactionTime),
         ];
         Meter = factory.Create(MeterName);
+        var advice = new InstrumentAdvice<double> { HistogramBucketBoundaries = LatencyHistogram.Bounds };
+        Histogram<double>[] instruments = [.. Histograms.Select(h => Meter.CreateHistogram(h.Name, "s", h.Description, tags: null, advice))];
+        // Every pool records on these (while something listens), each with its database and user as tags.
+        services.Pools.Instruments = new PoolInstruments(instruments[0], instruments[1], instruments[2]);
         foreach (ObservedMetric metric in Metrics)
         {
             if (metric.Counter)
@@ -77,6 +106,57 @@ public sealed class ProxyMetrics : IDisposable
 
     /// <summary>Every figure, in the order /metrics lists them.</summary>
     public IReadOnlyList<ObservedMetric> Metrics { get; }
+
+    /// <summary>The latency histograms (per pool, in seconds), listed after <see cref="Metrics"/>.</summary>
+    public IReadOnlyList<ObservedHistogram> Histograms { get; }
+
+    /// <summary>Each pool's histogram of <paramref name="histogram"/>, with the pool's labels (database, user).</summary>
+    public IEnumerable<(string[] Labels, LatencyHistogram Histogram)> Observe(ObservedHistogram histogram)
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            yield return ([pool.Key.Database, pool.Key.User], histogram.Of(pool.Stats));
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObservePools(Func<Pool, double> value)
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            yield return new Measurement<double>(value(pool), Tags(pool, null));
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveErrors()
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            foreach ((string sqlState, long count) in pool.Stats.Errors)
+            {
+                yield return new Measurement<double>(count, [new("database", pool.Key.Database), new("user", pool.Key.User), new("sqlstate", sqlState)]);
+            }
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveRefusals()
+    {
+        foreach ((string sqlState, long count) in _services.LoginRefusals)
+        {
+            yield return new Measurement<double>(count, [new("sqlstate", sqlState)]);
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObserveConnectFailures()
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            foreach ((ConnectFailure failure, string name) in s_failures)
+            {
+                yield return new Measurement<double>(pool.Stats.ConnectFailures(failure),
+                    [new("database", pool.Key.Database), new("user", pool.Key.User), new("reason", name)]);
+            }
+        }
+    }
 
     private IEnumerable<Measurement<double>> ObserveClients()
     {
@@ -147,4 +227,11 @@ public sealed record ObservedMetric(string Name, string Unit, string Description
     /// <summary>The Prometheus name: dots as underscores, the unit (<c>_seconds</c>, <c>_bytes</c>), and <c>_total</c> for a counter.</summary>
     public string PrometheusName =>
         Name.Replace('.', '_') + Unit switch { "s" => "_seconds", "By" => "_bytes", _ => "" } + (Counter ? "_total" : "");
+}
+
+/// <summary>A latency histogram of every pool: its instrument name (the Prometheus name adds <c>_seconds</c>), description, and which of a pool's it is.</summary>
+public sealed record ObservedHistogram(string Name, string Description, Func<PoolStats, LatencyHistogram> Of)
+{
+    /// <summary>The Prometheus name: dots as underscores, then <c>_seconds</c>.</summary>
+    public string PrometheusName => Name.Replace('.', '_') + "_seconds";
 }

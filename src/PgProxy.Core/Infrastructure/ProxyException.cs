@@ -36,6 +36,9 @@ public sealed class BackendUnavailableException : ProxyException
     /// <summary>The backend's own error, when it sent one during login (forwarded as is).</summary>
     public ErrorResponse? ServerError { get; }
 
+    /// <summary>Why the connect failed, when the connector knows (the server's own errors are classified from <see cref="ServerError"/>).</summary>
+    public Pooling.ConnectFailure? Failure { get; init; }
+
     /// <summary>
     /// The server (or the proxy's own configuration) refused the login itself: authentication (28xxx), an unknown
     /// database (3D000), no permission (42501). Retrying soon will not help, unlike a refused connection, a timeout,

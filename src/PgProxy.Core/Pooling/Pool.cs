@@ -26,7 +26,8 @@ public sealed partial class Pool
     private bool _closed;
 
     internal Pool(PoolKey key, PoolTarget target, PoolSettings settings, ConnectionLimiter[] limiters,
-        Func<Pool, CancellationToken, ValueTask<BackendConnection>> open, ILogger logger, TimeProvider? time = null)
+        Func<Pool, CancellationToken, ValueTask<BackendConnection>> open, ILogger logger, TimeProvider? time = null,
+        PoolInstruments? instruments = null)
     {
         Key = key;
         _target = target;
@@ -35,6 +36,7 @@ public sealed partial class Pool
         _open = open;
         _logger = logger;
         Time = time ?? TimeProvider.System;
+        Stats = new PoolStats(Time.TimestampFrequency, instruments, [new("database", key.Database), new("user", key.User)]);
     }
 
     /// <summary>The shared limiters this pool counts against.</summary>
@@ -109,7 +111,7 @@ public sealed partial class Pool
     private readonly Dictionary<string, ClientSettings> _settingsViews = new(StringComparer.Ordinal);
 
     /// <summary>Running totals: transactions, queries, bytes, times (SHOW STATS_TOTALS, /metrics).</summary>
-    public PoolStats Stats { get; } = new();
+    public PoolStats Stats { get; }
 
     /// <summary>Counters, consistent with each other.</summary>
     public PoolCounts Counts

@@ -133,6 +133,9 @@ public sealed partial class PoolManager : IAsyncDisposable
     /// <summary>The connector (its transport also sends cancel requests).</summary>
     public BackendConnector Connector => _connector;
 
+    /// <summary>The meter's histograms, set by <see cref="ProxyMetrics"/> when it is made (before any pool is).</summary>
+    public PoolInstruments? Instruments { get; set; }
+
     /// <summary>All pools.</summary>
     public IEnumerable<Pool> Pools => _pools.Values;
 
@@ -210,7 +213,7 @@ public sealed partial class PoolManager : IAsyncDisposable
         limiters.Add(_dbLimiters.GetOrAdd(key.Database, _ => new ConnectionLimiter(maxDb)));
         limiters.Add(_userLimiters.GetOrAdd(key.User, _ => new ConnectionLimiter(maxUser)));
 
-        var pool = new Pool(key, target, settings, [.. limiters], OpenAsync, _logger, Time)
+        var pool = new Pool(key, target, settings, [.. limiters], OpenAsync, _logger, Time, Instruments)
         {
             LimiterReleased = OnLimiterReleased,
             LimiterBlocked = OnLimiterBlocked,
@@ -232,6 +235,7 @@ public sealed partial class PoolManager : IAsyncDisposable
 
     private async ValueTask<BackendConnection> OpenAsync(Pool pool, CancellationToken ct)
     {
+        pool.Stats.ConnectAttempt();
         try
         {
             BackendConnection backend = await _connector.ConnectAsync(pool, pool.Settings.Proxy.ServerConnectTimeout, ct).ConfigureAwait(false);
@@ -241,6 +245,8 @@ public sealed partial class PoolManager : IAsyncDisposable
         }
         catch (Infrastructure.BackendUnavailableException ex)
         {
+            pool.Stats.ConnectFailed(ex.Failure ?? (ex.IsLoginRefused ? ConnectFailure.LoginRefused
+                : ex.ServerError is not null ? ConnectFailure.ServerError : ConnectFailure.Other));
             LogBackendConnectFailed(_logger, pool.Key.Database, pool.Key.User, pool.Target.Host, pool.Target.Port, ex.Message);
             throw;
         }

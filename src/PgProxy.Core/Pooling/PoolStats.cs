@@ -1,33 +1,51 @@
+using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using PgProxy.Core.Diagnostics;
+
 namespace PgProxy.Core.Pooling;
 
 /// <summary>
 /// A pool's running totals, PgBouncer's (SHOW STATS_TOTALS) and the /metrics counters: plain interlocked adds, a few
-/// per transaction or read batch, no lock and no allocation. Times are kept in the pool clock's timestamp ticks.
+/// per transaction or read batch, no lock and no allocation; latency histograms of the wait for a server, of query
+/// time and of transaction time; errors sent to clients by SQLSTATE; server connect attempts and failures by reason.
+/// Times are kept in the pool clock's timestamp ticks.
 /// </summary>
 public sealed class PoolStats
 {
-    private long _assignments;
-    private long _transactions;
+    private readonly ConcurrentDictionary<string, StrongBox<long>> _errors = new(StringComparer.Ordinal);
+    private readonly long[] _connectFailures = new long[Enum.GetValues<ConnectFailure>().Length];
+    private long _connectAttempts;
+
+    /// <summary>Creates a pool's stats; <paramref name="instruments"/> are the meter's histograms (null: none).</summary>
+    public PoolStats(long ticksPerSecond = 1_000_000_000, PoolInstruments? instruments = null, KeyValuePair<string, object?>[]? tags = null)
+    {
+        WaitTime = new LatencyHistogram(ticksPerSecond, instruments?.Wait, tags);
+        QueryTime = new LatencyHistogram(ticksPerSecond, instruments?.Query, tags);
+        TransactionTime = new LatencyHistogram(ticksPerSecond, instruments?.Transaction, tags);
+    }
+
+    // The counts and times of assignments and transactions, and query time, are the histograms' own count and sum:
+    // one bucket increment and one add per event, not a histogram beside a counter and a sum.
+
+    /// <summary>How long each server assignment waited (0 when a server was free).</summary>
+    public LatencyHistogram WaitTime { get; }
+
+    /// <summary>Each period with requests outstanding on a server (PgBouncer's query time).</summary>
+    public LatencyHistogram QueryTime { get; }
+
+    /// <summary>Each transaction, from its first request to ReadyForQuery idle.</summary>
+    public LatencyHistogram TransactionTime { get; }
+
     private long _queries;
     private long _received;
     private long _sent;
-    private long _transactionTicks;
-    private long _queryTicks;
-    private long _waitTicks;
     private long _clientParses;
     private long _serverParses;
     private long _binds;
     private long _logins;
 
     /// <summary>A server was handed to a client after <paramref name="waitTicks"/> of waiting (0: at once).</summary>
-    internal void Assigned(long waitTicks)
-    {
-        Interlocked.Increment(ref _assignments);
-        if (waitTicks > 0)
-        {
-            Interlocked.Add(ref _waitTicks, waitTicks);
-        }
-    }
+    internal void Assigned(long waitTicks) => WaitTime.Record(waitTicks);
 
     /// <summary>A ReadyForQuery came back: one query (a simple Query or an extended batch up to Sync) is done.</summary>
     internal void QueryDone() => Interlocked.Increment(ref _queries);
@@ -35,12 +53,37 @@ public sealed class PoolStats
     /// <summary>A transaction ended (ReadyForQuery idle) after <paramref name="ticks"/> since its first request.</summary>
     internal void TransactionDone(long ticks)
     {
-        Interlocked.Increment(ref _transactions);
-        Interlocked.Add(ref _transactionTicks, ticks);
+        TransactionTime.Record(ticks);
     }
 
     /// <summary>A period with requests outstanding on the server ended after <paramref name="ticks"/>.</summary>
-    internal void Busy(long ticks) => Interlocked.Add(ref _queryTicks, ticks);
+    internal void Busy(long ticks) => QueryTime.Record(ticks);
+
+    /// <summary>An ErrorResponse with <paramref name="sqlState"/> went to a client of this pool (the server's or the proxy's).</summary>
+    internal void Error(string sqlState)
+    {
+        if (!_errors.TryGetValue(sqlState, out StrongBox<long>? count))
+        {
+            count = _errors.GetOrAdd(sqlState, _ => new StrongBox<long>());
+        }
+
+        Interlocked.Increment(ref count.Value);
+    }
+
+    /// <summary>Errors sent to this pool's clients, by SQLSTATE (a copy).</summary>
+    public KeyValuePair<string, long>[] Errors => [.. _errors.Select(e => new KeyValuePair<string, long>(e.Key, Volatile.Read(ref e.Value.Value)))];
+
+    /// <summary>A server connection is being opened.</summary>
+    internal void ConnectAttempt() => Interlocked.Increment(ref _connectAttempts);
+
+    /// <summary>A server connection could not be opened, for <paramref name="reason"/>.</summary>
+    internal void ConnectFailed(ConnectFailure reason) => Interlocked.Increment(ref _connectFailures[(int)reason]);
+
+    /// <summary>Server connections attempted.</summary>
+    public long ConnectAttempts => Volatile.Read(ref _connectAttempts);
+
+    /// <summary>Failed server connections by reason.</summary>
+    public long ConnectFailures(ConnectFailure reason) => Volatile.Read(ref _connectFailures[(int)reason]);
 
     /// <summary>Bytes read from clients.</summary>
     internal void Received(long bytes) => Interlocked.Add(ref _received, bytes);
@@ -65,10 +108,9 @@ public sealed class PoolStats
     {
         double perMicro = time.TimestampFrequency / 1_000_000.0;
         return new PoolTotals(
-            Volatile.Read(ref _assignments), Volatile.Read(ref _transactions), Volatile.Read(ref _queries),
+            WaitTime.Count, TransactionTime.Count, Volatile.Read(ref _queries),
             Volatile.Read(ref _received), Volatile.Read(ref _sent),
-            (long)(Volatile.Read(ref _transactionTicks) / perMicro), (long)(Volatile.Read(ref _queryTicks) / perMicro),
-            (long)(Volatile.Read(ref _waitTicks) / perMicro),
+            (long)(TransactionTime.SumTicks / perMicro), (long)(QueryTime.SumTicks / perMicro), (long)(WaitTime.SumTicks / perMicro),
             Volatile.Read(ref _clientParses), Volatile.Read(ref _serverParses), Volatile.Read(ref _binds), Volatile.Read(ref _logins));
     }
 
@@ -122,3 +164,34 @@ public readonly record struct PoolTotals(long ServerAssignments, long Transactio
             PerSecond(Logins, older.Logins));
     }
 }
+
+/// <summary>Why a server connection could not be opened (the label of pgproxy_pool_server_connect_failures_total).</summary>
+public enum ConnectFailure
+{
+    /// <summary>No connection or no login within server_connect_timeout.</summary>
+    Timeout,
+
+    /// <summary>The server's address refused the connection (nothing listening).</summary>
+    Refused,
+
+    /// <summary>The address could not be reached or resolved.</summary>
+    Unreachable,
+
+    /// <summary>The connection was lost during the login.</summary>
+    Lost,
+
+    /// <summary>The server refused the login: password, unknown database or role, no permission.</summary>
+    LoginRefused,
+
+    /// <summary>The server answered the login with another error (starting up, shutting down, too many connections).</summary>
+    ServerError,
+
+    /// <summary>Anything else.</summary>
+    Other,
+}
+
+/// <summary>The <c>PgProxy</c> meter's histogram instruments, shared by every pool (each records with its own tags).</summary>
+public sealed record PoolInstruments(
+    System.Diagnostics.Metrics.Histogram<double> Wait,
+    System.Diagnostics.Metrics.Histogram<double> Query,
+    System.Diagnostics.Metrics.Histogram<double> Transaction);

@@ -125,6 +125,7 @@ public sealed partial class MessageRelay
             }
 
             byte type = header.Type;
+            ErrorResponse? error = null;
             switch (type)
             {
                 case BackendCode.ReadyForQuery:
@@ -172,7 +173,8 @@ public sealed partial class MessageRelay
                         return RelayStop.None;
                     }
 
-                    _sawFatal |= IsFatal(buffer.Slice(MessageHeader.Size, header.BodyLength));
+                    error = Parse(buffer.Slice(MessageHeader.Size, header.BodyLength));
+                    _sawFatal |= error is { IsFatal: true };
                     break;
             }
 
@@ -181,10 +183,14 @@ public sealed partial class MessageRelay
             if (type == BackendCode.ErrorResponse)
             {
                 UndoDroppedLocked(backend);
+                if (!_backendSkipping && error is not null)
+                {
+                    _pool.Stats.Error(error.SqlState); // errors are rare: parsed, and counted by SQLSTATE
+                }
             }
         }
     }
 
-    private static bool IsFatal(in ReadOnlySequence<byte> body) =>
-        ErrorResponse.TryParse(body.IsSingleSegment ? body.FirstSpan : body.ToArray(), out ErrorResponse? error) && error!.IsFatal;
+    private static ErrorResponse? Parse(in ReadOnlySequence<byte> body) =>
+        ErrorResponse.TryParse(body.IsSingleSegment ? body.FirstSpan : body.ToArray(), out ErrorResponse? error) ? error : null;
 }

@@ -119,6 +119,7 @@ public sealed partial class MessageRelay
         error.Write(b);
         EnqueueSynthetic(b.Written.ToArray());
         _discardUntilSync = true;
+        _pool.Stats.Error(error.SqlState);
     }
 
     /// <summary>Parses the Bind prefix (portal, statement); rewrites the statement name when the client's name is mapped.</summary>

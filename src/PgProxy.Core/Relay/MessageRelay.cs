@@ -118,6 +118,7 @@ public sealed partial class MessageRelay : IValueTaskSource
     {
         if (!_sawFatal)
         {
+            _pool.Stats.Error(SqlState.ConnectionFailure);
             var b = new PgMessageBuilder();
             Protocol.Backend.ErrorResponse.Fatal(SqlState.ConnectionFailure, "server closed the connection unexpectedly",
                 hint: "the pooler lost its server connection; reconnect to continue").Write(b);

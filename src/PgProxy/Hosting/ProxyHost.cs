@@ -3,6 +3,8 @@ using System.Net.Sockets;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Microsoft.Extensions.Logging;
+using OpenTelemetry.Exporter;
+using OpenTelemetry.Metrics;
 using PgProxy.Core.Auth;
 using PgProxy.Core.Backend;
 using PgProxy.Core.Client;
@@ -20,6 +22,7 @@ public sealed class ProxyHost : IAsyncDisposable
     private readonly IHost _app;
     private ClientListener? _listener;
     private Http.OpsEndpoints? _ops;
+    private MeterProvider? _otel;
     private volatile bool _draining;
     private TimeSpan _stopGrace = TimeSpan.FromSeconds(30);
 
@@ -38,8 +41,62 @@ public sealed class ProxyHost : IAsyncDisposable
     /// <summary>The operations port ([http] listen), port 0 resolved; null when disabled.</summary>
     public IPEndPoint? OpsEndpoint => _ops?.Endpoint;
 
-    /// <summary>Ready for clients: listening and not shutting down (what /readyz reports).</summary>
+    /// <summary>Ready for clients: listening and not shutting down.</summary>
     public bool IsReady => _listener is not null && !_draining;
+
+    /// <summary>
+    /// What /readyz reports: null when ready, else why not. Ready is listening and not shutting down; with
+    /// <c>[http] readyz_requires_server</c>, also a server reachable: a pool holds a server connection, or a TCP connect
+    /// to one of the configured hosts succeeds (within 1 s; the answer is kept for a second, so probes cannot storm them).
+    /// </summary>
+    public async ValueTask<string?> NotReadyAsync(CancellationToken ct)
+    {
+        if (!IsReady)
+        {
+            return "shutting down or not listening";
+        }
+
+        if (!Services.Config.Http.ReadyzRequiresServer ||
+            Services.Pools.Pools.Any(p => p.Counts is var c && c.Total - c.Connecting > 0))
+        {
+            return null;
+        }
+
+        if (Volatile.Read(ref _serverProbe) is { } last && Environment.TickCount64 - last.At < 1000)
+        {
+            return last.Result;
+        }
+
+        string? result = await ProbeServersAsync(ct).ConfigureAwait(false);
+        Volatile.Write(ref _serverProbe, new ServerProbe(Environment.TickCount64, result));
+        return result;
+    }
+
+    private ServerProbe? _serverProbe;
+
+    /// <summary>The last probe's answer and when (one object, swapped whole).</summary>
+    private sealed record ServerProbe(long At, string? Result);
+
+    private async Task<string?> ProbeServersAsync(CancellationToken ct)
+    {
+        (string Host, int Port)[] targets = [.. Services.Config.Databases.Values.Select(d => (d.Host, d.Port)).Distinct()];
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        cts.CancelAfter(TimeSpan.FromSeconds(1));
+        string?[] failures = await Task.WhenAll(targets.Select(async t =>
+        {
+            try
+            {
+                await using Microsoft.AspNetCore.Connections.ConnectionContext connection =
+                    await Services.Pools.Connector.Transport.ConnectAsync(t.Host, t.Port, cts.Token).ConfigureAwait(false);
+                return null;
+            }
+            catch (Exception ex) when (ex is SocketException or OperationCanceledException)
+            {
+                return $"{t.Host}:{t.Port} ({(ex is OperationCanceledException ? "timed out" : ex.Message)})";
+            }
+        })).ConfigureAwait(false);
+        return failures.Any(f => f is null) ? null : "no server reachable: " + string.Join(", ", failures);
+    }
 
     /// <summary>The console's RELOAD (and the caller's SIGHUP) re-read <paramref name="configPath"/> from now on.</summary>
     public ConfigReloader EnableReload(string configPath)
@@ -109,6 +166,10 @@ public sealed class ProxyHost : IAsyncDisposable
         IHost app = builder.Build();
 
         var host = new ProxyHost(app, app.Services.GetRequiredService<ProxyServices>());
+        // The meter exists from the start (dotnet-counters and OpenTelemetry see it with or without the ops port), and
+        // before any pool: each pool's histograms record on its instruments.
+        Core.Diagnostics.ProxyMetrics metrics = app.Services.GetRequiredService<Core.Diagnostics.ProxyMetrics>();
+        host._otel = StartOtlpExport(config.Otel);
         IHostApplicationLifetime lifetime = app.Services.GetRequiredService<IHostApplicationLifetime>();
         host.Services.StopHost = lifetime.StopApplication; // the console's SHUTDOWN stops the host as SIGTERM does
         await app.StartAsync(ct).ConfigureAwait(false);
@@ -138,8 +199,8 @@ public sealed class ProxyHost : IAsyncDisposable
             _ = ListenAddress.TryParse(config.Http.Listen, out IPEndPoint? opsEndpoint);
             try
             {
-                host._ops = await Http.OpsEndpoints.StartAsync(opsEndpoint!, () => host.IsReady,
-                    app.Services.GetRequiredService<Core.Diagnostics.ProxyMetrics>(), ct).ConfigureAwait(false);
+                host._ops = await Http.OpsEndpoints.StartAsync(opsEndpoint!, host.NotReadyAsync,
+                    metrics, ct).ConfigureAwait(false);
             }
             catch (IOException)
             {
@@ -157,6 +218,35 @@ public sealed class ProxyHost : IAsyncDisposable
         }
 
         return host;
+    }
+
+    /// <summary>
+    /// [otel] endpoint: the <c>PgProxy</c> meter exported over OTLP every interval (null when no endpoint). For
+    /// http/protobuf an endpoint without a path gets the collector's /v1/metrics, as the OTLP specification's base URL does.
+    /// </summary>
+    private static MeterProvider? StartOtlpExport(OtelSection otel)
+    {
+        if (otel.Endpoint.Length == 0)
+        {
+            return null;
+        }
+
+        bool http = otel.Protocol == "http/protobuf";
+        var endpoint = new Uri(otel.Endpoint);
+        if (http && endpoint.AbsolutePath == "/")
+        {
+            endpoint = new Uri(endpoint, "v1/metrics");
+        }
+
+        return OpenTelemetry.Sdk.CreateMeterProviderBuilder()
+            .AddMeter(Core.Diagnostics.ProxyMetrics.MeterName)
+            .AddOtlpExporter((exporter, reader) =>
+            {
+                exporter.Endpoint = endpoint;
+                exporter.Protocol = http ? OtlpExportProtocol.HttpProtobuf : OtlpExportProtocol.Grpc;
+                reader.PeriodicExportingMetricReaderOptions.ExportIntervalMilliseconds = (int)Math.Min(int.MaxValue, otel.Interval.TotalMilliseconds);
+            })
+            .Build();
     }
 
     /// <summary>Waits until the host is asked to stop (SIGTERM, Ctrl+C).</summary>
@@ -180,6 +270,7 @@ public sealed class ProxyHost : IAsyncDisposable
         finally
         {
             await _app.Services.GetRequiredService<PoolManager>().DisposeAsync().ConfigureAwait(false);
+            _otel?.Dispose(); // exports what is left
             if (_ops is not null)
             {
                 await _ops.DisposeAsync().ConfigureAwait(false);

@@ -1,5 +1,7 @@
 using System.Diagnostics.Metrics;
+using System.Globalization;
 using System.Net;
+using System.Text;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Hosting.Server;
@@ -33,7 +35,8 @@ public sealed class OpsEndpoints : IAsyncDisposable
     public IPEndPoint Endpoint { get; }
 
     /// <summary>Binds <paramref name="endpoint"/> (throws <see cref="IOException"/> when it cannot) and starts serving.</summary>
-    public static async Task<OpsEndpoints> StartAsync(IPEndPoint endpoint, Func<bool> ready, ProxyMetrics metrics, CancellationToken ct)
+    public static async Task<OpsEndpoints> StartAsync(IPEndPoint endpoint, Func<CancellationToken, ValueTask<string?>> notReady, ProxyMetrics metrics,
+        CancellationToken ct)
     {
         CollectorRegistry registry = CreateRegistry(metrics);
 
@@ -44,7 +47,7 @@ public sealed class OpsEndpoints : IAsyncDisposable
             o.AddServerHeader = false;
         });
         WebApplication app = builder.Build();
-        app.Run(context => HandleAsync(context, ready, registry));
+        app.Run(context => HandleAsync(context, notReady, registry, metrics));
         try
         {
             await app.StartAsync(ct).ConfigureAwait(false);
@@ -107,7 +110,8 @@ public sealed class OpsEndpoints : IAsyncDisposable
         return registry;
     }
 
-    private static async Task HandleAsync(HttpContext context, Func<bool> ready, CollectorRegistry registry)
+    private static async Task HandleAsync(HttpContext context, Func<CancellationToken, ValueTask<string?>> notReady, CollectorRegistry registry,
+        ProxyMetrics metrics)
     {
         HttpResponse response = context.Response;
         if (!HttpMethods.IsGet(context.Request.Method) && !HttpMethods.IsHead(context.Request.Method))
@@ -123,20 +127,56 @@ public sealed class OpsEndpoints : IAsyncDisposable
                 await PlainAsync(response, StatusCodes.Status200OK, "ok\n").ConfigureAwait(false);
                 break;
             case "/readyz":
-                bool isReady = ready();
-                await PlainAsync(response, isReady ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable,
-                    isReady ? "ready\n" : "not ready: shutting down or not listening\n").ConfigureAwait(false);
+                string? why = await notReady(context.RequestAborted).ConfigureAwait(false);
+                await PlainAsync(response, why is null ? StatusCodes.Status200OK : StatusCodes.Status503ServiceUnavailable,
+                    why is null ? "ready\n" : $"not ready: {why}\n").ConfigureAwait(false);
                 break;
             case "/metrics":
                 response.StatusCode = StatusCodes.Status200OK;
                 response.ContentType = "text/plain; version=0.0.4; charset=utf-8";
                 await registry.CollectAndExportAsTextAsync(response.Body, context.RequestAborted).ConfigureAwait(false);
+                await response.WriteAsync(HistogramText(metrics), context.RequestAborted).ConfigureAwait(false);
                 break;
             default:
                 await PlainAsync(response, StatusCodes.Status404NotFound, "not found: try /healthz, /readyz or /metrics\n").ConfigureAwait(false);
                 break;
         }
     }
+
+    /// <summary>
+    /// The latency histograms in the text format, after prometheus-net's output: its histograms are fed one observation
+    /// at a time, while ours are kept by the pools (an interlocked add per observation) and only read here.
+    /// </summary>
+    internal static string HistogramText(ProxyMetrics metrics)
+    {
+        var sb = new StringBuilder();
+        foreach (ObservedHistogram histogram in metrics.Histograms)
+        {
+            string name = histogram.PrometheusName;
+            sb.Append("# HELP ").Append(name).Append(' ').Append(histogram.Description).Append('\n');
+            sb.Append("# TYPE ").Append(name).Append(" histogram\n");
+            foreach ((string[] labels, LatencyHistogram h) in metrics.Observe(histogram))
+            {
+                string pool = $"database=\"{Escape(labels[0])}\",user=\"{Escape(labels[1])}\"";
+                (long[] cumulative, double sum) = h.Read();
+                for (int i = 0; i < cumulative.Length; i++)
+                {
+                    string le = i < LatencyHistogram.Bounds.Length ? LatencyHistogram.Bounds[i].ToString("R", CultureInfo.InvariantCulture) : "+Inf";
+                    sb.Append(name).Append("_bucket{").Append(pool).Append(",le=\"").Append(le).Append("\"} ")
+                        .Append(cumulative[i].ToString(CultureInfo.InvariantCulture)).Append('\n');
+                }
+
+                sb.Append(name).Append("_sum{").Append(pool).Append("} ").Append(sum.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
+                sb.Append(name).Append("_count{").Append(pool).Append("} ").Append(cumulative[^1].ToString(CultureInfo.InvariantCulture)).Append('\n');
+            }
+        }
+
+        return sb.ToString();
+    }
+
+    /// <summary>A label value in the text format: backslash, double quote and newline escaped.</summary>
+    private static string Escape(string value) => value.Replace("\\", "\\\\", StringComparison.Ordinal)
+        .Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
 
     private static Task PlainAsync(HttpResponse response, int status, string body)
     {

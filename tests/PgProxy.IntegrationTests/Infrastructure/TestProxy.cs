@@ -44,10 +44,12 @@ public sealed class TestProxy : IAsyncDisposable
     /// Starts a proxy. <paramref name="proxySection"/> lines go under [proxy]; <paramref name="extra"/> is appended
     /// (more sections). The default database "appdb" points at the fixture; userlist has alice (plaintext) and bob (md5)
     /// unless <paramref name="userlist"/> is given. <paramref name="logging"/> replaces the capturing log provider.
-    /// <paramref name="http"/> is [http] listen: off unless a test asks (the default port would collide across tests).
+    /// <paramref name="http"/> is [http] listen: off unless a test asks (the default port would collide across tests);
+    /// <paramref name="httpExtra"/> more [http] lines.
     /// </summary>
     public static async Task<TestProxy> StartAsync(PostgresFixture pg, string proxySection = "", string authType = "scram-sha-256",
-        string? userlist = null, string? databases = null, string extra = "", Action<ILoggingBuilder>? logging = null, string http = "")
+        string? userlist = null, string? databases = null, string extra = "", Action<ILoggingBuilder>? logging = null, string http = "",
+        string httpExtra = "")
     {
         string dir = Path.Combine(Path.GetTempPath(), "pgproxy-test-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
@@ -70,6 +72,7 @@ public sealed class TestProxy : IAsyncDisposable
 
             [http]
             listen = "{http}"
+            {httpExtra}
 
             {databases}
             {extra}
