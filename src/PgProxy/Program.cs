@@ -164,15 +164,28 @@ public static class Program
         ProxyLog log = ProxyLog.Create(config.Log);
         try
         {
-            await using ProxyHost host = await ProxyHost.StartAsync(config, users!,
-                log.AddTo, ct).ConfigureAwait(false);
-            // SIGHUP and the console's RELOAD re-read the config (the signal's default, ending the process, is cancelled).
-            ConfigReloader reloader = host.EnableReload(path);
+            // SIGHUP and the console's RELOAD re-read the config. The handler is in place before the proxy listens (the
+            // signal's default action ends the process); a SIGHUP that comes while it starts is applied once it has.
+            ConfigReloader? reloader = null;
+            int hangUpPending = 0;
+            void ReloadIfPending()
+            {
+                if (Volatile.Read(ref reloader) is { } ready && Interlocked.Exchange(ref hangUpPending, 0) == 1)
+                {
+                    _ = Task.Run(ready.Reload);
+                }
+            }
+
             using PosixSignalRegistration hangUp = PosixSignalRegistration.Create(PosixSignal.SIGHUP, context =>
             {
                 context.Cancel = true;
-                _ = Task.Run(reloader.Reload);
+                Volatile.Write(ref hangUpPending, 1);
+                ReloadIfPending();
             });
+            await using ProxyHost host = await ProxyHost.StartAsync(config, users!,
+                log.AddTo, ct).ConfigureAwait(false);
+            Volatile.Write(ref reloader, host.EnableReload(path));
+            ReloadIfPending();
             await host.WaitForShutdownAsync(ct).ConfigureAwait(false);
             switch (host.Services.RequestedShutdown)
             {

@@ -273,8 +273,8 @@ internal sealed partial class AdminConsole
             long micros = (long)(wait.TotalMicroseconds % 1_000_000);
             rows.Add([
                 pool.Key.Database, pool.Key.User,
-                I(pool.ClientCount(ClientState.Active) + pool.ClientCount(ClientState.Idle)), I(c.Waiting), "0", "0",
-                I(c.Active), "0", "0", I(c.Idle), I(c.Used), I(c.Testing), I(c.Connecting),
+                I(pool.ClientCount(ClientState.Active) + pool.ClientCount(ClientState.Idle)), I(c.Waiting), I(pool.CancelsInFlight), "0",
+                I(c.Active), I(pool.CancelsInFlight), "0", I(c.Idle), I(c.Used), I(c.Testing), I(c.Connecting),
                 I((long)wait.TotalSeconds), I(micros), Mode(pool.Settings.Mode), null,
             ]);
         }

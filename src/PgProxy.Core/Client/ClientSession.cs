@@ -345,7 +345,16 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 
         var b = new PgMessageBuilder(16);
         FrontendMessages.CancelRequest(b, backend.ProcessId, backend.SecretKey);
-        await _services.Pools.Connector.Transport.SendCancelAsync(backend.Host, backend.Port, b.WrittenMemory.ToArray(), ct).ConfigureAwait(false);
+        backend.Pool.CancelStarted();
+        try
+        {
+            await _services.Pools.Connector.Transport.SendCancelAsync(backend.Host, backend.Port, b.WrittenMemory.ToArray(), ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            backend.Pool.CancelEnded();
+        }
+
         LogCancelForwarded(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
     }
 

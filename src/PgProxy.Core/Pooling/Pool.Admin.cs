@@ -12,6 +12,17 @@ namespace PgProxy.Core.Pooling;
 public sealed partial class Pool
 {
     private readonly HashSet<BackendConnection> _backends = [];
+    private int _cancels;
+
+    /// <summary>
+    /// Cancel requests being forwarded to this pool's servers now (SHOW POOLS' cl_active_cancel_req and
+    /// sv_active_cancel: each goes out at once on a connection of its own, so none ever waits).
+    /// </summary>
+    public int CancelsInFlight => Volatile.Read(ref _cancels);
+
+    internal void CancelStarted() => Interlocked.Increment(ref _cancels);
+
+    internal void CancelEnded() => Interlocked.Decrement(ref _cancels);
     private int _generation;
     private bool _paused;
 
