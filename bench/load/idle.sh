@@ -10,6 +10,7 @@
 #   STEPS="1000 3000" bench/load/idle.sh     # smaller
 #   UPDATE_README=1 bench/load/idle.sh       # also puts the table into README.md
 #   POOLERS=pgproxy PROXY_ENV="DOTNET_GCgen0size=0x400000" bench/load/idle.sh   # try a runtime setting
+#   PROXY_DLL=/tmp/r2r/pgproxy.dll POOLERS=pgproxy bench/load/idle.sh               # another build (e.g. ReadyToRun)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -49,7 +50,7 @@ trap cleanup EXIT INT TERM
 
 dotnet build src/PgProxy -c Release --nologo -v quiet >/dev/null
 dotnet build bench/IdleClients -c Release --nologo -v quiet >/dev/null
-PROXY_DLL=src/PgProxy/bin/Release/net10.0/pgproxy.dll
+PROXY_DLL=${PROXY_DLL:-src/PgProxy/bin/Release/net10.0/pgproxy.dll}
 IDLE_TOOL=bench/IdleClients/bin/Release/net10.0/IdleClients.dll
 GCDUMP=""
 if dotnet tool install dotnet-gcdump --tool-path "$RUN/tools" >/dev/null 2>&1; then GCDUMP="$RUN/tools/dotnet-gcdump"; else echo "WARN: no dotnet-gcdump: no live-heap figures" >&2; fi
@@ -225,16 +226,16 @@ REPORT="$OUT/latest-idle.md"
   echo "| --- | --- | --- |"
   prev=0
   for step in $STEPS; do
-    IFS='|' read -r bo br bp bh bl bi <<< "${R[pgbouncer|$step]}"
-    IFS='|' read -r po pr pp ph pl pi <<< "${R[pgproxy|$step]}"
+    IFS='|' read -r bo br bp bh bl bi <<< "${R[pgbouncer|$step]:--|-|-|-|-|-}"
+    IFS='|' read -r po pr pp ph pl pi <<< "${R[pgproxy|$step]:--|-|-|-|-|-}"
     range="clients $((prev + 1))-$step"
     echo "| resident memory per idle client, $range | $bp B | $pp B (live heap $ph B) |"
     echo "| CPU per login (trust), $range | $bl µs | $pl µs |"
     echo "| CPU while $step clients sit idle, no timeouts | $bi ms/s | $pi ms/s |"
     prev=$step
   done
-  echo "| CPU while ${STEPS%% *} clients sit idle, client_idle_timeout = 1 h | ${R[pgbouncer|timeout]} ms/s | ${R[pgproxy|timeout]} ms/s |"
-  echo "| CPU per login (SCRAM, stored verifier, $SCRAM_LOGINS logins) | ${R[pgbouncer|scram]} µs | ${R[pgproxy|scram]} µs |"
+  echo "| CPU while ${STEPS%% *} clients sit idle, client_idle_timeout = 1 h | ${R[pgbouncer|timeout]:--} ms/s | ${R[pgproxy|timeout]:--} ms/s |"
+  echo "| CPU per login (SCRAM, stored verifier, $SCRAM_LOGINS logins) | ${R[pgbouncer|scram]:--} µs | ${R[pgproxy|scram]:--} µs |"
 } > "$REPORT"
 cat "$REPORT"
 
