@@ -532,7 +532,7 @@ internal sealed partial class AdminConsole
                 state switch { ClientState.Waiting => "waiting", _ when backend is not null => "active", _ => "idle" },
                 addr, I(port), localAddr, I(localPort), Time(session.ConnectedAt), Time(relay?.LastClientActivity ?? session.ConnectedAt),
                 I((long)wait.TotalSeconds), I((long)(wait.TotalMicroseconds % 1_000_000)), I(session.CloseNeeded ? 1 : 0),
-                session.ConnectionId, backend is null ? "" : ServerPtr(backend), "0", "", applicationName,
+                session.ConnectionId, backend is null ? "" : ServerPtr(backend), "0", session.Tls, applicationName,
                 I(relay?.PreparedStatementCount ?? 0), I(session.Id),
             ]);
         }

@@ -40,4 +40,12 @@ public sealed partial class ClientSession
 
     [LoggerMessage(EventId = ProxyEventIds.CancelFailed, Level = LogLevel.Warning, Message = "Cancel request on {ConnectionId} could not be forwarded: {Reason}")]
     private static partial void LogCancelFailed(ILogger logger, string connectionId, string reason);
+
+    [LoggerMessage(EventId = ProxyEventIds.ClientTlsFailed, Level = LogLevel.Information,
+        Message = "Client {ConnectionId} from {Remote}: TLS handshake failed: {Reason}")]
+    private static partial void LogTlsFailed(ILogger logger, string connectionId, string remote, string reason);
+
+    [LoggerMessage(EventId = ProxyEventIds.ClientTlsUnavailable, Level = LogLevel.Error,
+        Message = "TLS for clients is unavailable: cannot load client_tls_cert_file {CertFile} with client_tls_key_file {KeyFile}; answering SSLRequest with N")]
+    private static partial void LogTlsUnavailable(ILogger logger, Exception ex, string certFile, string keyFile);
 }

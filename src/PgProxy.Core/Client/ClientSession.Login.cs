@@ -55,6 +55,8 @@ public sealed partial class ClientSession
     {
         StartupPacket? startup = null;
         int negotiations = 0;
+        bool encrypted = false;
+        string? certificateName = null;
         while (startup is null)
         {
             StartupPacket? packet = await ReadStartupPacketAsync(ct).ConfigureAwait(false);
@@ -72,7 +74,27 @@ public sealed partial class ClientSession
                         throw new ProxyException(SqlState.ProtocolViolation, "too many encryption negotiation requests");
                     }
 
-                    // TLS and GSSAPI encryption are not offered (yet): 'N' tells the client to go on in plaintext.
+                    if (encrypted)
+                    {
+                        throw new ProxyException(SqlState.ProtocolViolation, "encryption negotiation request over an encrypted connection");
+                    }
+
+                    if (packet.Kind == StartupPacketKind.SslRequest && Config.Proxy.ClientTlsSslMode != TlsMode.Disable)
+                    {
+                        (TlsStart tls, string? name) = await StartTlsAsync(ct).ConfigureAwait(false);
+                        if (tls == TlsStart.Failed)
+                        {
+                            return null; // logged; the client was told by the TLS alert, nothing more can reach it
+                        }
+
+                        encrypted = tls == TlsStart.Started;
+                        certificateName = name;
+
+                        break;
+                    }
+
+                    // GSSAPI encryption is not offered (nor TLS when client_tls_sslmode is disable): 'N' tells the
+                    // client to go on in plaintext.
                     Output.Write("N"u8);
                     await Output.FlushAsync(ct).ConfigureAwait(false);
                     break;
@@ -100,6 +122,20 @@ public sealed partial class ClientSession
         _user = user;
         string? database = startup.Get("database");
         _database = string.IsNullOrEmpty(database) ? user : database;
+        TlsMode tlsMode = Config.Proxy.ClientTlsSslMode;
+        if (!encrypted && tlsMode >= TlsMode.Require)
+        {
+            throw new ProxyException(SqlState.InvalidAuthorizationSpecification, "SSL required",
+                $"client_tls_sslmode is {ConfigPrinter.SslMode(tlsMode)}: connect with sslmode=require (or verify-ca, verify-full)");
+        }
+
+        if (tlsMode == TlsMode.VerifyFull && encrypted && certificateName != user)
+        {
+            // PostgreSQL's words for clientcert=verify-full.
+            throw new ProxyException(SqlState.InvalidAuthorizationSpecification,
+                $"certificate validation (clientcert=verify-full) failed for user \"{user}\": CN mismatch");
+        }
+
         if (startup.Get("replication") is { } replication && replication != "false" && replication != "0" && replication != "off")
         {
             throw new ProxyException(SqlState.FeatureNotSupported, "replication connections are not supported by the pooler");
@@ -151,6 +187,65 @@ public sealed partial class ClientSession
         _database = _pool.Key.Database;
         _user = _pool.Key.User;
         return new LoginResult(_pool, settings);
+    }
+
+    private enum TlsStart
+    {
+        Started,
+        Refused,
+        Failed,
+    }
+
+    /// <summary>
+    /// An SSLRequest while client_tls_sslmode is not disable: 'S' and the TLS handshake, after which the connection's
+    /// transport is the TLS stream's pipes. Bytes the client sent after the SSLRequest and before the handshake are
+    /// refused, as PostgreSQL refuses them (they would be taken for TLS-protected data: CVE-2021-23214). When the
+    /// certificate cannot be loaded the client is told 'N' (and refused later if TLS is required); a failed handshake
+    /// is logged once, at info, with the peer's address.
+    /// </summary>
+    /// <returns>How it went, and the client certificate's common name (verify-full compares it with the user).</returns>
+    private async Task<(TlsStart Result, string? CertificateName)> StartTlsAsync(CancellationToken ct)
+    {
+        if (Input.TryRead(out System.IO.Pipelines.ReadResult pending))
+        {
+            bool early = !pending.Buffer.IsEmpty;
+            Input.AdvanceTo(pending.Buffer.Start);
+            if (early)
+            {
+                throw new ProxyException(SqlState.ProtocolViolation, "received unencrypted data after SSL request");
+            }
+        }
+
+        System.Net.Security.SslServerAuthenticationOptions options;
+        try
+        {
+            options = _services.ClientTls.Options(Config.Proxy);
+        }
+        catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            LogTlsUnavailable(_logger, ex, Config.Proxy.ClientTlsCertFile ?? "", Config.Proxy.ClientTlsKeyFile ?? "");
+            Output.Write("N"u8);
+            await Output.FlushAsync(ct).ConfigureAwait(false);
+            return (TlsStart.Refused, null);
+        }
+
+        string remote = _connection.RemoteEndPoint?.ToString() ?? "?"; // asked now: after a failed handshake the socket may be gone
+        Output.Write("S"u8);
+        await Output.FlushAsync(ct).ConfigureAwait(false);
+        var ssl = new System.Net.Security.SslStream(ClientTls.Stream(_connection.Transport), leaveInnerStreamOpen: false);
+        try
+        {
+            await ssl.AuthenticateAsServerAsync(options, ct).ConfigureAwait(false);
+        }
+        catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)
+        {
+            LogTlsFailed(_logger, _connection.ConnectionId, remote, ex.InnerException?.Message ?? ex.Message);
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            return (TlsStart.Failed, null);
+        }
+
+        _connection.Transport = ClientTls.Pipe(ssl);
+        return (TlsStart.Started, ClientTls.CommonName(ssl.RemoteCertificate));
     }
 
     private async Task<StartupPacket?> ReadStartupPacketAsync(CancellationToken ct)

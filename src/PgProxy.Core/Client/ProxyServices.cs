@@ -35,6 +35,9 @@ public sealed class ProxyServices
     /// <summary>The clock (the pools' own): timeouts and activity timestamps.</summary>
     public TimeProvider Time => Pools.Time;
 
+    /// <summary>TLS toward clients: the certificate files, loaded when first needed and again when they change.</summary>
+    public ClientTls ClientTls { get; } = new();
+
     /// <summary>Proxy-issued cancel keys.</summary>
     public CancelKeyMap CancelKeys { get; } = new();
 

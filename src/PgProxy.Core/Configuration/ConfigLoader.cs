@@ -189,6 +189,11 @@ public sealed partial class ConfigLoader
             "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
             "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
             "stats_period" => s with { StatsPeriod = PositiveDuration(v, key, at) ?? s.StatsPeriod },
+            "client_tls_sslmode" => s with { ClientTlsSslMode = SslMode(v, key, at) ?? s.ClientTlsSslMode },
+            "client_tls_cert_file" => s with { ClientTlsCertFile = OptionalPath(v, key, at, s.ClientTlsCertFile) },
+            "client_tls_key_file" => s with { ClientTlsKeyFile = OptionalPath(v, key, at, s.ClientTlsKeyFile) },
+            "client_tls_ca_file" => s with { ClientTlsCaFile = OptionalPath(v, key, at, s.ClientTlsCaFile) },
+            "client_tls_protocols" => s with { ClientTlsProtocols = TlsProtocols(v, key, at) ?? s.ClientTlsProtocols },
             _ => null,
         });
 
@@ -323,6 +328,28 @@ public sealed partial class ConfigLoader
         if (c.Auth.File is { } file && !File.Exists(file))
         {
             Error(top, $"[auth] file '{file}' does not exist");
+        }
+
+        ProxySection p = c.Proxy;
+        if (p.ClientTlsSslMode != TlsMode.Disable)
+        {
+            if (p.ClientTlsCertFile is null || p.ClientTlsKeyFile is null)
+            {
+                Error(top, $"[proxy] client_tls_cert_file and client_tls_key_file are required when client_tls_sslmode is not \"disable\"");
+            }
+
+            if (p.ClientTlsSslMode is TlsMode.VerifyCa or TlsMode.VerifyFull && p.ClientTlsCaFile is null)
+            {
+                Error(top, "[proxy] client_tls_ca_file is required when client_tls_sslmode is verify-ca or verify-full (it signs the client certificates)");
+            }
+        }
+
+        foreach ((string name, string? path) in new[] { ("client_tls_cert_file", p.ClientTlsCertFile), ("client_tls_key_file", p.ClientTlsKeyFile), ("client_tls_ca_file", p.ClientTlsCaFile) })
+        {
+            if (path is not null && !File.Exists(path))
+            {
+                Error(top, $"[proxy] {name} '{path}' does not exist");
+            }
         }
 
         if (c.Proxy.MinPoolSize > c.Proxy.DefaultPoolSize)
@@ -507,6 +534,64 @@ public sealed partial class ConfigLoader
 
         Error(at, $"{key}: expected a duration with a unit such as \"250ms\", \"30s\", \"5m\" or \"1h\" (\"0\" disables), got \"{s}\"");
         return null;
+    }
+
+    private TlsMode? SslMode(object v, string key, TomlPosition at)
+    {
+        switch (Str(v, key, at))
+        {
+            case null: return null;
+            case "disable": return TlsMode.Disable;
+            case "allow": return TlsMode.Allow;
+            case "prefer": return TlsMode.Prefer;
+            case "require": return TlsMode.Require;
+            case "verify-ca": return TlsMode.VerifyCa;
+            case "verify-full": return TlsMode.VerifyFull;
+            case var other:
+                Error(at, $"{key}: expected disable, allow, prefer, require, verify-ca or verify-full, got \"{other}\"");
+                return null;
+        }
+    }
+
+    /// <summary>A file path (relative to the config file); "" unsets it.</summary>
+    private string? OptionalPath(object v, string key, TomlPosition at, string? current) =>
+        Str(v, key, at) is { } path ? (path.Length == 0 ? null : ResolvePath(path)) : current;
+
+    /// <summary>PgBouncer's tls_protocols: "secure" (TLS 1.2 and 1.3), "all" (the same: older versions are not offered), or a comma list.</summary>
+    private System.Security.Authentication.SslProtocols? TlsProtocols(object v, string key, TomlPosition at)
+    {
+        if (Str(v, key, at) is not { } text)
+        {
+            return null;
+        }
+
+        var protocols = System.Security.Authentication.SslProtocols.None;
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            switch (part.ToLowerInvariant())
+            {
+                case "secure" or "all" or "default":
+                    protocols |= System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
+                    break;
+                case "tlsv1.2":
+                    protocols |= System.Security.Authentication.SslProtocols.Tls12;
+                    break;
+                case "tlsv1.3":
+                    protocols |= System.Security.Authentication.SslProtocols.Tls13;
+                    break;
+                default:
+                    Error(at, $"{key}: expected secure, all, tlsv1.2 or tlsv1.3 (comma-separated), got \"{part}\" (TLS 1.0 and 1.1 are not offered)");
+                    return null;
+            }
+        }
+
+        if (protocols == System.Security.Authentication.SslProtocols.None)
+        {
+            Error(at, $"{key}: no protocol given");
+            return null;
+        }
+
+        return protocols;
     }
 
     private TimeSpan? PositiveDuration(object v, string key, TomlPosition at)

@@ -39,6 +39,11 @@ public static class ConfigPrinter
         sb.AppendLine($"shutdown_delay = {Duration(p.ShutdownDelay)}");
         sb.AppendLine($"shutdown_timeout = {Duration(p.ShutdownTimeout)}");
         sb.AppendLine($"stats_period = {Duration(p.StatsPeriod)}");
+        sb.AppendLine($"client_tls_sslmode = {Quote(SslMode(p.ClientTlsSslMode))}");
+        sb.AppendLine($"client_tls_cert_file = {Quote(p.ClientTlsCertFile ?? "")}");
+        sb.AppendLine($"client_tls_key_file = {Quote(p.ClientTlsKeyFile ?? "")}");
+        sb.AppendLine($"client_tls_ca_file = {Quote(p.ClientTlsCaFile ?? "")}");
+        sb.AppendLine($"client_tls_protocols = {Quote(Protocols(p.ClientTlsProtocols))}");
         sb.AppendLine();
         sb.AppendLine("[auth]");
         sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", _ => "scram-sha-256" })}");
@@ -132,6 +137,21 @@ public static class ConfigPrinter
 
         return result;
     }
+
+    /// <summary>An sslmode as the config spells it.</summary>
+    internal static string SslMode(TlsMode mode) => mode switch
+    {
+        TlsMode.VerifyCa => "verify-ca",
+        TlsMode.VerifyFull => "verify-full",
+        _ => mode.ToString().ToLowerInvariant(),
+    };
+
+    private static string Protocols(System.Security.Authentication.SslProtocols protocols) => protocols switch
+    {
+        System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13 => "secure",
+        System.Security.Authentication.SslProtocols.Tls12 => "tlsv1.2",
+        _ => "tlsv1.3",
+    };
 
     /// <summary>A pool mode as the config spells it (also the admin console's pool_mode column).</summary>
     internal static string Mode(PoolMode mode) => mode.ToString().ToLowerInvariant();

@@ -173,6 +173,48 @@ public sealed record ProxySection
     /// cover the time since the snapshot before the last one. PgBouncer's stats_period. Default 60 s.
     /// </summary>
     public TimeSpan StatsPeriod { get; init; } = TimeSpan.FromSeconds(60);
+
+    /// <summary>
+    /// TLS toward clients (PgBouncer's client_tls_sslmode): disable (default: SSLRequest gets 'N'), allow or prefer
+    /// (TLS when the client asks), require (a client must use TLS), verify-ca / verify-full (and show a certificate
+    /// signed by client_tls_ca_file; verify-full: its CN is the user name).
+    /// </summary>
+    public TlsMode ClientTlsSslMode { get; init; } = TlsMode.Disable;
+
+    /// <summary>The proxy's certificate for clients (PEM, with its chain). Required unless client_tls_sslmode is disable.</summary>
+    public string? ClientTlsCertFile { get; init; }
+
+    /// <summary>Its private key (PEM, unencrypted).</summary>
+    public string? ClientTlsKeyFile { get; init; }
+
+    /// <summary>The CAs that sign client certificates (PEM); required for verify-ca and verify-full.</summary>
+    public string? ClientTlsCaFile { get; init; }
+
+    /// <summary>TLS versions offered to clients: "secure" (default: TLS 1.2 and 1.3), "all", or a list of tlsv1.2, tlsv1.3.</summary>
+    public System.Security.Authentication.SslProtocols ClientTlsProtocols { get; init; } =
+        System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
+}
+
+/// <summary>PgBouncer's (and libpq's) sslmode values.</summary>
+public enum TlsMode
+{
+    /// <summary>No TLS.</summary>
+    Disable,
+
+    /// <summary>TLS if the other side wants it.</summary>
+    Allow,
+
+    /// <summary>TLS if the other side can.</summary>
+    Prefer,
+
+    /// <summary>TLS always, no certificate checks.</summary>
+    Require,
+
+    /// <summary>TLS, and the peer's certificate is signed by a trusted CA.</summary>
+    VerifyCa,
+
+    /// <summary>TLS, a trusted certificate, and its name matches (the host name; for a client, the user name).</summary>
+    VerifyFull,
 }
 
 /// <summary>[admin] section: users of the admin console. They log in as any user does ([auth]).</summary>

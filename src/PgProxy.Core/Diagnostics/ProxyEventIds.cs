@@ -42,6 +42,12 @@ public static class ProxyEventIds
     /// <summary>Client unlinked from its backend.</summary>
     public const int ClientUnlinked = 2010;
 
+    /// <summary>A client's TLS handshake failed.</summary>
+    public const int ClientTlsFailed = 2011;
+
+    /// <summary>The certificate for clients could not be loaded.</summary>
+    public const int ClientTlsUnavailable = 2012;
+
     /// <summary>Backend connected.</summary>
     public const int BackendConnected = 3001;
 

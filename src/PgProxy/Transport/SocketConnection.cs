@@ -81,12 +81,17 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
         set => _items = value;
     }
 
-    /// <inheritdoc />
+    /// <summary>
+    /// The socket's own pipes, or what a session put over them (TLS after an SSLRequest: its pipes read and write the
+    /// socket's). Disposing the connection completes the socket's pipes and closes the socket either way.
+    /// </summary>
     public override IDuplexPipe Transport
     {
-        get => this;
-        set => throw new NotSupportedException("The transport of a socket connection is the socket.");
+        get => _transport ?? this;
+        set => _transport = value == this ? null : value;
     }
+
+    private IDuplexPipe? _transport;
 
     /// <summary>
     /// Cancelled when the peer closes or resets the connection (noticed whenever nothing unread is buffered, even while

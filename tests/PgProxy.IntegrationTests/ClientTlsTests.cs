@@ -1,0 +1,188 @@
+using System.Globalization;
+using System.Net;
+using System.Security.Cryptography;
+using System.Security.Cryptography.X509Certificates;
+using System.Text;
+
+namespace PgProxy.IntegrationTests;
+
+/// <summary>
+/// TLS toward clients (client_tls_sslmode): psql and Npgsql with verify-full against a test CA, plaintext refused under
+/// require, a client certificate checked against its user under verify-full, a wrong CA, and plaintext bytes sent
+/// after the SSLRequest. The certificates are made here with .NET's CertificateRequest.
+/// </summary>
+[Collection(PostgresCollection.Name)]
+public sealed class ClientTlsTests(PostgresFixture pg) : IDisposable
+{
+    private readonly string _dir = Directory.CreateTempSubdirectory("pgproxy-tls").FullName;
+
+    [Fact(Timeout = 60_000)]
+    public async Task Require_ServesTlsClients_VerifiedByTheirCa_AndRefusesPlaintext()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        Pki pki = Pki.Create(_dir);
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, Tls("require", pki), authType: "trust");
+
+        await using (var secure = new NpgsqlConnection(proxy.ConnectionString(extra: $"SSL Mode=VerifyFull;Root Certificate={pki.CaFile}")))
+        {
+            await secure.OpenAsync(ct);
+            await using var cmd = new NpgsqlCommand("SELECT 42", secure);
+            Assert.Equal(42, await cmd.ExecuteScalarAsync(ct));
+            Assert.StartsWith("TLSv1.", Assert.Single(Tls(proxy)), StringComparison.Ordinal);
+        }
+
+        ProcessRunner.Result psql = await PsqlAsync(proxy, $"sslmode=verify-full sslrootcert={pki.CaFile}", ct);
+        Assert.True(psql.ExitCode == 0, psql.All);
+        Assert.Contains("42", psql.StdOut, StringComparison.Ordinal);
+
+        PostgresException plain = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(extra: "SSL Mode=Disable", ct: ct));
+        Assert.Equal("28000", plain.SqlState);
+        Assert.Equal("SSL required", plain.MessageText);
+
+        // A client that does not trust the proxy's CA gives up in the handshake; the proxy logs it once, at info.
+        ProcessRunner.Result wrongCa = await PsqlAsync(proxy, $"sslmode=verify-full sslrootcert={pki.OtherCaFile}", ct);
+        Assert.NotEqual(0, wrongCa.ExitCode);
+        Assert.Contains("certificate verify failed", wrongCa.StdErr, StringComparison.Ordinal);
+        await Await.UntilAsync(() => proxy.LogText.Contains("TLS handshake failed", StringComparison.Ordinal), ct, seconds: 10);
+        Assert.Contains(proxy.Log, l => l.StartsWith("Information", StringComparison.Ordinal) && l.Contains("TLS handshake failed", StringComparison.Ordinal));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Prefer_ServesBothTlsAndPlaintextClients()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        Pki pki = Pki.Create(_dir);
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, Tls("prefer", pki), authType: "trust");
+        await using NpgsqlConnection plain = await proxy.OpenAsync(extra: "SSL Mode=Disable", ct: ct);
+        Assert.Equal([""], Tls(proxy));
+        await using NpgsqlConnection secure = await proxy.OpenAsync(extra: $"SSL Mode=VerifyCA;Root Certificate={pki.CaFile}", ct: ct);
+        Assert.Equal(2, Tls(proxy).Length);
+        Assert.Contains(Tls(proxy), t => t.StartsWith("TLSv1.", StringComparison.Ordinal));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task VerifyFull_AsksForAClientCertificate_WhoseNameMustBeTheUser()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        Pki pki = Pki.Create(_dir);
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, Tls("verify-full", pki) + $"\nclient_tls_ca_file = \"{pki.CaFile}\"", authType: "trust");
+        string withCert = $"SSL Mode=VerifyFull;Root Certificate={pki.CaFile};SSL Certificate={pki.ClientFile};SSL Key={pki.ClientKeyFile}";
+
+        await using (NpgsqlConnection alice = await proxy.OpenAsync(extra: withCert, ct: ct))
+        await using (var cmd = new NpgsqlCommand("SELECT 1", alice))
+        {
+            Assert.Equal(1, await cmd.ExecuteScalarAsync(ct));
+            Assert.StartsWith("TLSv1.", Assert.Single(Tls(proxy)), StringComparison.Ordinal);
+        }
+
+        PostgresException mismatch = await Assert.ThrowsAsync<PostgresException>(() =>
+            proxy.OpenAsync(PostgresFixture.Bob, PostgresFixture.BobPassword, extra: withCert, ct: ct));
+        Assert.Equal("28000", mismatch.SqlState);
+        Assert.Equal($"certificate validation (clientcert=verify-full) failed for user \"{PostgresFixture.Bob}\": CN mismatch", mismatch.MessageText);
+
+        // No client certificate: the handshake fails, and the client is told so by TLS; nothing hangs.
+        await Assert.ThrowsAnyAsync<Exception>(() => proxy.OpenAsync(extra: $"SSL Mode=VerifyFull;Root Certificate={pki.CaFile}", ct: ct));
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task PlaintextBytesAfterTheSslRequest_AreRefused_AsPostgresRefusesThem()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        Pki pki = Pki.Create(_dir);
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, Tls("prefer", pki), authType: "trust");
+        await using RawPgClient raw = await RawPgClient.ConnectAsync(proxy.Port, ct);
+        byte[] sslRequest = [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F];
+        await raw.SendAsync([.. sslRequest, .. RawPgClient.Startup(196608, ("user", PostgresFixture.Alice))], ct);
+        (char Type, byte[] Body)? reply = await raw.ReadMessageAsync(TimeSpan.FromSeconds(10), ct);
+        Assert.Equal('E', reply!.Value.Type);
+        Dictionary<char, string> error = RawPgClient.ErrorFields(reply.Value.Body);
+        Assert.Equal("08P01", error['C']);
+        Assert.Equal("received unencrypted data after SSL request", error['M']);
+        Assert.True(await raw.IsClosedAsync(TimeSpan.FromSeconds(10), ct));
+    }
+
+    [Fact]
+    public void Config_RequiresTheCertificate_AndTheCaForVerifyModes()
+    {
+        string Load(string lines)
+        {
+            string path = Path.Combine(_dir, "check.toml");
+            File.WriteAllText(path, $"[proxy]\n{lines}\n[auth]\ntype = \"trust\"\n[databases.x]\nhost = \"h\"\n");
+            return string.Join("\n", Core.Configuration.ConfigLoader.LoadFile(path).Errors);
+        }
+
+        Assert.Contains("client_tls_cert_file and client_tls_key_file are required", Load("client_tls_sslmode = \"require\""), StringComparison.Ordinal);
+        Pki pki = Pki.Create(_dir);
+        Assert.Contains("client_tls_ca_file is required", Load(Tls("verify-ca", pki)), StringComparison.Ordinal);
+        Assert.Contains("expected disable, allow, prefer, require, verify-ca or verify-full", Load("client_tls_sslmode = \"on\""), StringComparison.Ordinal);
+        Assert.Contains("TLS 1.0 and 1.1 are not offered", Load("client_tls_protocols = \"tlsv1.1\""), StringComparison.Ordinal);
+        Assert.Equal("", Load(Tls("require", pki) + "\nclient_tls_protocols = \"tlsv1.3\""));
+    }
+
+    public void Dispose() => Directory.Delete(_dir, recursive: true);
+
+    /// <summary>SHOW CLIENTS' tls column of every logged-in client.</summary>
+    private static string[] Tls(TestProxy proxy) =>
+        [.. proxy.Services.CancelKeys.Targets.OfType<Core.Client.ClientSession>().Select(s => s.Tls)];
+
+    private static string Tls(string mode, Pki pki) =>
+        $"client_tls_sslmode = \"{mode}\"\nclient_tls_cert_file = \"{pki.ServerFile}\"\nclient_tls_key_file = \"{pki.ServerKeyFile}\"";
+
+    private Task<ProcessRunner.Result> PsqlAsync(TestProxy proxy, string ssl, CancellationToken ct) =>
+        ProcessRunner.RunAsync(Path.Combine(pg.BinDir, "psql"),
+            ["-X", "-A", "-t", "-c", "SELECT 42",
+                $"host=127.0.0.1 port={proxy.Port.ToString(CultureInfo.InvariantCulture)} user={PostgresFixture.Alice} dbname={PostgresFixture.Database} {ssl}"],
+            TimeSpan.FromSeconds(30), new Dictionary<string, string> { ["PGCONNECT_TIMEOUT"] = "10" }, ct: ct);
+
+    /// <summary>A test CA, the proxy's certificate (localhost and 127.0.0.1) and a client certificate for alice, all PEM; and another CA.</summary>
+    private sealed record Pki(string CaFile, string OtherCaFile, string ServerFile, string ServerKeyFile, string ClientFile, string ClientKeyFile)
+    {
+        public static Pki Create(string dir)
+        {
+            using RSA caKey = RSA.Create(2048);
+            using X509Certificate2 ca = SelfSigned("CN=pgproxy test CA", caKey);
+            using RSA otherKey = RSA.Create(2048);
+            using X509Certificate2 other = SelfSigned("CN=another CA", otherKey);
+            using RSA serverKey = RSA.Create(2048);
+            var san = new SubjectAlternativeNameBuilder();
+            san.AddDnsName("localhost");
+            san.AddIpAddress(IPAddress.Loopback);
+            using X509Certificate2 server = Signed("CN=localhost", serverKey, ca, san.Build(), "1.3.6.1.5.5.7.3.1");
+            using RSA clientKey = RSA.Create(2048);
+            using X509Certificate2 client = Signed("CN=" + PostgresFixture.Alice, clientKey, ca, null, "1.3.6.1.5.5.7.3.2");
+            return new Pki(
+                Write(dir, "ca.pem", ca.ExportCertificatePem()), Write(dir, "other-ca.pem", other.ExportCertificatePem()),
+                Write(dir, "server.pem", server.ExportCertificatePem()), Write(dir, "server.key", serverKey.ExportPkcs8PrivateKeyPem()),
+                Write(dir, "client.pem", client.ExportCertificatePem()), Write(dir, "client.key", clientKey.ExportPkcs8PrivateKeyPem()));
+        }
+
+        private static X509Certificate2 SelfSigned(string subject, RSA key)
+        {
+            var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+            request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.CrlSign, true));
+            return request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(2));
+        }
+
+        private static X509Certificate2 Signed(string subject, RSA key, X509Certificate2 issuer, X509Extension? san, string usage)
+        {
+            var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256, RSASignaturePadding.Pkcs1);
+            request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, false));
+            request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid(usage)], false));
+            if (san is not null)
+            {
+                request.CertificateExtensions.Add(san);
+            }
+
+            byte[] serial = RandomNumberGenerator.GetBytes(8);
+            return request.Create(issuer, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), serial);
+        }
+
+        private static string Write(string dir, string name, string pem)
+        {
+            string path = Path.Combine(dir, name);
+            File.WriteAllText(path, pem, Encoding.ASCII);
+            return path;
+        }
+    }
+}
