@@ -13,6 +13,9 @@
 # Transaction pool mode by default, pool of 20 in both poolers. Each pooler runs twice, once with trust and once
 # with SCRAM-SHA-256 for clients (scenarios name theirs); the server logins are SCRAM either way. Both poolers log
 # as they do by default: connections and disconnections (PgBouncer's log_connections, PgProxy's info level).
+# TLS scenarios: both poolers and PostgreSQL offer TLS to clients with one self-signed certificate (made here with
+# openssl) and pgbench asks for it (sslmode=require); the pooler-to-server leg stays plaintext in both poolers
+# (PgProxy has no server TLS yet), so like is compared with like. Every other scenario runs with sslmode=disable.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -54,10 +57,14 @@ trap cleanup EXIT INT TERM
 dotnet build src/PgProxy -c Release --nologo -v quiet >/dev/null
 dotnet build bench/IdleClients -c Release --nologo -v quiet >/dev/null
 printf '%s\n' "$PASSWORD" > "$RUN/pw"
+openssl req -x509 -newkey rsa:2048 -nodes -keyout "$RUN/tls.key" -out "$RUN/tls.crt" -days 2 -subj "/CN=localhost" \
+  -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1
+chmod 600 "$RUN/tls.key"
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$RUN"
 as_pg "$PG_BIN/initdb" -D "$RUN/data" -U postgres --auth-local=trust --auth-host=scram-sha-256 --pwfile="$RUN/pw" --no-sync >/dev/null
-as_pg "$PG_BIN/pg_ctl" -D "$RUN/data" -l "$RUN/pg.log" -w -o "-p $PG_PORT -k $RUN -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=128MB" start >/dev/null
+as_pg "$PG_BIN/pg_ctl" -D "$RUN/data" -l "$RUN/pg.log" -w -o "-p $PG_PORT -k $RUN -c listen_addresses=127.0.0.1 -c max_connections=300 -c shared_buffers=128MB -c ssl=on -c ssl_cert_file=$RUN/tls.crt -c ssl_key_file=$RUN/tls.key" start >/dev/null
 as_pg "$PG_BIN/psql" -h "$RUN" -p "$PG_PORT" -U postgres -qX -c "CREATE DATABASE bench" >/dev/null
+export PGSSLMODE=disable # the scenarios that measure TLS ask for it themselves
 PGPASSWORD=$PASSWORD "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -i -s 10 -q bench >/dev/null 2>&1
 
 printf '"postgres" "%s"\n' "$PASSWORD" > "$RUN/userlist.txt"
@@ -77,6 +84,10 @@ pool_mode = $POOL_MODE
 default_pool_size = 20
 max_client_conn = $((IDLE_CLIENTS + 1000))
 logfile = $RUN/pgbouncer-$auth.log
+client_tls_sslmode = allow
+client_tls_cert_file = $RUN/tls.crt
+client_tls_key_file = $RUN/tls.key
+server_tls_sslmode = disable
 INI
   cat > "$RUN/proxy-$auth.toml" <<TOML
 [proxy]
@@ -84,6 +95,9 @@ listen = "127.0.0.1:$pport"
 pool_mode = "$POOL_MODE"
 default_pool_size = 20
 max_client_conn = $((IDLE_CLIENTS + 1000))
+client_tls_sslmode = "allow"
+client_tls_cert_file = "tls.crt"
+client_tls_key_file = "tls.key"
 [auth]
 type = "$auth"
 file = "userlist.txt"
@@ -144,6 +158,8 @@ else
     "TPC-B-like, 50 clients|trust|-c 50 -j 2"
     "select-only, 50 clients, SCRAM|scram-sha-256|-S -c 50 -j 2"
     "select-only, connection per transaction (-C), 20 clients, SCRAM|scram-sha-256|-S -C -c 20 -j 2"
+    "select-only, 50 clients, TLS|tls|-S -c 50 -j 2"
+    "select-only, connection per transaction (-C), 20 clients, TLS|tls|-S -C -c 20 -j 2"
   )
 fi
 # ONLY=<text> keeps the scenarios whose name contains it (while working on one figure; a published run has them all).
@@ -166,6 +182,8 @@ for ((round = 1; round <= LAST_ROUND; round++)); do
   counting=0; [ "$round" -gt "$ROUNDS" ] && counting=1
   for s in "${SCENARIOS[@]}"; do
     name=${s%%|*}; rest=${s#*|}; auth=${rest%%|*}; args=${rest#*|}
+    # "tls": the trust poolers, and pgbench asks for TLS.
+    sslmode=disable; if [ "$auth" = tls ]; then auth=trust; sslmode=require; fi
     # Alternate the order of targets each round.
     if (( round % 2 )); then targets="direct pgbouncer pgproxy"; else targets="pgproxy pgbouncer direct"; fi
     for t in $targets; do
@@ -181,7 +199,7 @@ for ((round = 1; round <= LAST_ROUND; round++)); do
         perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_sched_yield -p "$pid" -o "$perf_out" & perf_pid=$!
       fi
       # shellcheck disable=SC2086
-      out=$(PGPASSWORD=$PASSWORD timeout $((DURATION + 60)) "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -T "$DURATION" $args bench 2>&1 || true)
+      out=$(PGSSLMODE=$sslmode PGPASSWORD=$PASSWORD timeout $((DURATION + 60)) "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -T "$DURATION" $args bench 2>&1 || true)
       after=0; [ -n "$pid" ] && after=$(cpu_ticks "$pid")
       syscalls=""; yields=""
       if [ -n "$perf_pid" ]; then
@@ -237,7 +255,7 @@ if [ "$POOL_MODE" = transaction ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
     before=$(rss_kb "$pid")
     fifo="$RUN/idle-$t.out"; : > "$fifo"
     # The tool holds its connections until killed (or 600 s).
-    timeout 900 dotnet "$IDLE_TOOL" "Host=127.0.0.1;Port=$port;Username=postgres;Password=$PASSWORD;Database=bench" "$IDLE_CLIENTS" 600 > "$fifo" 2>&1 &
+    timeout 900 dotnet "$IDLE_TOOL" "Host=127.0.0.1;Port=$port;Username=postgres;Password=$PASSWORD;Database=bench;SSL Mode=Disable" "$IDLE_CLIENTS" 600 > "$fifo" 2>&1 &
     holder=$!
     for _ in $(seq 1 600); do grep -q READY "$fifo" && break; kill -0 "$holder" 2>/dev/null || break; sleep 1; done
     sleep 3
