@@ -78,14 +78,7 @@ public static class Program
     {
         host.BeginDrain();
         using var again = new CancellationTokenSource();
-        void Stop(PosixSignalContext context)
-        {
-            context.Cancel = true;
-            again.Cancel();
-        }
-
-        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using IDisposable signals = OnSecondSignal(again);
         if (settings.ShutdownDelay > TimeSpan.Zero)
         {
             log.Logger.Information("Shutting down: /readyz fails from now on; clients are served for another {Delay} (shutdown_delay)",
@@ -121,14 +114,7 @@ public static class Program
         host.Services.StopLogins();
         host.Services.Pools.Pause(null);
         using var again = new CancellationTokenSource(settings.ShutdownTimeout);
-        void Stop(PosixSignalContext context)
-        {
-            context.Cancel = true;
-            again.Cancel();
-        }
-
-        using PosixSignalRegistration term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop);
-        using PosixSignalRegistration interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop);
+        using IDisposable signals = OnSecondSignal(again);
         log.Logger.Information("SHUTDOWN WAIT_FOR_SERVERS: new logins are refused, pools are paused; exiting once every server is released (up to {Timeout}, shutdown_timeout)",
             DurationText.Format(settings.ShutdownTimeout));
         while (host.Services.Pools.Pools.Any(p => p.Counts.Total > 0) && !again.IsCancellationRequested)
@@ -145,6 +131,27 @@ public static class Program
         }
 
         host.CloseAtOnce();
+    }
+
+    /// <summary>While shutting down: SIGTERM or SIGINT again cancels <paramref name="again"/> (what is left closes at once).</summary>
+    private static IDisposable OnSecondSignal(CancellationTokenSource again)
+    {
+        void Stop(PosixSignalContext context)
+        {
+            context.Cancel = true;
+            again.Cancel();
+        }
+
+        return new Registrations(PosixSignalRegistration.Create(PosixSignal.SIGTERM, Stop), PosixSignalRegistration.Create(PosixSignal.SIGINT, Stop));
+    }
+
+    private sealed record Registrations(PosixSignalRegistration Term, PosixSignalRegistration Interrupt) : IDisposable
+    {
+        public void Dispose()
+        {
+            Term.Dispose();
+            Interrupt.Dispose();
+        }
     }
 
     private static async Task<int> RunAsync(string path, CancellationToken ct)

@@ -360,10 +360,9 @@ internal sealed partial class AdminConsole
     private void ShowStatsTotals()
     {
         var rows = new List<string?[]>();
-        foreach (IGrouping<string, Pool> db in SortedPools().GroupBy(p => p.Key.Database, StringComparer.Ordinal))
+        foreach ((string database, PoolTotals totals, _) in DatabaseStats())
         {
-            PoolTotals t = db.Aggregate(default(PoolTotals), (sum, p) => sum + p.Stats.Read(_services.Time));
-            rows.Add([db.Key, .. TotalsColumns(t)]);
+            rows.Add([database, .. TotalsColumns(totals)]);
         }
 
         Rows([("database", Text), ("server_assignment_count", Numeric), ("xact_count", Numeric), ("query_count", Numeric),
@@ -450,15 +449,7 @@ internal sealed partial class AdminConsole
     /// <summary>PgBouncer's SHOW TOTALS: "sN", every pool summed, totals then averages, one per row.</summary>
     private void ShowTotals()
     {
-        PoolTotals totals = default;
-        PoolTotals older = default;
-        foreach (Pool pool in _services.Pools.Pools)
-        {
-            totals += pool.Stats.Read(_services.Time);
-            older += pool.Stats.Older;
-        }
-
-        PoolTotals averages = totals.AveragesSince(older, WindowMicros());
+        (PoolTotals totals, PoolTotals averages) = Summed(_services.Pools.Pools, WindowMicros());
         string[] names = ["server_assignment_count", "xact_count", "query_count", "received", "sent", "xact_time", "query_time", "wait_time",
             "client_parse_count", "server_parse_count", "bind_count", "client_login_count"];
         string[] t = TotalsColumns(totals);
@@ -483,16 +474,23 @@ internal sealed partial class AdminConsole
         long window = WindowMicros();
         foreach (IGrouping<string, Pool> db in SortedPools().GroupBy(p => p.Key.Database, StringComparer.Ordinal))
         {
-            PoolTotals totals = default;
-            PoolTotals older = default;
-            foreach (Pool pool in db)
-            {
-                totals += pool.Stats.Read(_services.Time);
-                older += pool.Stats.Older;
-            }
-
-            yield return (db.Key, totals, totals.AveragesSince(older, window));
+            (PoolTotals totals, PoolTotals averages) = Summed(db, window);
+            yield return (db.Key, totals, averages);
         }
+    }
+
+    /// <summary>The pools' totals summed, and PgBouncer's averages over the stats window (<paramref name="window"/> µs).</summary>
+    private (PoolTotals Totals, PoolTotals Averages) Summed(IEnumerable<Pool> pools, long window)
+    {
+        PoolTotals totals = default;
+        PoolTotals older = default;
+        foreach (Pool pool in pools)
+        {
+            totals += pool.Stats.Read(_services.Time);
+            older += pool.Stats.Older;
+        }
+
+        return (totals, totals.AveragesSince(older, window));
     }
 
     private long WindowMicros() => (long)_services.Time.GetElapsedTime(_services.Pools.StatsWindowStart).TotalMicroseconds;

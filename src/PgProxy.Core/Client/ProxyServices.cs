@@ -149,17 +149,16 @@ public sealed class ProxyServices
         }
     }
 
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<string, System.Runtime.CompilerServices.StrongBox<long>> _refusals =
-        new(StringComparer.Ordinal);
+    private readonly Diagnostics.KeyedCounters _refusals = new();
 
     /// <summary>A client was refused before it logged in (to a pool, or to the console), with <paramref name="sqlState"/>.</summary>
-    internal void LoginRefused(string sqlState) => Interlocked.Increment(ref _refusals.GetOrAdd(sqlState, _ => new()).Value);
+    internal void LoginRefused(string sqlState) => _refusals.Increment(sqlState);
 
     /// <summary>
     /// Logins refused, by SQLSTATE: only the code labels them, never the database or user the client named (a
     /// stranger could make up any number of those).
     /// </summary>
-    public KeyValuePair<string, long>[] LoginRefusals => [.. _refusals.Select(r => new KeyValuePair<string, long>(r.Key, Volatile.Read(ref r.Value.Value)))];
+    public KeyValuePair<string, long>[] LoginRefusals => _refusals.Read();
 
     /// <summary>Counts a new client; false when max_client_conn is already reached (the count is not taken).</summary>
     public bool TryAddClient()

@@ -48,9 +48,9 @@ public sealed class ProxyMetrics : IDisposable
                 "Server connections by pool and state: active, idle, used (being cleaned after a client), tested (pre-ping), login (connecting).",
                 s_poolStateLabels, ObserveServers),
             new("pgproxy.pool.maxwait", "s", "How long the longest-waiting client of the pool has waited for a server (0 when none waits).",
-                s_poolLabels, ObserveMaxWait),
+                s_poolLabels, () => ObservePools(p => p.MaxWait.TotalSeconds)),
             new("pgproxy.pool.size", "{connection}", "The pool's configured size (servers it may open, before the reserve).",
-                s_poolLabels, ObservePoolSize),
+                s_poolLabels, () => ObservePools(p => p.Settings.PoolSize)),
             Total("pgproxy.pool.server_assignments", "{assignment}", "Times a server was handed to a client.", t => t.ServerAssignments),
             Total("pgproxy.pool.transactions", "{transaction}", "Transactions finished (ReadyForQuery idle), single statements included.",
                 t => t.Transactions),
@@ -182,32 +182,8 @@ public sealed class ProxyMetrics : IDisposable
         }
     }
 
-    private IEnumerable<Measurement<double>> ObserveMaxWait()
-    {
-        foreach (Pool pool in _services.Pools.Pools)
-        {
-            yield return new Measurement<double>(pool.MaxWait.TotalSeconds, Tags(pool, null));
-        }
-    }
-
-    private IEnumerable<Measurement<double>> ObservePoolSize()
-    {
-        foreach (Pool pool in _services.Pools.Pools)
-        {
-            yield return new Measurement<double>(pool.Settings.PoolSize, Tags(pool, null));
-        }
-    }
-
     private ObservedMetric Total(string name, string unit, string description, Func<PoolTotals, double> value) =>
-        new(name, unit, description, s_poolLabels, () => ObserveTotals(value), Counter: true);
-
-    private IEnumerable<Measurement<double>> ObserveTotals(Func<PoolTotals, double> value)
-    {
-        foreach (Pool pool in _services.Pools.Pools)
-        {
-            yield return new Measurement<double>(value(pool.Stats.Read(_services.Time)), Tags(pool, null));
-        }
-    }
+        new(name, unit, description, s_poolLabels, () => ObservePools(p => value(p.Stats.Read(_services.Time))), Counter: true);
 
     private static KeyValuePair<string, object?>[] Tags(Pool pool, string? state) => state is null
         ? [new("database", pool.Key.Database), new("user", pool.Key.User)]

@@ -131,11 +131,7 @@ public sealed partial class Pool
         {
             _paused = true;
             idle = TakeAllIdleLocked();
-            while (_waiters.First is { } first)
-            {
-                _waiters.RemoveFirst();
-                DecideLocked(first.Value, null, error);
-            }
+            FailWaitersLocked(() => error);
         }
 
         WakeGranted();

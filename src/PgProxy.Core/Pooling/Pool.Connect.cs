@@ -118,11 +118,7 @@ public sealed partial class Pool
             _backoff.Failed(failure, Time.GetTimestamp(), Time.TimestampFrequency, Settings.Proxy.ServerLoginRetry);
             if (failure.IsLoginRefused)
             {
-                while (_waiters.First is { } first)
-                {
-                    _waiters.RemoveFirst();
-                    DecideLocked(first.Value, null, new BackendUnavailableException(failure.SqlState, failure.Message, failure.Detail, null, failure.ServerError));
-                }
+                FailWaitersLocked(() => new BackendUnavailableException(failure.SqlState, failure.Message, failure.Detail, null, failure.ServerError));
             }
         }
 

@@ -119,6 +119,16 @@ public sealed partial class Pool
         }
     }
 
+    /// <summary>Under the lock: every waiter fails, each with an error of its own from <paramref name="error"/>.</summary>
+    private void FailWaitersLocked(Func<Exception> error)
+    {
+        while (_waiters.First is { } first)
+        {
+            _waiters.RemoveFirst();
+            DecideLocked(first.Value, null, error());
+        }
+    }
+
     private void ServeWaitersLocked()
     {
         while (_waiters.First is { } first && !InBackoffLocked && TryReserveSlotLocked(reserve: false, out _))

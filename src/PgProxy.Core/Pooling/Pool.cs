@@ -415,18 +415,8 @@ public sealed partial class Pool
         lock (_lock)
         {
             _closed = true;
-            idle = [.. _idle];
-            _idle.Clear();
-            foreach (BackendConnection b in idle)
-            {
-                RetireLocked(b);
-            }
-
-            while (_waiters.First is { } first)
-            {
-                _waiters.RemoveFirst();
-                DecideLocked(first.Value, null, new BackendUnavailableException(SqlState.AdminShutdown, "the pooler is shutting down"));
-            }
+            idle = TakeAllIdleLocked();
+            FailWaitersLocked(() => new BackendUnavailableException(SqlState.AdminShutdown, "the pooler is shutting down"));
         }
 
         WakeGranted();

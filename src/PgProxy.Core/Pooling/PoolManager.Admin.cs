@@ -25,6 +25,12 @@ public sealed partial class PoolManager
     /// <summary>Pauses every pool of <paramref name="database"/>, or all of them when null.</summary>
     public void Pause(string? database)
     {
+        MarkPaused(database);
+        ApplyPause();
+    }
+
+    private void MarkPaused(string? database)
+    {
         if (database is null)
         {
             _pausedAll = true;
@@ -33,8 +39,6 @@ public sealed partial class PoolManager
         {
             _pausedDatabases[database] = true;
         }
-
-        ApplyPause();
     }
 
     /// <summary>Resumes <paramref name="database"/>, or everything (every database paused one by one too) when null.</summary>
@@ -69,7 +73,7 @@ public sealed partial class PoolManager
     /// <summary>KILL: pauses <paramref name="database"/> (or all) and fails its waiting clients; the console closes the rest.</summary>
     public void Kill(string? database, ProxyException error)
     {
-        Pause(database);
+        MarkPaused(database); // a pool made later starts paused; these pause as they are killed
         foreach (Pool pool in PoolsOf(database))
         {
             pool.Kill(error);

@@ -1,5 +1,3 @@
-using System.Collections.Concurrent;
-using System.Runtime.CompilerServices;
 using PgProxy.Core.Diagnostics;
 
 namespace PgProxy.Core.Pooling;
@@ -12,7 +10,7 @@ namespace PgProxy.Core.Pooling;
 /// </summary>
 public sealed class PoolStats
 {
-    private readonly ConcurrentDictionary<string, StrongBox<long>> _errors = new(StringComparer.Ordinal);
+    private readonly KeyedCounters _errors = new();
     private readonly long[] _connectFailures = new long[Enum.GetValues<ConnectFailure>().Length];
     private long _connectAttempts;
 
@@ -60,18 +58,10 @@ public sealed class PoolStats
     internal void Busy(long ticks) => QueryTime.Record(ticks);
 
     /// <summary>An ErrorResponse with <paramref name="sqlState"/> went to a client of this pool (the server's or the proxy's).</summary>
-    internal void Error(string sqlState)
-    {
-        if (!_errors.TryGetValue(sqlState, out StrongBox<long>? count))
-        {
-            count = _errors.GetOrAdd(sqlState, _ => new StrongBox<long>());
-        }
-
-        Interlocked.Increment(ref count.Value);
-    }
+    internal void Error(string sqlState) => _errors.Increment(sqlState);
 
     /// <summary>Errors sent to this pool's clients, by SQLSTATE (a copy).</summary>
-    public KeyValuePair<string, long>[] Errors => [.. _errors.Select(e => new KeyValuePair<string, long>(e.Key, Volatile.Read(ref e.Value.Value)))];
+    public KeyValuePair<string, long>[] Errors => _errors.Read();
 
     /// <summary>A server connection is being opened.</summary>
     internal void ConnectAttempt() => Interlocked.Increment(ref _connectAttempts);
