@@ -124,4 +124,21 @@ public sealed class AuthTests
         Assert.Equal("a b"u8.ToArray(), SaslPrep.Normalize("a\u00A0b"));
         Assert.Equal("ab"u8.ToArray(), SaslPrep.Normalize("a\u00ADb"));
     }
+
+    [Fact]
+    public void SecureRandom_HandsOutFreshBytes_AcrossBlockRefills()
+    {
+        var seen = new HashSet<long>();
+        Span<byte> eight = stackalloc byte[8];
+        for (int i = 0; i < 1000; i++) // 8000 bytes: many 512-byte blocks
+        {
+            SecureRandom.Fill(eight);
+            Assert.True(seen.Add(BitConverter.ToInt64(eight)), "a value repeated");
+        }
+
+        Assert.All(Enumerable.Range(0, 1000).Select(_ => SecureRandom.NextPositive(1)), v => Assert.InRange(v, 1, int.MaxValue - 1));
+        byte[] big = SecureRandom.GetBytes(1000);
+        Assert.True(big.Distinct().Count() > 200, "a large request is random too");
+        Assert.Equal(24, ScramSha256.NewNonce().Length);
+    }
 }

@@ -1,5 +1,6 @@
 using System.Collections.Concurrent;
 using System.Security.Cryptography;
+using PgProxy.Protocol.Auth;
 
 namespace PgProxy.Core.Cancellation;
 
@@ -17,12 +18,10 @@ public sealed class CancelKeyMap
     /// <summary>Issues a fresh key for <paramref name="target"/>.</summary>
     public (int ProcessId, int SecretKey) Register(ICancelTarget target)
     {
-        Span<byte> random = stackalloc byte[4];
         while (true)
         {
-            int pid = RandomNumberGenerator.GetInt32(1, int.MaxValue);
-            RandomNumberGenerator.Fill(random);
-            int secret = BitConverter.ToInt32(random);
+            int pid = SecureRandom.NextPositive(1);
+            int secret = SecureRandom.NextInt32();
             if (_byPid.TryAdd(pid, new Entry(secret, target)))
             {
                 return (pid, secret);

@@ -407,7 +407,7 @@ public sealed partial class ClientSession
 
     private async Task<bool> Md5Async(string user, UserSecret? secret, CancellationToken ct)
     {
-        byte[] salt = RandomNumberGenerator.GetBytes(4);
+        byte[] salt = SecureRandom.GetBytes(4);
         BackendMessages.AuthenticationMd5Password(Builder, salt);
         await PgMessageIO.WriteAsync(Output, Builder, ct).ConfigureAwait(false);
         byte[]? body = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);

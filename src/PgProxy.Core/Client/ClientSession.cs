@@ -268,12 +268,9 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         }
 
         // The client's view of every reported parameter: what it was told, then whatever its backends reported.
-        ClientSettings view = pool.Intern(ClientSettings.AtLogin(pool.WelcomeParameters!, login.Settings));
+        ClientSettings view = pool.ViewAtLogin(login.Settings);
         login = null!; // nor here: the view holds the settings
-        foreach (KeyValuePair<string, string> p in view.Told)
-        {
-            BackendMessages.ParameterStatus(Builder, p.Key, p.Value);
-        }
+        Builder.Bytes(view.WelcomeMessages);
 
         BackendMessages.BackendKeyData(Builder, cancelPid, cancelSecret);
         BackendMessages.ReadyForQuery(Builder, TransactionStatus.Idle);

@@ -36,6 +36,31 @@ public sealed class ClientSettings
     /// <summary>Every reported parameter as the client last heard it.</summary>
     public IReadOnlyDictionary<string, string> Told => _told;
 
+    private byte[]? _welcome;
+
+    /// <summary>
+    /// <see cref="Told"/> as the ParameterStatus messages a login sends, encoded once per (shared) view: every client
+    /// that logs in with the same settings gets the same bytes.
+    /// </summary>
+    public ReadOnlySpan<byte> WelcomeMessages
+    {
+        get
+        {
+            if (_welcome is null)
+            {
+                var b = new PgProxy.Protocol.Framing.PgMessageBuilder(512);
+                foreach (KeyValuePair<string, string> p in _told)
+                {
+                    PgProxy.Protocol.Backend.BackendMessages.ParameterStatus(b, p.Key, p.Value);
+                }
+
+                _welcome = b.Written.ToArray();
+            }
+
+            return _welcome;
+        }
+    }
+
     /// <summary>Startup settings PostgreSQL does not report back (search_path before PG 18, work_mem, ...).</summary>
     public IReadOnlyList<KeyValuePair<string, string>> Unreported { get; }
 

@@ -110,6 +110,60 @@ public sealed partial class Pool
     private const int MaxSharedSettingsViews = 1024;
     private readonly Dictionary<string, ClientSettings> _settingsViews = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The shared view of a client that logs in with these startup settings on top of
+    /// <see cref="WelcomeParameters"/>. Most clients of a pool send the same few settings, so the view is found by
+    /// the settings' text instead of being rebuilt (a dictionary of every reported parameter and its key) per login.
+    /// </summary>
+    public ClientSettings ViewAtLogin(IReadOnlyList<KeyValuePair<string, string>> startup)
+    {
+        IReadOnlyDictionary<string, string> welcome = WelcomeParameters!;
+        string signature = LoginSignature(startup);
+        lock (_settingsViews)
+        {
+            if (ReferenceEquals(_loginViewsWelcome, welcome) && _loginViews.TryGetValue(signature, out ClientSettings? known))
+            {
+                return known;
+            }
+        }
+
+        ClientSettings view = Intern(ClientSettings.AtLogin(welcome, startup));
+        lock (_settingsViews)
+        {
+            if (!ReferenceEquals(_loginViewsWelcome, welcome))
+            {
+                _loginViews.Clear();
+                _loginViewsWelcome = welcome;
+            }
+
+            if (_loginViews.Count < MaxSharedSettingsViews)
+            {
+                _loginViews[signature] = view;
+            }
+        }
+
+        return view;
+    }
+
+    private static string LoginSignature(IReadOnlyList<KeyValuePair<string, string>> startup)
+    {
+        if (startup.Count == 0)
+        {
+            return string.Empty;
+        }
+
+        var text = new System.Text.StringBuilder();
+        foreach (KeyValuePair<string, string> p in startup)
+        {
+            text.Append(p.Key).Append('\0').Append(p.Value).Append('\0');
+        }
+
+        return text.ToString();
+    }
+
+    private readonly Dictionary<string, ClientSettings> _loginViews = new(StringComparer.Ordinal);
+    private IReadOnlyDictionary<string, string>? _loginViewsWelcome;
+
     /// <summary>Running totals: transactions, queries, bytes, times (SHOW STATS_TOTALS, /metrics).</summary>
     public PoolStats Stats { get; }
 

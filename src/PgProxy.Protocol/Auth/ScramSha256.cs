@@ -38,7 +38,7 @@ public static class ScramSha256
     }
 
     /// <summary>A printable random nonce (18 random bytes, base64), as PG generates.</summary>
-    public static string NewNonce() => Convert.ToBase64String(RandomNumberGenerator.GetBytes(18));
+    public static string NewNonce() => Convert.ToBase64String(SecureRandom.GetBytes(18));
 
     /// <summary>
     /// Splits "k=v,k=v" attributes. Values may contain '=' but not ','. Returns false for a malformed list.

@@ -365,4 +365,34 @@ public sealed class PoolTotalsTests
         Assert.Equal(default, now.AveragesSince(older, 0));
         Assert.Equal(0, now.AveragesSince(now, 1_000_000).TransactionMicros); // no transactions: no time per one
     }
+
+    [Fact]
+    public void ViewAtLogin_SameStartupSettings_ShareOneView_WithItsWelcomeBytes()
+    {
+        Pool pool = new FakeBackends().CreatePool(new PoolSettings { PoolSize = 1 });
+        pool.WelcomeParameters = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase)
+        {
+            ["TimeZone"] = "UTC", ["application_name"] = "", ["server_version"] = "15.0",
+        };
+        PgProxy.Core.Client.ClientSettings a = pool.ViewAtLogin([new("application_name", "x")]);
+        PgProxy.Core.Client.ClientSettings b = pool.ViewAtLogin([new("application_name", "x")]);
+        PgProxy.Core.Client.ClientSettings c = pool.ViewAtLogin([new("application_name", "y")]);
+        PgProxy.Core.Client.ClientSettings none = pool.ViewAtLogin([]);
+        Assert.Same(a, b);
+        Assert.NotSame(a, c);
+        Assert.Equal("y", c.Told["application_name"]);
+        Assert.Equal("", none.Told["application_name"]);
+
+        var expected = new Protocol.Framing.PgMessageBuilder();
+        foreach (KeyValuePair<string, string> p in a.Told)
+        {
+            Protocol.Backend.BackendMessages.ParameterStatus(expected, p.Key, p.Value);
+        }
+
+        Assert.Equal(expected.Written.ToArray(), a.WelcomeMessages.ToArray());
+
+        // A new welcome (another server) is not answered from views built on the old one.
+        pool.WelcomeParameters = new Dictionary<string, string>(StringComparer.OrdinalIgnoreCase) { ["TimeZone"] = "Asia/Tokyo" };
+        Assert.Equal("Asia/Tokyo", pool.ViewAtLogin([new("application_name", "x")]).Told["TimeZone"]);
+    }
 }
