@@ -13,9 +13,10 @@
 # Transaction pool mode by default, pool of 20 in both poolers. Each pooler runs twice, once with trust and once
 # with SCRAM-SHA-256 for clients (scenarios name theirs); the server logins are SCRAM either way. Both poolers log
 # as they do by default: connections and disconnections (PgBouncer's log_connections, PgProxy's info level).
-# TLS scenarios: both poolers and PostgreSQL offer TLS to clients with one self-signed certificate (made here with
-# openssl) and pgbench asks for it (sslmode=require); the pooler-to-server leg stays plaintext in both poolers
-# (PgProxy has no server TLS yet), so like is compared with like. Every other scenario runs with sslmode=disable.
+# TLS scenarios: TLS on both legs. PostgreSQL and a third pair of poolers offer TLS to clients with one self-signed
+# certificate (made here with openssl), pgbench asks for it (sslmode=require), and both poolers talk TLS to PostgreSQL
+# (server_tls_sslmode = require, no certificate check in either). Every other scenario runs plaintext on both legs
+# (sslmode=disable, server_tls_sslmode = disable in both poolers), so like is compared with like.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -40,6 +41,7 @@ RUN=$(mktemp -d /tmp/pgproxy-bench.XXXXXX)
 chmod 755 "$RUN"
 # Fixed ports below Linux's ephemeral range (32768-60999), so outgoing sockets never hold them.
 PG_PORT=15432; BOUNCER_PORT=16432; PROXY_PORT=17432; BOUNCER_SCRAM_PORT=16433; PROXY_SCRAM_PORT=17433
+BOUNCER_TLS_PORT=16434; PROXY_TLS_PORT=17434
 ulimit -n 20000 2>/dev/null || true
 PASSWORD=bench-secret
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
@@ -68,9 +70,15 @@ export PGSSLMODE=disable # the scenarios that measure TLS ask for it themselves
 PGPASSWORD=$PASSWORD "$PG_BIN/pgbench" -h 127.0.0.1 -p "$PG_PORT" -U postgres -i -s 10 -q bench >/dev/null 2>&1
 
 printf '"postgres" "%s"\n' "$PASSWORD" > "$RUN/userlist.txt"
-# One PgBouncer and one PgProxy per client auth method, with the same settings otherwise.
-for auth in trust scram-sha-256; do
-  if [ "$auth" = trust ]; then bport=$BOUNCER_PORT; pport=$PROXY_PORT; else bport=$BOUNCER_SCRAM_PORT; pport=$PROXY_SCRAM_PORT; fi
+# One PgBouncer and one PgProxy per client auth method (trust, scram-sha-256), and a pair for TLS on both legs (trust),
+# with the same settings otherwise.
+POOLERS_BY="trust scram-sha-256 tls"
+for auth in $POOLERS_BY; do
+  case $auth in
+    trust) bport=$BOUNCER_PORT; pport=$PROXY_PORT; server_tls=disable; method=trust;;
+    scram-sha-256) bport=$BOUNCER_SCRAM_PORT; pport=$PROXY_SCRAM_PORT; server_tls=disable; method=scram-sha-256;;
+    tls) bport=$BOUNCER_TLS_PORT; pport=$PROXY_TLS_PORT; server_tls=require; method=trust;;
+  esac
   cat > "$RUN/pgbouncer-$auth.ini" <<INI
 [databases]
 bench = host=127.0.0.1 port=$PG_PORT dbname=bench
@@ -78,7 +86,7 @@ bench = host=127.0.0.1 port=$PG_PORT dbname=bench
 listen_addr = 127.0.0.1
 listen_port = $bport
 unix_socket_dir =
-auth_type = $auth
+auth_type = $method
 auth_file = $RUN/userlist.txt
 pool_mode = $POOL_MODE
 default_pool_size = 20
@@ -87,7 +95,7 @@ logfile = $RUN/pgbouncer-$auth.log
 client_tls_sslmode = allow
 client_tls_cert_file = $RUN/tls.crt
 client_tls_key_file = $RUN/tls.key
-server_tls_sslmode = disable
+server_tls_sslmode = $server_tls
 INI
   cat > "$RUN/proxy-$auth.toml" <<TOML
 [proxy]
@@ -98,8 +106,9 @@ max_client_conn = $((IDLE_CLIENTS + 1000))
 client_tls_sslmode = "allow"
 client_tls_cert_file = "tls.crt"
 client_tls_key_file = "tls.key"
+server_tls_sslmode = "$server_tls"
 [auth]
-type = "$auth"
+type = "$method"
 file = "userlist.txt"
 [log]
 level = "info"
@@ -112,14 +121,14 @@ TOML
 done
 [ "$(id -u)" -eq 0 ] && chown -R postgres: "$RUN"
 declare -A POOLER_PID
-for auth in trust scram-sha-256; do
+for auth in $POOLERS_BY; do
   # runuser resets the soft open-files limit to 1024: raise it in the shell that becomes PgBouncer.
   as_pg sh -c "ulimit -n $((IDLE_CLIENTS + 2000)) 2>/dev/null; exec $PGBOUNCER -q $RUN/pgbouncer-$auth.ini" & PIDS+=($!)
   dotnet src/PgProxy/bin/Release/net10.0/pgproxy.dll run --config "$RUN/proxy-$auth.toml" 2> "$RUN/pgproxy-$auth.log" & PIDS+=($!)
   POOLER_PID[pgproxy-$auth]=$!
 done
 sleep 3
-for auth in trust scram-sha-256; do
+for auth in $POOLERS_BY; do
   # PgBouncer in the foreground writes no pidfile: find it by its config path.
   p=$(pgrep -n -f "pgbouncer -q $RUN/pgbouncer-$auth.ini" || true)
   [ -n "$p" ] || { echo "PgBouncer ($auth) did not start:"; cat "$RUN/pgbouncer-$auth.log"; exit 1; }
@@ -169,7 +178,7 @@ if [ -n "${ONLY:-}" ]; then
   SCENARIOS=("${kept[@]}")
 fi
 # Warm-up, not measured: JIT tiering (PgProxy) and server caches settle before the first round, for every target.
-for port in $PG_PORT $BOUNCER_PORT $PROXY_PORT $BOUNCER_SCRAM_PORT $PROXY_SCRAM_PORT; do
+for port in $PG_PORT $BOUNCER_PORT $PROXY_PORT $BOUNCER_SCRAM_PORT $PROXY_SCRAM_PORT $BOUNCER_TLS_PORT $PROXY_TLS_PORT; do
   PGPASSWORD=$PASSWORD timeout 60 "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -T 5 -S -c 20 -j 2 bench >/dev/null 2>&1 || true
 done
 
@@ -182,16 +191,18 @@ for ((round = 1; round <= LAST_ROUND; round++)); do
   counting=0; [ "$round" -gt "$ROUNDS" ] && counting=1
   for s in "${SCENARIOS[@]}"; do
     name=${s%%|*}; rest=${s#*|}; auth=${rest%%|*}; args=${rest#*|}
-    # "tls": the trust poolers, and pgbench asks for TLS.
-    sslmode=disable; if [ "$auth" = tls ]; then auth=trust; sslmode=require; fi
+    # "tls": the TLS poolers (TLS on both legs), and pgbench asks for TLS.
+    sslmode=disable; [ "$auth" = tls ] && sslmode=require
     # Alternate the order of targets each round.
     if (( round % 2 )); then targets="direct pgbouncer pgproxy"; else targets="pgproxy pgbouncer direct"; fi
     for t in $targets; do
       pid=""
       case $t in
         direct) port=$PG_PORT;;
-        pgbouncer) pid=${POOLER_PID[pgbouncer-$auth]}; [ "$auth" = trust ] && port=$BOUNCER_PORT || port=$BOUNCER_SCRAM_PORT;;
-        pgproxy) pid=${POOLER_PID[pgproxy-$auth]}; [ "$auth" = trust ] && port=$PROXY_PORT || port=$PROXY_SCRAM_PORT;;
+        pgbouncer) pid=${POOLER_PID[pgbouncer-$auth]}
+          case $auth in trust) port=$BOUNCER_PORT;; tls) port=$BOUNCER_TLS_PORT;; *) port=$BOUNCER_SCRAM_PORT;; esac;;
+        pgproxy) pid=${POOLER_PID[pgproxy-$auth]}
+          case $auth in trust) port=$PROXY_PORT;; tls) port=$PROXY_TLS_PORT;; *) port=$PROXY_SCRAM_PORT;; esac;;
       esac
       before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid")
       perf_out="$RUN/perf.out"; perf_pid=""
