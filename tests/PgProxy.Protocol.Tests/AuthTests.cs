@@ -41,7 +41,7 @@ public sealed class AuthTests
     }
 
     [Theory]
-    [InlineData("p=tls-server-end-point,,n=,r=abc", "channel binding is not supported by this server")]
+    [InlineData("p=tls-server-end-point,,n=,r=abc", "malformed SCRAM message: the client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data")]
     [InlineData("n,a=admin,n=,r=abc", "client uses authorization identity, but it is not supported")]
     [InlineData("x,,n=,r=abc", "malformed SCRAM message")]
     [InlineData("n,,r=abc", "malformed SCRAM message")]
@@ -140,5 +140,63 @@ public sealed class AuthTests
         byte[] big = SecureRandom.GetBytes(1000);
         Assert.True(big.Distinct().Count() > 200, "a large request is random too");
         Assert.Equal(24, ScramSha256.NewNonce().Length);
+    }
+
+    private static (string? ServerFinal, string? Error) Run(ScramClientExchange client, ScramServerExchange server)
+    {
+        string? serverFirst = server.HandleClientFirst(client.ClientFirst(), out string? error, client.Mechanism);
+        if (serverFirst is null)
+        {
+            return (null, error);
+        }
+
+        string clientFinal = client.HandleServerFirst(serverFirst, out error)!;
+        string? serverFinal = server.HandleClientFinal(clientFinal, out error);
+        return (serverFinal, error);
+    }
+
+    [Fact]
+    public void ScramPlus_BindsBothSidesToTheSameCertificateHash_AndRefusesAnother()
+    {
+        ScramVerifier verifier = ScramVerifier.FromPassword("pencil", Convert.FromBase64String(Salt));
+        byte[] hash = [.. Enumerable.Range(0, 32).Select(i => (byte)i)];
+        var server = new ScramServerExchange(verifier, bindingData: hash);
+        Assert.Equal(["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"], server.Mechanisms);
+        ScramClientExchange client = ScramClientExchange.FromPassword("pencil").With(new ChannelBinding(true, hash));
+        Assert.Equal("SCRAM-SHA-256-PLUS", client.Mechanism);
+        Assert.StartsWith("p=tls-server-end-point,,n=,r=", client.ClientFirst(), StringComparison.Ordinal);
+        (string? final, string? error) = Run(client, server);
+        Assert.True(final is not null, error);
+        Assert.True(client.VerifyServerFinal(final!, out _));
+
+        // A man in the middle terminates TLS with its own certificate: the client binds to that one's hash.
+        byte[] other = [.. hash.Select(b => (byte)(b ^ 0xFF))];
+        (final, error) = Run(ScramClientExchange.FromPassword("pencil").With(new ChannelBinding(true, other)), new ScramServerExchange(verifier, bindingData: hash));
+        Assert.Null(final);
+        Assert.Equal("SCRAM channel binding check failed", error);
+    }
+
+    [Fact]
+    public void ScramChannelBindingFlags_AreCheckedAsPostgresChecksThem()
+    {
+        ScramVerifier verifier = ScramVerifier.FromPassword("pencil", Convert.FromBase64String(Salt));
+        byte[] hash = new byte[32];
+        // "y": the client could bind but thinks the server cannot; a server that offered -PLUS sees a downgrade.
+        (string? final, string? error) = Run(ScramClientExchange.FromPassword("pencil").With(new ChannelBinding(true, null)), new ScramServerExchange(verifier, bindingData: hash));
+        Assert.Null(final);
+        Assert.StartsWith("SCRAM channel binding negotiation error", error, StringComparison.Ordinal);
+        // ... and is fine for a server that could not bind (plaintext leg), in both directions of the "c=" check.
+        (final, error) = Run(ScramClientExchange.FromPassword("pencil").With(new ChannelBinding(true, null)), new ScramServerExchange(verifier));
+        Assert.True(final is not null, error);
+        // "p=" under plain SCRAM-SHA-256, and -PLUS on a connection that cannot bind, are refused.
+        var plainServer = new ScramServerExchange(verifier, bindingData: hash);
+        Assert.Null(plainServer.HandleClientFirst("p=tls-server-end-point,,n=,r=abc", out error));
+        Assert.Contains("includes channel binding data", error, StringComparison.Ordinal);
+        Assert.Null(new ScramServerExchange(verifier).HandleClientFirst("p=tls-server-end-point,,n=,r=abc", out error, ScramSha256.PlusMechanism));
+        Assert.Contains("cannot bind", error, StringComparison.Ordinal);
+        Assert.Null(plainServer.HandleClientFirst("p=tls-unique,,n=,r=abc", out error, ScramSha256.PlusMechanism));
+        Assert.Equal("unsupported SCRAM channel-binding type \"tls-unique\"", error);
+        Assert.Null(plainServer.HandleClientFirst("n,,n=,r=abc", out error, ScramSha256.PlusMechanism));
+        Assert.Contains("does not include channel binding data", error, StringComparison.Ordinal);
     }
 }

@@ -287,6 +287,79 @@ public sealed class PostgresFixture : IAsyncLifetime
         await RunPgAsync("pg_ctl", ["-D", Path.Combine(_dir, "data"), .. args], TimeSpan.FromMinutes(2));
     }
 
+    /// <summary>
+    /// Turns TLS on in the fixture's own cluster with this certificate and key (PEM files), or off (null): the files are
+    /// copied into the data directory, ssl set with ALTER SYSTEM and the configuration reloaded; returns once new
+    /// connections see the change. Tests that turn it on turn it off again.
+    /// </summary>
+    public async Task SetSslAsync(string? certFile, string? keyFile)
+    {
+        if (_external || _dir is null)
+        {
+            throw new InvalidOperationException("this test turns TLS on in PostgreSQL: it needs the fixture's own cluster, not PROXY_TEST_PG or a container");
+        }
+
+        string data = Path.Combine(_dir, "data");
+        if (certFile is not null && keyFile is not null)
+        {
+            File.Copy(certFile, Path.Combine(data, "test-server.pem"), overwrite: true);
+            File.Copy(keyFile, Path.Combine(data, "test-server.key"), overwrite: true);
+            File.SetUnixFileMode(Path.Combine(data, "test-server.key"), UnixFileMode.UserRead | UnixFileMode.UserWrite);
+            if (IsRoot)
+            {
+                await RunAsync("chown", ["postgres:", Path.Combine(data, "test-server.pem"), Path.Combine(data, "test-server.key")], TimeSpan.FromSeconds(10));
+            }
+
+            await ExecuteAsync("ALTER SYSTEM SET ssl_cert_file = 'test-server.pem'", "postgres");
+            await ExecuteAsync("ALTER SYSTEM SET ssl_key_file = 'test-server.key'", "postgres");
+        }
+
+        await ExecuteAsync(certFile is null ? "ALTER SYSTEM SET ssl = off" : "ALTER SYSTEM SET ssl = on", "postgres");
+        await ExecuteAsync("SELECT pg_reload_conf()", "postgres");
+        string expected = certFile is null ? "off" : "on";
+        string? fingerprint = certFile is null ? null : File.ReadAllText(certFile).Trim();
+        await Await.UntilAsync(async () =>
+        {
+            // The postmaster applies the reload by itself, a moment later; a new session shows whether it has.
+            await using var conn = new NpgsqlConnection(AdminConnectionString() + ";SSL Mode=Disable");
+            await conn.OpenAsync();
+            await using var cmd = new NpgsqlCommand("SHOW ssl", conn);
+            if ((string)(await cmd.ExecuteScalarAsync())! != expected)
+            {
+                return false;
+            }
+
+            if (fingerprint is null)
+            {
+                return true;
+            }
+
+            // On: the server presents the new certificate (a reload with a broken file would keep the old one).
+            using var tcp = new System.Net.Sockets.TcpClient();
+            await tcp.ConnectAsync(Host, Port);
+            System.Net.Sockets.NetworkStream stream = tcp.GetStream();
+            await stream.WriteAsync(new byte[] { 0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F });
+            byte[] answer = new byte[1];
+            if (await stream.ReadAsync(answer) != 1 || answer[0] != (byte)'S')
+            {
+                return false;
+            }
+
+            // Accepted only when it is the certificate just installed.
+            await using var tls = new System.Net.Security.SslStream(stream, false, (_, presented, _, _) => presented is not null &&
+                System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadCertificate(presented.GetRawCertData()).ExportCertificatePem().Trim() == fingerprint);
+            try
+            {
+                await tls.AuthenticateAsClientAsync("localhost");
+                return true;
+            }
+            catch (System.Security.Authentication.AuthenticationException)
+            {
+                return false;
+            }
+        }, CancellationToken.None, seconds: 30);
+    }
+
     /// <summary>The server log (attached to failures).</summary>
     public string ReadLog() => _dir is not null && File.Exists(Path.Combine(_dir, "postgres.log")) ? File.ReadAllText(Path.Combine(_dir, "postgres.log")) : "";
 

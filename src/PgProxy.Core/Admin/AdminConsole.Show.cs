@@ -332,7 +332,7 @@ internal sealed partial class AdminConsole
                 rows.Add([
                     "S", pool.Target.Credentials.User, pool.Key.Database, "none", state, addr, I(port), localAddr, I(localPort),
                     Time(backend.CreatedAt), Time(backend.LastUsedAt), "0", "0", I(pool.CloseNeeded(backend) ? 1 : 0), ServerPtr(backend),
-                    links.GetValueOrDefault(backend, ""), I(backend.ProcessId), "", ServerApplicationName(backend),
+                    links.GetValueOrDefault(backend, ""), I(backend.ProcessId), backend.Tls, ServerApplicationName(backend),
                     I(backend.Session.Statements.Count), I(backend.Id),
                 ]);
             }

@@ -48,6 +48,12 @@ public sealed partial class BackendConnection
     /// <summary>The proxy's end of the connection (SHOW SERVERS).</summary>
     public System.Net.EndPoint? LocalEndPoint => _transport.LocalEndPoint;
 
+    /// <summary>How the proxy logged in to the server (trust, password, md5, SCRAM-SHA-256, SCRAM-SHA-256-PLUS), for the log.</summary>
+    public string AuthMethod { get; internal set; } = "trust";
+
+    /// <summary>SHOW SERVERS' tls column: "TLSv1.3/TLS_AES_256_GCM_SHA384", or "" for plaintext.</summary>
+    public string Tls => PgProxy.Core.Tls.TlsPipe.Describe(_transport.Transport);
+
     /// <summary>Bytes from the backend (read by the login, then only by the pump).</summary>
     public PipeReader Input => _transport.Transport.Input;
 

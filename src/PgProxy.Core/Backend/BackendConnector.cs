@@ -1,8 +1,10 @@
+using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
 using Microsoft.AspNetCore.Connections;
 using PgProxy.Core.Infrastructure;
 using PgProxy.Core.Pooling;
+using PgProxy.Core.Tls;
 using PgProxy.Protocol;
 using PgProxy.Protocol.Auth;
 using PgProxy.Protocol.Backend;
@@ -20,6 +22,7 @@ public sealed class BackendConnector
 {
     private const int MaxLoginMessageBytes = 64 * 1024;
     private readonly IBackendTransport _transport;
+    private readonly ServerTls _tls = new();
 
     /// <summary>Creates a connector over a transport.</summary>
     public BackendConnector(IBackendTransport transport)
@@ -54,10 +57,28 @@ public sealed class BackendConnector
             throw Unavailable(target, ex.Message, ex.SocketErrorCode == SocketError.ConnectionRefused ? ConnectFailure.Refused : ConnectFailure.Unreachable, ex);
         }
 
+        SslStream? tls;
+        try
+        {
+            tls = await _tls.StartAsync(context, target.Host, target.Tls, cts.Token).ConfigureAwait(false);
+        }
+        catch (Exception ex)
+        {
+            await context.DisposeAsync().ConfigureAwait(false);
+            throw ex switch
+            {
+                ServerTlsException => Unavailable(target, ex.Message, ConnectFailure.Tls),
+                OperationCanceledException when !ct.IsCancellationRequested =>
+                    Unavailable(target, $"TLS handshake timed out after server_connect_timeout ({DurationText.Format(timeout)})", ConnectFailure.Timeout),
+                _ when TransportErrors.IsTransportGone(ex) => Unavailable(target, "connection lost during the TLS handshake: " + ex.Message, ConnectFailure.Lost, ex),
+                _ => ex,
+            };
+        }
+
         var backend = new BackendConnection(context, target.Host, target.Port, pool);
         try
         {
-            await LoginAsync(backend, target, cts.Token).ConfigureAwait(false);
+            await LoginAsync(backend, target, tls, cts.Token).ConfigureAwait(false);
             backend.StartPump(); // from now on the pump is the socket's only reader
             return backend;
         }
@@ -86,7 +107,7 @@ public sealed class BackendConnector
             Failure = failure,
         };
 
-    private static async Task LoginAsync(BackendConnection backend, PoolTarget target, CancellationToken ct)
+    private static async Task LoginAsync(BackendConnection backend, PoolTarget target, SslStream? tls, CancellationToken ct)
     {
         var b = new PgMessageBuilder();
         FrontendMessages.Startup(b,
@@ -105,7 +126,7 @@ public sealed class BackendConnector
             switch (message.Value.Type)
             {
                 case BackendCode.Authentication:
-                    scram = await HandleAuthAsync(backend, target, body, scram, b, ct).ConfigureAwait(false);
+                    scram = await HandleAuthAsync(backend, target, tls, body, scram, b, ct).ConfigureAwait(false);
                     break;
                 case BackendCode.ErrorResponse:
                     _ = ErrorResponse.TryParse(body, out ErrorResponse? error);
@@ -137,7 +158,7 @@ public sealed class BackendConnector
     }
 
     private static async Task<ScramClientExchange?> HandleAuthAsync(
-        BackendConnection backend, PoolTarget target, byte[] body, ScramClientExchange? scram, PgMessageBuilder b, CancellationToken ct)
+        BackendConnection backend, PoolTarget target, SslStream? tls, byte[] body, ScramClientExchange? scram, PgMessageBuilder b, CancellationToken ct)
     {
         BackendCredentials creds = target.Credentials;
         var reader = new PgSpanReader(body);
@@ -151,6 +172,7 @@ public sealed class BackendConnector
             case AuthCode.Ok:
                 return scram;
             case AuthCode.CleartextPassword:
+                backend.AuthMethod = "password";
                 FrontendMessages.Password(b, creds.Password ?? throw NoSecret(target, "a cleartext password"));
                 break;
             case AuthCode.Md5Password:
@@ -159,19 +181,26 @@ public sealed class BackendConnector
                     throw Unavailable(target, "malformed md5 request");
                 }
 
+                backend.AuthMethod = "md5";
                 string hash = creds.Password is { } p ? Md5Password.Hash(p, creds.User) : creds.Md5Hash ?? throw NoSecret(target, "an md5 password");
                 FrontendMessages.Password(b, Md5Password.Response(hash, salt));
                 break;
             case AuthCode.Sasl:
-                bool offered = false;
+                bool plain = false, plus = false;
                 while (reader.TryReadCString(out string mechanism) && mechanism.Length > 0)
                 {
-                    offered |= mechanism == ScramSha256.Mechanism;
+                    plain |= mechanism == ScramSha256.Mechanism;
+                    plus |= mechanism == ScramSha256.PlusMechanism;
                 }
 
-                if (!offered)
+                // Over TLS, bind to the server's certificate when it offers SCRAM-SHA-256-PLUS (as libpq's
+                // channel_binding=prefer); without -PLUS, the "y" flag tells it that we could have bound.
+                byte[]? binding = plus && tls is not null ? EndPointHash.Of(tls.RemoteCertificate) : null;
+                if (!plain && binding is null)
                 {
-                    throw Unavailable(target, "server offers no supported SASL mechanism (only SCRAM-SHA-256 without channel binding is supported)");
+                    throw Unavailable(target, plus
+                        ? "server offers only SCRAM-SHA-256-PLUS, which needs TLS with a certificate signed with SHA-256, SHA-384 or SHA-512"
+                        : "server offers no supported SASL mechanism (SCRAM-SHA-256, SCRAM-SHA-256-PLUS)");
                 }
 
                 if (creds.Password is { } password)
@@ -187,7 +216,9 @@ public sealed class BackendConnector
                     throw NoSecret(target, "a SCRAM secret (a plaintext password, or a SCRAM login of this user to the proxy first)");
                 }
 
-                FrontendMessages.SaslInitialResponse(b, ScramSha256.Mechanism, Encoding.UTF8.GetBytes(scram.ClientFirst()));
+                scram = scram.With(new ChannelBinding(tls is not null, binding));
+                backend.AuthMethod = scram.Mechanism;
+                FrontendMessages.SaslInitialResponse(b, scram.Mechanism, Encoding.UTF8.GetBytes(scram.ClientFirst()));
                 break;
             case AuthCode.SaslContinue:
                 if (scram is null)

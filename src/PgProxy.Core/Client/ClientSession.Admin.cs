@@ -37,7 +37,7 @@ public sealed partial class ClientSession
     internal EndPoint? LocalEndPoint => _connection.LocalEndPoint;
 
     /// <summary>The TLS protocol and cipher suite ("TLSv1.3/TLS_AES_256_GCM_SHA384"), or "" for a plaintext client.</summary>
-    internal string Tls => ClientTls.Describe(_connection.Transport);
+    internal string Tls => PgProxy.Core.Tls.TlsPipe.Describe(_connection.Transport);
 
     /// <summary>When the client connected (the pool clock's timestamp).</summary>
     internal long ConnectedAt => _connectedAt;

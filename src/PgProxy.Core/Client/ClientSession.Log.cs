@@ -7,8 +7,8 @@ namespace PgProxy.Core.Client;
 public sealed partial class ClientSession
 {
     [LoggerMessage(EventId = ProxyEventIds.ClientLogin, Level = LogLevel.Information,
-        Message = "Client {ConnectionId} from {Remote} logged in to {Database} as {User}")]
-    private static partial void LogLogin(ILogger logger, string connectionId, string remote, string database, string user);
+        Message = "Client {ConnectionId} from {Remote} logged in to {Database} as {User} ({Auth})")]
+    private static partial void LogLogin(ILogger logger, string connectionId, string remote, string database, string user, string auth);
 
     [LoggerMessage(EventId = ProxyEventIds.ClientLinked, Level = LogLevel.Debug,
         Message = "Client {ConnectionId} linked to backend {BackendId} (server pid {ServerPid})")]

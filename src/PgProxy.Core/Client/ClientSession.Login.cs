@@ -13,12 +13,12 @@ using PgProxy.Protocol.Framing;
 namespace PgProxy.Core.Client;
 
 /// <summary>What a successful login produced.</summary>
-internal sealed record LoginResult(Pool Pool, List<KeyValuePair<string, string>> Settings)
+/// <param name="Pool">The client's pool; null for a login to the admin console.</param>
+/// <param name="Settings">The startup settings.</param>
+/// <param name="Auth">How the client authenticated (trust, md5, SCRAM-SHA-256, SCRAM-SHA-256-PLUS), for the log.</param>
+internal sealed record LoginResult(Pool? Pool, List<KeyValuePair<string, string>> Settings, string Auth)
 {
-    /// <summary>A login to the admin console: no pool, no settings.</summary>
-    public static LoginResult Console { get; } = new(null!, []);
-
-    public bool IsConsole => ReferenceEquals(this, Console);
+    public bool IsConsole => Pool is null;
 }
 
 /// <summary>Start-up and authentication ("Message Flow: Start-up"), bounded by client_login_timeout.</summary>
@@ -59,6 +59,22 @@ public sealed partial class ClientSession
         string? certificateName = null;
         while (startup is null)
         {
+            if (negotiations == 0 && !encrypted && Config.Proxy.ClientTlsSslMode != TlsMode.Disable &&
+                await StartsWithTlsHandshakeAsync(ct).ConfigureAwait(false))
+            {
+                // Direct TLS (PostgreSQL 17's sslnegotiation=direct): a ClientHello instead of an SSLRequest.
+                negotiations++;
+                (TlsStart tls, string? name) = await StartTlsAsync(direct: true, ct).ConfigureAwait(false);
+                if (tls != TlsStart.Started)
+                {
+                    return null;
+                }
+
+                encrypted = true;
+                certificateName = name;
+                continue;
+            }
+
             StartupPacket? packet = await ReadStartupPacketAsync(ct).ConfigureAwait(false);
             if (packet is null)
             {
@@ -81,7 +97,7 @@ public sealed partial class ClientSession
 
                     if (packet.Kind == StartupPacketKind.SslRequest && Config.Proxy.ClientTlsSslMode != TlsMode.Disable)
                     {
-                        (TlsStart tls, string? name) = await StartTlsAsync(ct).ConfigureAwait(false);
+                        (TlsStart tls, string? name) = await StartTlsAsync(direct: false, ct).ConfigureAwait(false);
                         if (tls == TlsStart.Failed)
                         {
                             return null; // logged; the client was told by the TLS alert, nothing more can reach it
@@ -154,7 +170,7 @@ public sealed partial class ClientSession
 
         if (Admin.AdminConsole.IsConsoleDatabase(_database))
         {
-            await AuthenticateAsync(user, ct).ConfigureAwait(false);
+            string consoleAuth = await AuthenticateAsync(user, ct).ConfigureAwait(false);
             if (!Admin.AdminConsole.MayUse(Config.Admin, user))
             {
                 // PgBouncer's word for it; 28000 as PostgreSQL's pg_hba "no entry" refusal.
@@ -164,7 +180,7 @@ public sealed partial class ClientSession
 
             BackendMessages.AuthenticationOk(Builder);
             _user = user;
-            return LoginResult.Console;
+            return new LoginResult(null, [], consoleAuth);
         }
 
         DatabaseConfig db = Config.FindDatabase(_database)
@@ -178,7 +194,7 @@ public sealed partial class ClientSession
 
         List<KeyValuePair<string, string>> settings = SessionParameters.FromStartup(startup.Parameters);
 
-        await AuthenticateAsync(user, ct).ConfigureAwait(false);
+        string auth = await AuthenticateAsync(user, ct).ConfigureAwait(false);
         // Not flushed: AuthenticationOk (after a SCRAM exchange's final message) goes out with the welcome, in one send.
         BackendMessages.AuthenticationOk(Builder);
 
@@ -186,7 +202,7 @@ public sealed partial class ClientSession
         // The pool's copies of the names (equal strings): a logged-in client keeps none of its own.
         _database = _pool.Key.Database;
         _user = _pool.Key.User;
-        return new LoginResult(_pool, settings);
+        return new LoginResult(_pool, settings, auth);
     }
 
     private enum TlsStart
@@ -204,9 +220,9 @@ public sealed partial class ClientSession
     /// is logged once, at info, with the peer's address.
     /// </summary>
     /// <returns>How it went, and the client certificate's common name (verify-full compares it with the user).</returns>
-    private async Task<(TlsStart Result, string? CertificateName)> StartTlsAsync(CancellationToken ct)
+    private async Task<(TlsStart Result, string? CertificateName)> StartTlsAsync(bool direct, CancellationToken ct)
     {
-        if (Input.TryRead(out System.IO.Pipelines.ReadResult pending))
+        if (!direct && Input.TryRead(out System.IO.Pipelines.ReadResult pending))
         {
             bool early = !pending.Buffer.IsEmpty;
             Input.AdvanceTo(pending.Buffer.Start);
@@ -224,15 +240,24 @@ public sealed partial class ClientSession
         catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
             LogTlsUnavailable(_logger, ex, Config.Proxy.ClientTlsCertFile ?? "", Config.Proxy.ClientTlsKeyFile ?? "");
+            if (direct)
+            {
+                return (TlsStart.Failed, null); // nothing a TLS client could read: the connection just closes
+            }
+
             Output.Write("N"u8);
             await Output.FlushAsync(ct).ConfigureAwait(false);
             return (TlsStart.Refused, null);
         }
 
         string remote = _connection.RemoteEndPoint?.ToString() ?? "?"; // asked now: after a failed handshake the socket may be gone
-        Output.Write("S"u8);
-        await Output.FlushAsync(ct).ConfigureAwait(false);
-        var ssl = new System.Net.Security.SslStream(ClientTls.Stream(_connection.Transport), leaveInnerStreamOpen: false);
+        if (!direct)
+        {
+            Output.Write("S"u8);
+            await Output.FlushAsync(ct).ConfigureAwait(false);
+        }
+
+        var ssl = new System.Net.Security.SslStream(PgProxy.Core.Tls.TlsPipe.Stream(_connection.Transport), leaveInnerStreamOpen: false);
         try
         {
             await ssl.AuthenticateAsServerAsync(options, ct).ConfigureAwait(false);
@@ -244,8 +269,24 @@ public sealed partial class ClientSession
             return (TlsStart.Failed, null);
         }
 
-        _connection.Transport = ClientTls.Pipe(ssl);
+        _connection.Transport = PgProxy.Core.Tls.TlsPipe.Over(ssl);
+        if (direct && ssl.NegotiatedApplicationProtocol != ClientTls.Alpn)
+        {
+            // PostgreSQL 17 refuses a direct connection that did not negotiate ALPN "postgresql" (it might be an
+            // HTTPS client, or a cross-protocol attack); the error goes out over the TLS connection.
+            throw new ProxyException(SqlState.ProtocolViolation, "received direct SSL connection request without ALPN protocol negotiation extension");
+        }
+
         return (TlsStart.Started, ClientTls.CommonName(ssl.RemoteCertificate));
+    }
+
+    /// <summary>True when the client's first byte starts a TLS handshake record (0x16): no StartupMessage or SSLRequest begins so.</summary>
+    private async Task<bool> StartsWithTlsHandshakeAsync(CancellationToken ct)
+    {
+        System.IO.Pipelines.ReadResult read = await Input.ReadAsync(ct).ConfigureAwait(false);
+        bool tls = !read.Buffer.IsEmpty && read.Buffer.FirstSpan[0] == 0x16;
+        Input.AdvanceTo(read.Buffer.Start); // peeked only: the packet reader or the handshake reads it again
+        return tls;
     }
 
     private async Task<StartupPacket?> ReadStartupPacketAsync(CancellationToken ct)
@@ -314,32 +355,34 @@ public sealed partial class ClientSession
 
     // ---- authentication -----------------------------------------------------------------------------------
 
-    private async Task AuthenticateAsync(string user, CancellationToken ct)
+    /// <summary>Authenticates the client as [auth] says; returns the method that did it.</summary>
+    private async Task<string> AuthenticateAsync(string user, CancellationToken ct)
     {
         AuthType type = Config.Auth.Type;
         if (type == AuthType.Trust)
         {
-            return;
+            return "trust";
         }
 
         UserSecret? secret = _services.Users.Find(user);
         bool scram = type == AuthType.ScramSha256 || secret?.Kind == SecretKind.Scram;
-        bool ok = scram ? await ScramAsync(user, secret, ct).ConfigureAwait(false) : await Md5Async(user, secret, ct).ConfigureAwait(false);
-        if (!ok)
-        {
-            throw new ProxyException(SqlState.InvalidPassword, $"password authentication failed for user \"{user}\"");
-        }
+        string? method = scram ? await ScramAsync(user, secret, ct).ConfigureAwait(false)
+            : await Md5Async(user, secret, ct).ConfigureAwait(false) ? "md5" : null;
+        return method ?? throw new ProxyException(SqlState.InvalidPassword, $"password authentication failed for user \"{user}\"");
     }
 
-    private async Task<bool> ScramAsync(string user, UserSecret? secret, CancellationToken ct)
+    /// <summary>A SCRAM exchange; returns the mechanism on success, null for a wrong password.</summary>
+    private async Task<string?> ScramAsync(string user, UserSecret? secret, CancellationToken ct)
     {
         // An unknown user, or one whose only secret is an md5 hash, runs a mock exchange that fails at the end,
         // so the answer does not tell whether the user exists (PostgreSQL's scram_mock_salt).
         bool mock = secret?.Verifier is null;
         ScramVerifier verifier = secret?.Verifier ?? MockVerifier(user);
-        var exchange = new ScramServerExchange(verifier, mock);
+        // On TLS, SCRAM-SHA-256-PLUS is offered too, bound to the proxy's certificate (tls-server-end-point).
+        byte[]? binding = PgProxy.Core.Tls.TlsPipe.StreamOf(_connection.Transport) is { } tls ? PgProxy.Core.Tls.EndPointHash.Of(tls.LocalCertificate) : null;
+        var exchange = new ScramServerExchange(verifier, mock, bindingData: binding);
 
-        BackendMessages.AuthenticationSasl(Builder, ScramSha256.Mechanism);
+        BackendMessages.AuthenticationSasl(Builder, exchange.Mechanisms);
         await PgMessageIO.WriteAsync(Output, Builder, ct).ConfigureAwait(false);
 
         byte[]? initial = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
@@ -348,8 +391,8 @@ public sealed partial class ClientSession
             throw new OperationCanceledException("client closed during authentication");
         }
 
-        string clientFirst = ParseSaslInitialResponse(initial);
-        string? serverFirst = exchange.HandleClientFirst(clientFirst, out string? error);
+        (string mechanism, string clientFirst) = ParseSaslInitialResponse(initial, exchange.Mechanisms);
+        string? serverFirst = exchange.HandleClientFirst(clientFirst, out string? error, mechanism);
         if (serverFirst is null)
         {
             throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
@@ -369,7 +412,7 @@ public sealed partial class ClientSession
         {
             if (error is "password does not match")
             {
-                return false;
+                return null;
             }
 
             throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
@@ -381,10 +424,10 @@ public sealed partial class ClientSession
             _services.Pools.RememberScramKey(user, clientKey);
         }
 
-        return true;
+        return mechanism;
     }
 
-    private static string ParseSaslInitialResponse(byte[] body)
+    private static (string Mechanism, string Message) ParseSaslInitialResponse(byte[] body, string[] offered)
     {
         var reader = new PgSpanReader(body);
         if (!reader.TryReadCString(out string mechanism) || !reader.TryReadInt32(out int length))
@@ -392,7 +435,7 @@ public sealed partial class ClientSession
             throw new ProxyException(SqlState.ProtocolViolation, "malformed SASLInitialResponse message");
         }
 
-        if (mechanism != ScramSha256.Mechanism)
+        if (!offered.Contains(mechanism))
         {
             throw new ProxyException(SqlState.ProtocolViolation, "client selected an invalid SASL authentication mechanism");
         }
@@ -402,7 +445,7 @@ public sealed partial class ClientSession
             throw new ProxyException(SqlState.ProtocolViolation, "malformed SASLInitialResponse message");
         }
 
-        return Encoding.UTF8.GetString(data);
+        return (mechanism, Encoding.UTF8.GetString(data));
     }
 
     private async Task<bool> Md5Async(string user, UserSecret? secret, CancellationToken ct)

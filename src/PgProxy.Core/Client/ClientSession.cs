@@ -79,7 +79,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             LoginResult? login = await LoginWithTimeoutAsync(counted).ConfigureAwait(false);
             if (login is { IsConsole: true })
             {
-                await RunConsoleAsync().ConfigureAwait(false);
+                await RunConsoleAsync(login.Auth).ConfigureAwait(false);
             }
             else if (login is not null)
             {
@@ -233,21 +233,26 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         await CompleteAsync().ConfigureAwait(false);
     }
 
+    /// <summary>The login line's "(method, TLS version/cipher)".</summary>
+    private string HowAuthenticated(string auth) =>
+        PgProxy.Core.Tls.TlsPipe.StreamOf(_connection.Transport) is null ? auth : auth + ", " + PgProxy.Core.Tls.TlsPipe.Describe(_connection.Transport);
+
     /// <summary>The admin console, in place of a relay (<see cref="Admin.AdminConsole"/>).</summary>
-    private async Task RunConsoleAsync()
+    private async Task RunConsoleAsync(string auth)
     {
         var console = new Admin.AdminConsole(_services, Input, Output, _user);
         await console.WelcomeAsync(Builder).ConfigureAwait(false);
         _builder = null;
         _loggedIn = true;
-        LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
+        LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, HowAuthenticated(auth));
         await console.RunAsync().ConfigureAwait(false);
     }
 
     /// <summary>Tells the client its parameters, cancel key and ReadyForQuery, and builds its relay.</summary>
     private async Task<MessageRelay> WelcomeAsync(LoginResult login, int cancelPid, int cancelSecret)
     {
-        Pool pool = login.Pool;
+        Pool pool = login.Pool!;
+        string auth = login.Auth;
         PoolSettings settings = pool.Settings;
 
         // Login completes without a backend, as PgBouncer does: a client that connects and waits (pgbench opening
@@ -258,7 +263,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             // The server refuses this pool's logins (password, database, permission): told its error at once, rather
             // than logged in to wait for a server that will not take it. A server that is only down or restarting
             // is waited for instead (up to query_wait_timeout): it may be back in a moment.
-            throw new BackendUnavailableException(refused.SqlState, refused.Message, refused.Detail, null, refused.ServerError);
+            throw refused.Copy();
         }
 
         if (pool.WelcomeParameters is null)
@@ -281,7 +286,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         _builder = null;
         _loggedIn = true;
         pool.Stats.Login();
-        LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user);
+        LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, HowAuthenticated(auth));
 
         StatementMapper? statements = settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0
             ? new StatementMapper(_services.Pools.Statements, settings.Proxy.MaxPreparedStatements)

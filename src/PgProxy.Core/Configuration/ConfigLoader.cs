@@ -192,6 +192,8 @@ public sealed partial class ConfigLoader
             "client_tls_key_file" => s with { ClientTlsKeyFile = OptionalPath(v, key, at, s.ClientTlsKeyFile) },
             "client_tls_ca_file" => s with { ClientTlsCaFile = OptionalPath(v, key, at, s.ClientTlsCaFile) },
             "client_tls_protocols" => s with { ClientTlsProtocols = TlsProtocols(v, key, at) ?? s.ClientTlsProtocols },
+            _ when key.StartsWith("server_tls_", StringComparison.Ordinal) && BindServerTls(s.ServerTls, key, v, at) is { } tls =>
+                s with { ServerTls = tls },
             _ => null,
         });
 
@@ -276,8 +278,34 @@ public sealed partial class ConfigLoader
             "reserve_pool_size" => s with { ReservePoolSize = Int(v, key, at, 0, 100_000) ?? s.ReservePoolSize },
             "max_db_connections" => s with { MaxDbConnections = Int(v, key, at, 0, 1_000_000) ?? s.MaxDbConnections },
             "pool_mode" => s with { PoolMode = Mode(v, key, at) ?? s.PoolMode },
+            _ when key.StartsWith("server_tls_", StringComparison.Ordinal) && BindServerTlsOverride(s.ServerTls, key, v, at) is { } tls =>
+                s with { ServerTls = tls },
             _ => null,
         });
+
+    /// <summary>One server_tls_* key of a database; null for a key that does not exist.</summary>
+    private ServerTlsOverride? BindServerTlsOverride(ServerTlsOverride s, string key, object v, TomlPosition at) => key switch
+    {
+        "server_tls_sslmode" => s with { Mode = SslMode(v, key, at) ?? s.Mode },
+        "server_tls_ca_file" => s with { CaFile = OptionalPath(v, key, at, s.CaFile) ?? "" },
+        "server_tls_cert_file" => s with { CertFile = OptionalPath(v, key, at, s.CertFile) ?? "" },
+        "server_tls_key_file" => s with { KeyFile = OptionalPath(v, key, at, s.KeyFile) ?? "" },
+        "server_tls_protocols" => s with { Protocols = TlsProtocols(v, key, at) ?? s.Protocols },
+        "server_tls_direct" => s with { Direct = Bool(v, key, at) ?? s.Direct },
+        _ => null,
+    };
+
+    /// <summary>One server_tls_* key, in [proxy] or a database; null for a key that does not exist.</summary>
+    private ServerTlsSettings? BindServerTls(ServerTlsSettings s, string key, object v, TomlPosition at) => key switch
+    {
+        "server_tls_sslmode" => s with { Mode = SslMode(v, key, at) ?? s.Mode },
+        "server_tls_ca_file" => s with { CaFile = OptionalPath(v, key, at, s.CaFile) },
+        "server_tls_cert_file" => s with { CertFile = OptionalPath(v, key, at, s.CertFile) },
+        "server_tls_key_file" => s with { KeyFile = OptionalPath(v, key, at, s.KeyFile) },
+        "server_tls_protocols" => s with { Protocols = TlsProtocols(v, key, at) ?? s.Protocols },
+        "server_tls_direct" => s with { Direct = Bool(v, key, at) ?? s.Direct },
+        _ => null,
+    };
 
     private UserConfig BindUser(string name, TomlTable t) =>
         Section(t, $"users.{name}", new UserConfig { Name = name }, (s, key, v, at) => key switch
@@ -308,6 +336,28 @@ public sealed partial class ConfigLoader
     {
         Error(at, $"unknown key '{key}' in [{table}]");
         return section;
+    }
+
+    private void ValidateServerTls(string where, ServerTlsSettings tls)
+    {
+        TomlPosition top = new(1, 1);
+        if ((tls.CertFile is null) != (tls.KeyFile is null))
+        {
+            Error(top, $"{where} server_tls_cert_file and server_tls_key_file go together: set both or neither");
+        }
+
+        if (tls.Direct && tls.Mode < TlsMode.Require)
+        {
+            Error(top, $"{where} server_tls_direct needs server_tls_sslmode require, verify-ca or verify-full (a direct TLS connection cannot fall back to plaintext)");
+        }
+
+        foreach ((string name, string? path) in new[] { ("server_tls_ca_file", tls.CaFile), ("server_tls_cert_file", tls.CertFile), ("server_tls_key_file", tls.KeyFile) })
+        {
+            if (path is not null && !File.Exists(path))
+            {
+                Error(top, $"{where} {name} '{path}' does not exist");
+            }
+        }
     }
 
     private void Validate(ProxyConfig c)
@@ -347,6 +397,15 @@ public sealed partial class ConfigLoader
             if (path is not null && !File.Exists(path))
             {
                 Error(top, $"[proxy] {name} '{path}' does not exist");
+            }
+        }
+
+        ValidateServerTls("[proxy]", p.ServerTls);
+        foreach (DatabaseConfig db in c.Databases.Values)
+        {
+            if (db.ServerTls != new ServerTlsOverride())
+            {
+                ValidateServerTls($"[databases.{db.Name}]", db.ServerTls.Over(p.ServerTls));
             }
         }
 

@@ -44,6 +44,7 @@ public static class ConfigPrinter
         sb.AppendLine($"client_tls_key_file = {Quote(p.ClientTlsKeyFile ?? "")}");
         sb.AppendLine($"client_tls_ca_file = {Quote(p.ClientTlsCaFile ?? "")}");
         sb.AppendLine($"client_tls_protocols = {Quote(Protocols(p.ClientTlsProtocols))}");
+        PrintServerTls(sb, p.ServerTls);
         sb.AppendLine();
         sb.AppendLine("[auth]");
         sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", _ => "scram-sha-256" })}");
@@ -91,6 +92,7 @@ public static class ConfigPrinter
             sb.AppendLine($"reserve_pool_size = {db.ReservePoolSize ?? p.ReservePoolSize}");
             sb.AppendLine($"max_db_connections = {db.MaxDbConnections ?? p.MaxDbConnections}");
             sb.AppendLine($"pool_mode = {Quote(Mode(db.PoolMode ?? p.PoolMode))}");
+            PrintServerTls(sb, db.ServerTls.Over(p.ServerTls));
         }
 
         foreach (UserConfig user in config.Users.Values.OrderBy(u => u.Name, StringComparer.Ordinal))
@@ -106,6 +108,16 @@ public static class ConfigPrinter
         }
 
         return sb.ToString();
+    }
+
+    private static void PrintServerTls(StringBuilder sb, ServerTlsSettings tls)
+    {
+        sb.AppendLine($"server_tls_sslmode = {Quote(SslMode(tls.Mode))}");
+        sb.AppendLine($"server_tls_ca_file = {Quote(tls.CaFile ?? "")}");
+        sb.AppendLine($"server_tls_cert_file = {Quote(tls.CertFile ?? "")}");
+        sb.AppendLine($"server_tls_key_file = {Quote(tls.KeyFile ?? "")}");
+        sb.AppendLine($"server_tls_protocols = {Quote(Protocols(tls.Protocols))}");
+        sb.AppendLine($"server_tls_direct = {(tls.Direct ? "true" : "false")}");
     }
 
     /// <summary>

@@ -193,6 +193,78 @@ public sealed record ProxySection
     /// <summary>TLS versions offered to clients: "secure" (default: TLS 1.2 and 1.3), "all", or a list of tlsv1.2, tlsv1.3.</summary>
     public System.Security.Authentication.SslProtocols ClientTlsProtocols { get; init; } =
         System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
+
+    /// <summary>
+    /// TLS toward servers, for every database that does not set its own (PgBouncer's server_tls_* keys): the mode, the
+    /// CA file, the client certificate and key, the TLS versions, and direct TLS (PostgreSQL 17+).
+    /// </summary>
+    public ServerTlsSettings ServerTls { get; init; } = new();
+}
+
+/// <summary>
+/// TLS toward a server. <see cref="Mode"/>: disable (plaintext), allow or prefer (default: TLS when the server offers
+/// it, else plaintext), require (TLS, no certificate checks), verify-ca (the server's certificate chains to
+/// <see cref="CaFile"/>, or to the system's CAs when unset), verify-full (and names the host).
+/// </summary>
+public sealed record ServerTlsSettings
+{
+    /// <summary>server_tls_sslmode. Default prefer, as PgBouncer and libpq.</summary>
+    public TlsMode Mode { get; init; } = TlsMode.Prefer;
+
+    /// <summary>server_tls_ca_file: the CAs that sign the server's certificate (PEM); unset: the system's.</summary>
+    public string? CaFile { get; init; }
+
+    /// <summary>server_tls_cert_file: a client certificate for the server (PEM), for PostgreSQL's clientcert / cert auth.</summary>
+    public string? CertFile { get; init; }
+
+    /// <summary>server_tls_key_file: its private key (PEM, unencrypted).</summary>
+    public string? KeyFile { get; init; }
+
+    /// <summary>server_tls_protocols. Default TLS 1.2 and 1.3.</summary>
+    public System.Security.Authentication.SslProtocols Protocols { get; init; } =
+        System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
+
+    /// <summary>server_tls_direct: the TLS handshake at once, without SSLRequest (PostgreSQL 17's sslnegotiation=direct). Default false.</summary>
+    public bool Direct { get; init; }
+}
+
+/// <summary>
+/// A database's own server_tls_* keys: each one set replaces [proxy]'s value, each one unset (null) inherits it, so a
+/// reload or SET that changes [proxy] reaches every database that does not override that key. A file key set to ""
+/// means no file (for server_tls_ca_file: the system's CAs).
+/// </summary>
+public sealed record ServerTlsOverride
+{
+    /// <summary>server_tls_sslmode.</summary>
+    public TlsMode? Mode { get; init; }
+
+    /// <summary>server_tls_ca_file ("" for none).</summary>
+    public string? CaFile { get; init; }
+
+    /// <summary>server_tls_cert_file ("" for none).</summary>
+    public string? CertFile { get; init; }
+
+    /// <summary>server_tls_key_file ("" for none).</summary>
+    public string? KeyFile { get; init; }
+
+    /// <summary>server_tls_protocols.</summary>
+    public System.Security.Authentication.SslProtocols? Protocols { get; init; }
+
+    /// <summary>server_tls_direct.</summary>
+    public bool? Direct { get; init; }
+
+    /// <summary>These keys over <paramref name="inherited"/>.</summary>
+    public ServerTlsSettings Over(ServerTlsSettings inherited) => new()
+    {
+        Mode = Mode ?? inherited.Mode,
+        CaFile = Path(CaFile, inherited.CaFile),
+        CertFile = Path(CertFile, inherited.CertFile),
+        KeyFile = Path(KeyFile, inherited.KeyFile),
+        Protocols = Protocols ?? inherited.Protocols,
+        Direct = Direct ?? inherited.Direct,
+    };
+
+    private static string? Path(string? own, string? inherited) => own is null ? inherited : own.Length == 0 ? null : own;
 }
 
 /// <summary>PgBouncer's (and libpq's) sslmode values.</summary>
@@ -305,6 +377,9 @@ public sealed record DatabaseConfig
 
     /// <summary>Overrides [proxy] pool_mode.</summary>
     public PoolMode? PoolMode { get; init; }
+
+    /// <summary>Overrides of [proxy]'s server_tls_* keys, each on its own.</summary>
+    public ServerTlsOverride ServerTls { get; init; } = new();
 
     /// <summary>The backend database name for a client that asked for <paramref name="requested"/>.</summary>
     public string BackendDbName(string requested) => DbName ?? (Name == "*" ? requested : Name);

@@ -25,7 +25,7 @@ public sealed class ProxyMetrics : IDisposable
     [
         (ConnectFailure.Timeout, "timeout"), (ConnectFailure.Refused, "refused"), (ConnectFailure.Unreachable, "unreachable"),
         (ConnectFailure.Lost, "lost"), (ConnectFailure.LoginRefused, "login_refused"), (ConnectFailure.ServerError, "server_error"),
-        (ConnectFailure.Other, "other"),
+        (ConnectFailure.Tls, "tls"), (ConnectFailure.Other, "other"),
     ];
 
     private static readonly (ClientState State, string Name)[] s_clientStates =

@@ -41,10 +41,15 @@ public sealed class BackendUnavailableException : ProxyException
 
     /// <summary>
     /// The server (or the proxy's own configuration) refused the login itself: authentication (28xxx), an unknown
-    /// database (3D000), no permission (42501). Retrying soon will not help, unlike a refused connection, a timeout,
-    /// 57P03 (starting up, shutting down) or too many connections.
+    /// database (3D000), no permission (42501), or TLS that cannot be set up (an untrusted or expired certificate, a
+    /// server without TLS under require). Retrying soon will not help, unlike a refused connection, a timeout, 57P03
+    /// (starting up, shutting down) or too many connections.
     /// </summary>
-    public bool IsLoginRefused => SqlState.StartsWith("28", StringComparison.Ordinal) || SqlState is "3D000" or "42501" or "08004";
+    public bool IsLoginRefused => SqlState.StartsWith("28", StringComparison.Ordinal) || SqlState is "3D000" or "42501" or "08004" ||
+                                  Failure == Pooling.ConnectFailure.Tls;
+
+    /// <summary>A copy to throw to one more client (each waiter gets its own exception).</summary>
+    public BackendUnavailableException Copy() => new(SqlState, Message, Detail, null, ServerError) { Failure = Failure };
 
     /// <inheritdoc />
     public override ErrorResponse ToFatal() =>

@@ -118,7 +118,7 @@ public sealed partial class Pool
             _backoff.Failed(failure, Time.GetTimestamp(), Time.TimestampFrequency, Settings.Proxy.ServerLoginRetry);
             if (failure.IsLoginRefused)
             {
-                FailWaitersLocked(() => new BackendUnavailableException(failure.SqlState, failure.Message, failure.Detail, null, failure.ServerError));
+                FailWaitersLocked(failure.Copy);
             }
         }
 

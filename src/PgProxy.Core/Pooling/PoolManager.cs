@@ -128,7 +128,8 @@ public sealed partial class PoolManager : IAsyncDisposable
     private static bool SameDestination(PoolTarget a, PoolTarget b) =>
         a.Host == b.Host && a.Port == b.Port && a.DbName == b.DbName && a.Credentials.User == b.Credentials.User &&
         a.Credentials.Password == b.Credentials.Password && a.Credentials.Md5Hash == b.Credentials.Md5Hash &&
-        a.Credentials.ScramVerifier?.ToString() == b.Credentials.ScramVerifier?.ToString();
+        a.Credentials.ScramVerifier?.ToString() == b.Credentials.ScramVerifier?.ToString() &&
+        a.Tls == b.Tls; // new TLS settings (mode, files, versions): servers are replaced as they come back; renewed files are not a change
 
     /// <summary>The connector (its transport also sends cancel requests).</summary>
     public BackendConnector Connector => _connector;
@@ -202,7 +203,7 @@ public sealed partial class PoolManager : IAsyncDisposable
             ScramVerifier = secret?.Kind == SecretKind.Scram ? secret.Verifier : null,
             ScramClientKey = () => _scramKeys.TryGetValue(backendUser, out byte[]? k) ? k : null,
         };
-        var target = new PoolTarget(db.Host, db.Port, db.BackendDbName(key.Database), credentials);
+        var target = new PoolTarget(db.Host, db.Port, db.BackendDbName(key.Database), credentials, db.ServerTls.Over(p.ServerTls));
         return (settings, target, db.MaxDbConnections ?? p.MaxDbConnections, userConfig?.MaxUserConnections ?? 0);
     }
 
@@ -239,7 +240,8 @@ public sealed partial class PoolManager : IAsyncDisposable
         try
         {
             BackendConnection backend = await _connector.ConnectAsync(pool, pool.Settings.Proxy.ServerConnectTimeout, ct).ConfigureAwait(false);
-            LogBackendConnected(_logger, backend.Id, pool.Key.Database, pool.Key.User, backend.Host, backend.Port, backend.ProcessId);
+            LogBackendConnected(_logger, backend.Id, pool.Key.Database, pool.Key.User, backend.Host, backend.Port, backend.ProcessId,
+                backend.Tls.Length == 0 ? backend.AuthMethod : backend.AuthMethod + ", " + backend.Tls);
             pool.WelcomeParameters ??= new Dictionary<string, string>(backend.Parameters, StringComparer.OrdinalIgnoreCase);
             return backend;
         }
@@ -460,8 +462,8 @@ public sealed partial class PoolManager : IAsyncDisposable
     private static partial void LogPoolCreated(ILogger logger, string database, string user, string host, int port, string dbName, int poolSize, PoolMode mode);
 
     [LoggerMessage(EventId = ProxyEventIds.BackendConnected, Level = LogLevel.Information,
-        Message = "Backend {BackendId} connected for {Database}/{User} to {Host}:{Port} (server pid {ServerPid})")]
-    private static partial void LogBackendConnected(ILogger logger, long backendId, string database, string user, string host, int port, int serverPid);
+        Message = "Backend {BackendId} connected for {Database}/{User} to {Host}:{Port} (server pid {ServerPid}, {Auth})")]
+    private static partial void LogBackendConnected(ILogger logger, long backendId, string database, string user, string host, int port, int serverPid, string auth);
 
     [LoggerMessage(EventId = ProxyEventIds.BackendClosed, Level = LogLevel.Information,
         Message = "Backend {BackendId} for {Database}/{User} closed (server pid {ServerPid}): {Reason}")]

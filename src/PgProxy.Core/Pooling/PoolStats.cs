@@ -176,6 +176,9 @@ public enum ConnectFailure
     /// <summary>The server answered the login with another error (starting up, shutting down, too many connections).</summary>
     ServerError,
 
+    /// <summary>TLS could not be set up: the server declined it under require, or its certificate was not trusted.</summary>
+    Tls,
+
     /// <summary>Anything else.</summary>
     Other,
 }

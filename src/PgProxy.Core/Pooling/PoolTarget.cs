@@ -3,8 +3,8 @@ using PgProxy.Core.Configuration;
 
 namespace PgProxy.Core.Pooling;
 
-/// <summary>Where a pool's backends connect and how they log in.</summary>
-public sealed record PoolTarget(string Host, int Port, string DbName, BackendCredentials Credentials);
+/// <summary>Where a pool's backends connect and how they log in; <paramref name="Tls"/> null: plaintext.</summary>
+public sealed record PoolTarget(string Host, int Port, string DbName, BackendCredentials Credentials, ServerTlsSettings? Tls = null);
 
 /// <summary>A pool's effective settings: mode and sizes resolved once from [proxy], [databases.X] and [users.Y].</summary>
 public sealed record PoolSettings

@@ -13,6 +13,8 @@ public sealed class ScramClientExchange
     private readonly byte[]? _clientKey;
     private readonly ScramVerifier? _verifier;
     private readonly string _clientNonce;
+    private readonly string _gs2Header = "n,,";
+    private readonly byte[]? _bindingData;
     private string _clientFirstBare = "";
     private byte[]? _expectedServerSignature;
 
@@ -24,6 +26,14 @@ public sealed class ScramClientExchange
         _clientNonce = clientNonce ?? ScramSha256.NewNonce();
     }
 
+    private ScramClientExchange(ScramClientExchange plain, ChannelBinding binding)
+        : this(plain._password, plain._clientKey, plain._verifier, plain._clientNonce)
+    {
+        (_gs2Header, _bindingData) = binding.Data is { } data
+            ? ("p=" + ScramSha256.EndPointBinding + ",,", data)
+            : (binding.Supported ? "y,," : "n,,", null);
+    }
+
     /// <summary>An exchange driven by a plaintext password.</summary>
     public static ScramClientExchange FromPassword(string password, string? clientNonce = null) => new(password, null, null, clientNonce);
 
@@ -31,11 +41,21 @@ public sealed class ScramClientExchange
     public static ScramClientExchange FromKeys(byte[] clientKey, ScramVerifier verifier, string? clientNonce = null) =>
         new(null, clientKey, verifier, clientNonce);
 
+    /// <summary>
+    /// This exchange with channel binding: <see cref="ChannelBinding.Data"/> set binds to it (SCRAM-SHA-256-PLUS, "p="
+    /// flag); otherwise <see cref="ChannelBinding.Supported"/> says whether the connection could have bound (TLS),
+    /// which the "y" flag tells the server, so that a server that did offer -PLUS can detect a downgrade.
+    /// </summary>
+    public ScramClientExchange With(ChannelBinding binding) => new(this, binding);
+
+    /// <summary>The mechanism this exchange runs: SCRAM-SHA-256-PLUS when it binds to the channel.</summary>
+    public string Mechanism => _bindingData is null ? ScramSha256.Mechanism : ScramSha256.PlusMechanism;
+
     /// <summary>client-first-message, with the empty user name libpq sends (PG uses the startup user).</summary>
     public string ClientFirst()
     {
         _clientFirstBare = "n=,r=" + _clientNonce;
-        return "n,," + _clientFirstBare;
+        return _gs2Header + _clientFirstBare;
     }
 
     /// <summary>Handles server-first-message and returns client-final-message, or null with an error.</summary>
@@ -94,7 +114,7 @@ public sealed class ScramClientExchange
             serverKey = _verifier.ServerKey;
         }
 
-        string withoutProof = "c=biws,r=" + nonce;
+        string withoutProof = "c=" + ScramSha256.BindingAttribute(_gs2Header, _bindingData) + ",r=" + nonce;
         byte[] authMessage = ScramSha256.Utf8(_clientFirstBare + "," + serverFirst + "," + withoutProof);
         byte[] storedKey = ScramSha256.Hash(clientKey);
         byte[] clientSignature = ScramSha256.Hmac(storedKey, authMessage);
@@ -139,4 +159,13 @@ public sealed class ScramClientExchange
 
         return true;
     }
+}
+
+/// <summary>What a SCRAM exchange knows of its connection's channel: the tls-server-end-point data to bind to, if any.</summary>
+/// <param name="Supported">The connection is TLS (it could bind, whether or not it does).</param>
+/// <param name="Data">The hash of the server's certificate (RFC 5929), when the exchange binds to it.</param>
+public readonly record struct ChannelBinding(bool Supported, byte[]? Data)
+{
+    /// <summary>A plaintext connection: nothing to bind to.</summary>
+    public static ChannelBinding None => default;
 }

@@ -10,6 +10,16 @@ public static class ScramSha256
     /// <summary>The SASL mechanism name.</summary>
     public const string Mechanism = "SCRAM-SHA-256";
 
+    /// <summary>SCRAM-SHA-256 with channel binding (RFC 5802's -PLUS), offered over TLS.</summary>
+    public const string PlusMechanism = "SCRAM-SHA-256-PLUS";
+
+    /// <summary>The one channel binding type PostgreSQL supports (RFC 5929): a hash of the server's certificate.</summary>
+    public const string EndPointBinding = "tls-server-end-point";
+
+    /// <summary>The c= attribute of client-final-message: base64 of the GS2 header and the channel binding data.</summary>
+    internal static string BindingAttribute(string gs2Header, byte[]? bindingData) =>
+        Convert.ToBase64String([.. Encoding.ASCII.GetBytes(gs2Header), .. bindingData ?? []]);
+
     /// <summary>Hi(Normalize(password), salt, i): PBKDF2-HMAC-SHA-256.</summary>
     public static byte[] SaltedPassword(string password, byte[] salt, int iterations) =>
         Rfc2898DeriveBytes.Pbkdf2(SaslPrep.Normalize(password), salt, iterations, HashAlgorithmName.SHA256, 32);
