@@ -51,6 +51,9 @@ public sealed partial class BackendConnection
     /// <summary>How the proxy logged in to the server (trust, password, md5, SCRAM-SHA-256, SCRAM-SHA-256-PLUS), for the log.</summary>
     public string AuthMethod { get; internal set; } = "trust";
 
+    /// <summary>The "Backend connected" log line's "(method, TLS version/cipher)".</summary>
+    public string HowLoggedIn => PgProxy.Core.Tls.TlsPipe.WithTls(AuthMethod, _transport.Transport);
+
     /// <summary>SHOW SERVERS' tls column: "TLSv1.3/TLS_AES_256_GCM_SHA384", or "" for plaintext.</summary>
     public string Tls => PgProxy.Core.Tls.TlsPipe.Describe(_transport.Transport);
 

@@ -57,30 +57,19 @@ public sealed class BackendConnector
             throw Unavailable(target, ex.Message, ex.SocketErrorCode == SocketError.ConnectionRefused ? ConnectFailure.Refused : ConnectFailure.Unreachable, ex);
         }
 
-        SslStream? tls;
-        try
-        {
-            tls = await _tls.StartAsync(context, target.Host, target.Tls, cts.Token).ConfigureAwait(false);
-        }
-        catch (Exception ex)
-        {
-            await context.DisposeAsync().ConfigureAwait(false);
-            throw ex switch
-            {
-                ServerTlsException => Unavailable(target, ex.Message, ConnectFailure.Tls),
-                OperationCanceledException when !ct.IsCancellationRequested =>
-                    Unavailable(target, $"TLS handshake timed out after server_connect_timeout ({DurationText.Format(timeout)})", ConnectFailure.Timeout),
-                _ when TransportErrors.IsTransportGone(ex) => Unavailable(target, "connection lost during the TLS handshake: " + ex.Message, ConnectFailure.Lost, ex),
-                _ => ex,
-            };
-        }
-
         var backend = new BackendConnection(context, target.Host, target.Port, pool);
         try
         {
+            // TLS first (server_tls_*): the login below then runs over it, and its timeout and errors are the login's.
+            SslStream? tls = await _tls.StartAsync(context, target.Host, target.Tls, cts.Token).ConfigureAwait(false);
             await LoginAsync(backend, target, tls, cts.Token).ConfigureAwait(false);
             backend.StartPump(); // from now on the pump is the socket's only reader
             return backend;
+        }
+        catch (ServerTlsException ex)
+        {
+            await backend.CloseAsync().ConfigureAwait(false);
+            throw Unavailable(target, ex.Message, ConnectFailure.Tls);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {

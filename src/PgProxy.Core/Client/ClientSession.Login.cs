@@ -270,7 +270,7 @@ public sealed partial class ClientSession
         }
 
         _connection.Transport = PgProxy.Core.Tls.TlsPipe.Over(ssl);
-        if (direct && ssl.NegotiatedApplicationProtocol != ClientTls.Alpn)
+        if (direct && ssl.NegotiatedApplicationProtocol != PgProxy.Core.Tls.TlsPipe.Alpn)
         {
             // PostgreSQL 17 refuses a direct connection that did not negotiate ALPN "postgresql" (it might be an
             // HTTPS client, or a cross-protocol attack); the error goes out over the TLS connection.

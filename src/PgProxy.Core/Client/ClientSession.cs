@@ -234,8 +234,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     }
 
     /// <summary>The login line's "(method, TLS version/cipher)".</summary>
-    private string HowAuthenticated(string auth) =>
-        PgProxy.Core.Tls.TlsPipe.StreamOf(_connection.Transport) is null ? auth : auth + ", " + PgProxy.Core.Tls.TlsPipe.Describe(_connection.Transport);
+    private string HowAuthenticated(string auth) => PgProxy.Core.Tls.TlsPipe.WithTls(auth, _connection.Transport);
 
     /// <summary>The admin console, in place of a relay (<see cref="Admin.AdminConsole"/>).</summary>
     private async Task RunConsoleAsync(string auth)

@@ -12,9 +12,6 @@ namespace PgProxy.Core.Client;
 /// </summary>
 public sealed class ClientTls
 {
-    /// <summary>The ALPN protocol name PostgreSQL registered; required on direct TLS connections.</summary>
-    internal static readonly SslApplicationProtocol Alpn = new("postgresql");
-    private static readonly List<SslApplicationProtocol> s_alpn = [Alpn];
     private readonly Lock _lock = new();
     private TlsFiles<Loaded>? _files;
 
@@ -27,7 +24,7 @@ public sealed class ClientTls
         {
             ServerCertificateContext = loaded.Context,
             EnabledSslProtocols = proxy.ClientTlsProtocols,
-            ApplicationProtocols = s_alpn,
+            ApplicationProtocols = TlsPipe.AlpnList,
             ClientCertificateRequired = verify,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             RemoteCertificateValidationCallback = verify ? loaded.ValidateClient : null,
@@ -62,7 +59,7 @@ public sealed class ClientTls
         {
             string cert = proxy.ClientTlsCertFile ?? throw new InvalidOperationException("client_tls_cert_file is not set");
             string key = proxy.ClientTlsKeyFile ?? throw new InvalidOperationException("client_tls_key_file is not set");
-            return new Loaded(TlsFiles<Loaded>.LoadCertificate(cert, key).Context(), TlsFiles<Loaded>.LoadCas(proxy.ClientTlsCaFile));
+            return new Loaded(TlsFiles.LoadCertificate(cert, key), TlsFiles.LoadCas(proxy.ClientTlsCaFile));
         }
 
         /// <summary>verify-ca and verify-full: the client's certificate chains to one of client_tls_ca_file's CAs.</summary>

@@ -240,8 +240,7 @@ public sealed partial class PoolManager : IAsyncDisposable
         try
         {
             BackendConnection backend = await _connector.ConnectAsync(pool, pool.Settings.Proxy.ServerConnectTimeout, ct).ConfigureAwait(false);
-            LogBackendConnected(_logger, backend.Id, pool.Key.Database, pool.Key.User, backend.Host, backend.Port, backend.ProcessId,
-                backend.Tls.Length == 0 ? backend.AuthMethod : backend.AuthMethod + ", " + backend.Tls);
+            LogBackendConnected(_logger, backend.Id, pool.Key.Database, pool.Key.User, backend.Host, backend.Port, backend.ProcessId, backend.HowLoggedIn);
             pool.WelcomeParameters ??= new Dictionary<string, string>(backend.Parameters, StringComparer.OrdinalIgnoreCase);
             return backend;
         }

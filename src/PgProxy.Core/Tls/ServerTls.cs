@@ -14,8 +14,7 @@ namespace PgProxy.Core.Tls;
 /// </summary>
 public sealed class ServerTls
 {
-    private static readonly List<SslApplicationProtocol> s_alpn = [new("postgresql")];
-    private static readonly byte[] s_sslRequest = [0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F];
+    private static readonly byte[] s_sslRequest = SslRequestBytes();
     private readonly ConcurrentDictionary<string, TlsFiles<Loaded>> _files = new(StringComparer.Ordinal);
 
     /// <summary>
@@ -51,7 +50,7 @@ public sealed class ServerTls
         {
             TargetHost = host, // SNI for a host name; .NET leaves it out for an IP address, as libpq does
             EnabledSslProtocols = tls.Protocols,
-            ApplicationProtocols = s_alpn,
+            ApplicationProtocols = TlsPipe.AlpnList,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             ClientCertificateContext = loaded.Client,
             RemoteCertificateValidationCallback = (_, certificate, chain, errors) =>
@@ -101,6 +100,13 @@ public sealed class ServerTls
         }
     }
 
+    private static byte[] SslRequestBytes()
+    {
+        var b = new PgProxy.Protocol.Framing.PgMessageBuilder(8);
+        PgProxy.Protocol.Frontend.FrontendMessages.SslRequest(b);
+        return b.Written.ToArray();
+    }
+
     private static bool Verify(TlsMode mode, string host, X509Certificate2Collection roots, X509Certificate? certificate, X509Chain? chain,
         SslPolicyErrors errors, out string? refusal)
     {
@@ -137,8 +143,8 @@ public sealed class ServerTls
     private sealed record Loaded(X509Certificate2Collection Roots, SslStreamCertificateContext? Client)
     {
         public static Loaded From(ServerTlsSettings tls) => new(
-            TlsFiles<Loaded>.LoadCas(tls.CaFile),
-            tls.CertFile is { } cert && tls.KeyFile is { } key ? TlsFiles<Loaded>.LoadCertificate(cert, key).Context() : null);
+            TlsFiles.LoadCas(tls.CaFile),
+            tls.CertFile is { } cert && tls.KeyFile is { } key ? TlsFiles.LoadCertificate(cert, key) : null);
     }
 }
 

@@ -59,9 +59,13 @@ internal sealed class TlsFiles<T>
     }
 
     private DateTime[] Stamps() => [.. _paths.Select(p => p is null ? default : File.GetLastWriteTimeUtc(p))];
+}
 
-    /// <summary>A certificate and its key from PEM files, usable by the platform's TLS, with its chain's intermediates.</summary>
-    public static SslCertificate LoadCertificate(string certFile, string keyFile)
+/// <summary>Loading PEM files for TLS, on either leg.</summary>
+internal static class TlsFiles
+{
+    /// <summary>A certificate and its key from PEM files, with its chain's intermediates, as a handshake presents them.</summary>
+    public static System.Net.Security.SslStreamCertificateContext LoadCertificate(string certFile, string keyFile)
     {
         using X509Certificate2 pem = X509Certificate2.CreateFromPemFile(certFile, keyFile);
         // Re-imported as PKCS#12: an ephemeral PEM key cannot be used by the platform's TLS on every OS.
@@ -69,7 +73,7 @@ internal sealed class TlsFiles<T>
         var chain = new X509Certificate2Collection();
         chain.ImportFromPemFile(certFile);
         chain.RemoveAt(0); // the certificate itself; the rest are its intermediates
-        return new SslCertificate(certificate, chain);
+        return System.Net.Security.SslStreamCertificateContext.Create(certificate, chain, offline: true);
     }
 
     /// <summary>The certificates of a PEM file (CAs); empty for no file.</summary>
@@ -83,12 +87,4 @@ internal sealed class TlsFiles<T>
 
         return roots;
     }
-}
-
-/// <summary>A certificate with its private key, and the intermediates sent with it.</summary>
-internal sealed record SslCertificate(X509Certificate2 Certificate, X509Certificate2Collection Intermediates)
-{
-    /// <summary>The context a handshake presents it with.</summary>
-    public System.Net.Security.SslStreamCertificateContext Context() =>
-        System.Net.Security.SslStreamCertificateContext.Create(Certificate, Intermediates, offline: true);
 }

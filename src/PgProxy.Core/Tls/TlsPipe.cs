@@ -9,6 +9,12 @@ namespace PgProxy.Core.Tls;
 /// </summary>
 internal static class TlsPipe
 {
+    /// <summary>The ALPN protocol name PostgreSQL registered: offered on both legs, required on direct TLS connections.</summary>
+    public static readonly SslApplicationProtocol Alpn = new("postgresql");
+
+    /// <summary><see cref="Alpn"/> as the handshake options take it.</summary>
+    public static readonly List<SslApplicationProtocol> AlpnList = [Alpn];
+
     /// <summary>The duplex pipe over the TLS stream.</summary>
     public static IDuplexPipe Over(SslStream tls) => new StreamPipe(
         PipeReader.Create(tls, new StreamPipeReaderOptions(bufferSize: 16 * 1024, minimumReadSize: 4 * 1024)),
@@ -21,6 +27,10 @@ internal static class TlsPipe
     public static string Describe(IDuplexPipe transport) => StreamOf(transport) is { } tls
         ? $"{Protocol(tls.SslProtocol)}/{tls.NegotiatedCipherSuite}"
         : "";
+
+    /// <summary>A log line's "(method, TLS version/cipher)" contents: the method alone on a plaintext transport.</summary>
+    public static string WithTls(string method, IDuplexPipe transport) =>
+        Describe(transport) is { Length: > 0 } tls ? method + ", " + tls : method;
 
     private static string Protocol(System.Security.Authentication.SslProtocols protocol) => protocol switch
     {

@@ -15,7 +15,6 @@ public sealed class ScramServerExchange
     private readonly bool _mockFailure;
     private readonly string _serverNonce;
     private readonly byte[]? _bindingData;
-    private bool _binds;
     private string _gs2Header = "";
     private string _clientFirstBare = "";
     private string _serverFirst = "";
@@ -103,7 +102,6 @@ public sealed class ScramServerExchange
             return null;
         }
 
-        _binds = plus;
         _gs2Header = message.Substring(0, second + 1);
         _clientFirstBare = message.Substring(second + 1);
         if (!ScramSha256.TryParseAttributes(_clientFirstBare, out List<KeyValuePair<char, string>> attrs) ||
@@ -139,7 +137,7 @@ public sealed class ScramServerExchange
             return null;
         }
 
-        string expectedBinding = ScramSha256.BindingAttribute(_gs2Header, _binds ? _bindingData : null);
+        string expectedBinding = ScramSha256.BindingAttribute(_gs2Header, _gs2Header.StartsWith("p=", StringComparison.Ordinal) ? _bindingData : null);
         if (attrs[0].Value != expectedBinding)
         {
             error = "SCRAM channel binding check failed";

@@ -17,6 +17,9 @@ public static class FrontendMessages
         b.Byte(0).End();
     }
 
+    /// <summary>SSLRequest: len=8, 80877103.</summary>
+    public static void SslRequest(PgMessageBuilder b) => b.StartUntyped().Int32(ProtocolCodes.SslRequest).End();
+
     /// <summary>CancelRequest: len=16, 80877102, pid, secret.</summary>
     public static void CancelRequest(PgMessageBuilder b, int processId, int secretKey) =>
         b.StartUntyped().Int32(ProtocolCodes.CancelRequest).Int32(processId).Int32(secretKey).End();
