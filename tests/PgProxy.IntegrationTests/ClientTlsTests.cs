@@ -85,6 +85,46 @@ public sealed class ClientTlsTests(PostgresFixture pg) : IDisposable
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task CertAuth_LogsTheClientInAsItsCertificatesName_WithoutAPassword()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        Pki pki = Pki.Create(_dir);
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, Tls("verify-ca", pki) + $"\nclient_tls_ca_file = \"{pki.CaFile}\"", authType: "cert");
+        string withCert = $"sslmode=verify-full sslrootcert={pki.CaFile} sslcert={pki.ClientFile} sslkey={pki.ClientKeyFile}";
+
+        // psql with no password at all: the certificate is the credential (the server leg uses the userlist's password).
+        ProcessRunner.Result psql = await PsqlAsync(proxy, withCert, ct);
+        Assert.True(psql.ExitCode == 0, psql.All);
+        Assert.Contains("42", psql.StdOut, StringComparison.Ordinal);
+        await Await.UntilAsync(() => proxy.LogText.Contains("(cert, TLSv1.", StringComparison.Ordinal), ct, seconds: 10);
+
+        // The same certificate does not log in another user.
+        PostgresException other = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(PostgresFixture.Bob, "",
+            extra: $"SSL Mode=VerifyFull;Root Certificate={pki.CaFile};SSL Certificate={pki.ClientFile};SSL Key={pki.ClientKeyFile}", ct: ct));
+        Assert.Equal("28000", other.SqlState);
+        Assert.Equal($"certificate authentication failed for user \"{PostgresFixture.Bob}\"", other.MessageText);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task Ciphers_LimitTheTls12Suites_TheHandshakeMayChoose()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        Pki pki = Pki.Create(_dir);
+        await using TestProxy proxy = await TestProxy.StartAsync(pg,
+            Tls("require", pki) + "\nclient_tls_protocols = \"tlsv1.2\"\nclient_tls_ciphers = \"ECDHE-RSA-AES256-GCM-SHA384\"", authType: "trust");
+        await using NpgsqlConnection conn = await proxy.OpenAsync(extra: $"SSL Mode=VerifyFull;Root Certificate={pki.CaFile}", ct: ct);
+        Assert.Equal("TLSv1.2/TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", Assert.Single(Tls(proxy)));
+
+        // A client that offers only another suite finds none in common (openssl s_client speaks the SSLRequest itself).
+        ProcessRunner.Result other = await ProcessRunner.RunAsync("openssl",
+            ["s_client", "-connect", $"127.0.0.1:{proxy.Port.ToString(CultureInfo.InvariantCulture)}", "-starttls", "postgres", "-tls1_2",
+                "-cipher", "ECDHE-RSA-AES128-GCM-SHA256"],
+            TimeSpan.FromSeconds(30), stdin: "", ct: ct);
+        Assert.NotEqual(0, other.ExitCode);
+        Assert.Contains("handshake failure", other.All, StringComparison.Ordinal);
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task PlaintextBytesAfterTheSslRequest_AreRefused_AsPostgresRefusesThem()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
@@ -104,10 +144,10 @@ public sealed class ClientTlsTests(PostgresFixture pg) : IDisposable
     [Fact]
     public void Config_RequiresTheCertificate_AndTheCaForVerifyModes()
     {
-        string Load(string lines)
+        string Load(string lines, string auth = "trust")
         {
             string path = Path.Combine(_dir, "check.toml");
-            File.WriteAllText(path, $"[proxy]\n{lines}\n[auth]\ntype = \"trust\"\n[databases.x]\nhost = \"h\"\n");
+            File.WriteAllText(path, $"[proxy]\n{lines}\n[auth]\ntype = \"{auth}\"\n[databases.x]\nhost = \"h\"\n");
             return string.Join("\n", Core.Configuration.ConfigLoader.LoadFile(path).Errors);
         }
 
@@ -117,6 +157,13 @@ public sealed class ClientTlsTests(PostgresFixture pg) : IDisposable
         Assert.Contains("expected disable, allow, prefer, require, verify-ca or verify-full", Load("client_tls_sslmode = \"on\""), StringComparison.Ordinal);
         Assert.Contains("TLS 1.0 and 1.1 are not offered", Load("client_tls_protocols = \"tlsv1.1\""), StringComparison.Ordinal);
         Assert.Equal("", Load(Tls("require", pki) + "\nclient_tls_protocols = \"tlsv1.3\""));
+        Assert.Contains("\"HIGH\" is not a cipher suite", Load(Tls("require", pki) + "\nclient_tls_ciphers = \"HIGH:!aNULL\""), StringComparison.Ordinal);
+        Assert.Equal("", Load(Tls("require", pki) +
+            "\nclient_tls_ciphers = \"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256:TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA:DHE-RSA-AES256-SHA256\""));
+        Assert.Contains("names no TLS 1.2 suite", Load(Tls("require", pki) + "\nclient_tls_ciphers = \"TLS_AES_128_GCM_SHA256\""), StringComparison.Ordinal);
+        Assert.Equal("", Load(Tls("require", pki) + "\nclient_tls_ciphers = \"TLS_AES_128_GCM_SHA256\"\nclient_tls_protocols = \"tlsv1.3\""));
+        Assert.Contains("type \"cert\" needs [proxy] client_tls_sslmode", Load(Tls("require", pki), auth: "cert"), StringComparison.Ordinal);
+        Assert.Equal("", Load(Tls("verify-ca", pki) + $"\nclient_tls_ca_file = \"{pki.CaFile}\"", auth: "cert"));
     }
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);

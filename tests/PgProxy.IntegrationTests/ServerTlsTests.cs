@@ -47,6 +47,17 @@ public sealed class ServerTlsTests(PostgresFixture pg) : IAsyncDisposable
         }
 
         Assert.All(Servers(proxy), b => Assert.StartsWith("TLSv1.", b.Tls, StringComparison.Ordinal));
+
+        // A cancel goes to the server the way the session does: over TLS.
+        await using NpgsqlConnection sleeper = await proxy.OpenAsync(extra: "SSL Mode=Disable", ct: ct);
+        await using var sleep = new NpgsqlCommand("SELECT pg_sleep(30)", sleeper);
+        Task running = sleep.ExecuteNonQueryAsync(ct);
+        await Await.UntilAsync(() => Servers(proxy).Any(b => b.State == Core.Backend.BackendState.Active), ct, seconds: 10);
+        await Task.Delay(200, ct);
+        sleep.Cancel();
+        OperationCanceledException canceled = await Assert.ThrowsAsync<OperationCanceledException>(() => running);
+        Assert.Equal("57014", Assert.IsType<PostgresException>(canceled.InnerException).SqlState);
+        Assert.Contains(proxy.Log, l => l.Contains("forwarded to backend", StringComparison.Ordinal) && l.EndsWith("over TLS", StringComparison.Ordinal));
     }
 
     [Fact(Timeout = 120_000)]

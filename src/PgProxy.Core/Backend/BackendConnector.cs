@@ -1,3 +1,4 @@
+using System.IO.Pipelines;
 using System.Net.Security;
 using System.Net.Sockets;
 using System.Text;
@@ -30,8 +31,43 @@ public sealed class BackendConnector
         _transport = transport;
     }
 
-    /// <summary>The transport (also used to send cancel requests).</summary>
+    /// <summary>The transport (the readiness probe connects with it).</summary>
     public IBackendTransport Transport => _transport;
+
+    /// <summary>
+    /// Sends <paramref name="backend"/>'s server a CancelRequest for it on a fresh connection, and waits for the server to
+    /// close that connection (then the cancel has been delivered). The request goes as the connection it cancels went:
+    /// over TLS when that one is (as libpq 17 sends it), so the cancel key never crosses the network in plaintext where
+    /// the session's own traffic does not. Returns whether it went over TLS.
+    /// </summary>
+    public async ValueTask<bool> CancelAsync(BackendConnection backend, CancellationToken ct)
+    {
+        var b = new PgMessageBuilder(16);
+        FrontendMessages.CancelRequest(b, backend.ProcessId, backend.SecretKey);
+        ConnectionContext context = await _transport.ConnectAsync(backend.Host, backend.Port, ct).ConfigureAwait(false);
+        await using (context.ConfigureAwait(false))
+        {
+            bool tls = backend.Tls.Length > 0 &&
+                await _tls.StartAsync(context, backend.Host, backend.Pool.Target.Tls, ct).ConfigureAwait(false) is not null;
+            await PgMessageIO.WriteAsync(context.Transport.Output, b, ct).ConfigureAwait(false);
+            try
+            {
+                while (true)
+                {
+                    ReadResult read = await context.Transport.Input.ReadAsync(ct).ConfigureAwait(false);
+                    context.Transport.Input.AdvanceTo(read.Buffer.End);
+                    if (read.IsCompleted)
+                    {
+                        return tls;
+                    }
+                }
+            }
+            catch (IOException)
+            {
+                return tls; // closed with a reset (or without TLS's close_notify): delivered all the same
+            }
+        }
+    }
 
     /// <summary>Connects and logs in; throws <see cref="BackendUnavailableException"/> with a client-ready message.</summary>
     public async ValueTask<BackendConnection> ConnectAsync(Pool pool, TimeSpan timeout, CancellationToken ct)

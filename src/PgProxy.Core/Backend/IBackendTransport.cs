@@ -7,7 +7,4 @@ public interface IBackendTransport
 {
     /// <summary>Connects to host:port; throws on failure or cancellation.</summary>
     ValueTask<ConnectionContext> ConnectAsync(string host, int port, CancellationToken ct);
-
-    /// <summary>Sends a raw CancelRequest packet on a fresh connection and closes it.</summary>
-    ValueTask SendCancelAsync(string host, int port, ReadOnlyMemory<byte> packet, CancellationToken ct);
 }

@@ -29,8 +29,8 @@ public sealed partial class ClientSession
     private static partial void LogUnexpected(ILogger logger, Exception ex, string connectionId);
 
     [LoggerMessage(EventId = ProxyEventIds.CancelForwarded, Level = LogLevel.Information,
-        Message = "Cancel for client {ConnectionId} forwarded to backend {BackendId} (server pid {ServerPid})")]
-    private static partial void LogCancelForwarded(ILogger logger, string connectionId, long backendId, int serverPid);
+        Message = "Cancel for client {ConnectionId} forwarded to backend {BackendId} (server pid {ServerPid}){OverTls}")]
+    private static partial void LogCancelForwarded(ILogger logger, string connectionId, long backendId, int serverPid, string overTls);
 
     [LoggerMessage(EventId = ProxyEventIds.CancelIgnored, Level = LogLevel.Debug, Message = "Cancel for client {ConnectionId} ignored: no backend linked")]
     private static partial void LogCancelIgnored(ILogger logger, string connectionId);

@@ -170,7 +170,7 @@ public sealed partial class ClientSession
 
         if (Admin.AdminConsole.IsConsoleDatabase(_database))
         {
-            string consoleAuth = await AuthenticateAsync(user, ct).ConfigureAwait(false);
+            string consoleAuth = await AuthenticateAsync(user, certificateName, ct).ConfigureAwait(false);
             if (!Admin.AdminConsole.MayUse(Config.Admin, user))
             {
                 // PgBouncer's word for it; 28000 as PostgreSQL's pg_hba "no entry" refusal.
@@ -194,7 +194,7 @@ public sealed partial class ClientSession
 
         List<KeyValuePair<string, string>> settings = SessionParameters.FromStartup(startup.Parameters);
 
-        string auth = await AuthenticateAsync(user, ct).ConfigureAwait(false);
+        string auth = await AuthenticateAsync(user, certificateName, ct).ConfigureAwait(false);
         // Not flushed: AuthenticationOk (after a SCRAM exchange's final message) goes out with the welcome, in one send.
         BackendMessages.AuthenticationOk(Builder);
 
@@ -347,7 +347,7 @@ public sealed partial class ClientSession
         {
             await target.CancelAsync(cts.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException)
+        catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException or PgProxy.Core.Tls.ServerTlsException)
         {
             LogCancelFailed(_logger, _connection.ConnectionId, ex.Message);
         }
@@ -355,13 +355,26 @@ public sealed partial class ClientSession
 
     // ---- authentication -----------------------------------------------------------------------------------
 
-    /// <summary>Authenticates the client as [auth] says; returns the method that did it.</summary>
-    private async Task<string> AuthenticateAsync(string user, CancellationToken ct)
+    /// <summary>
+    /// Authenticates the client as [auth] says; returns the method that did it. <paramref name="certificateName"/> is the
+    /// common name of the client's verified TLS certificate, if it showed one.
+    /// </summary>
+    private async Task<string> AuthenticateAsync(string user, string? certificateName, CancellationToken ct)
     {
         AuthType type = Config.Auth.Type;
         if (type == AuthType.Trust)
         {
             return "trust";
+        }
+
+        if (type == AuthType.Cert)
+        {
+            // PostgreSQL's cert method, in its words.
+            return certificateName is null
+                ? throw new ProxyException(SqlState.InvalidAuthorizationSpecification, "connection requires a valid client certificate")
+                : certificateName == user ? "cert"
+                : throw new ProxyException(SqlState.InvalidAuthorizationSpecification, $"certificate authentication failed for user \"{user}\"",
+                    $"the client certificate's common name is \"{certificateName}\"");
         }
 
         UserSecret? secret = _services.Users.Find(user);

@@ -207,7 +207,7 @@ public sealed partial class ClientSession
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
             await CancelAsync(cts.Token).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is OperationCanceledException || TransportErrors.IsTransportGone(ex))
+        catch (Exception ex) when (ex is OperationCanceledException or PgProxy.Core.Tls.ServerTlsException || TransportErrors.IsTransportGone(ex))
         {
             // The backend is closed right after anyway.
         }

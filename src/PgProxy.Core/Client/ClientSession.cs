@@ -344,19 +344,18 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             return;
         }
 
-        var b = new PgMessageBuilder(16);
-        FrontendMessages.CancelRequest(b, backend.ProcessId, backend.SecretKey);
         backend.Pool.CancelStarted();
+        bool tls;
         try
         {
-            await _services.Pools.Connector.Transport.SendCancelAsync(backend.Host, backend.Port, b.WrittenMemory.ToArray(), ct).ConfigureAwait(false);
+            tls = await _services.Pools.Connector.CancelAsync(backend, ct).ConfigureAwait(false);
         }
         finally
         {
             backend.Pool.CancelEnded();
         }
 
-        LogCancelForwarded(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
+        LogCancelForwarded(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId, tls ? " over TLS" : "");
     }
 
     private async Task TrySendAsync(ErrorResponse error)

@@ -14,6 +14,7 @@ public sealed class ClientTls
 {
     private readonly Lock _lock = new();
     private TlsFiles<Loaded>? _files;
+    private (string Text, CipherSuitesPolicy? Policy) _ciphers = ("default", null);
 
     /// <summary>The options of a handshake under <paramref name="proxy"/>'s settings; throws when the files cannot be loaded.</summary>
     internal SslServerAuthenticationOptions Options(ProxySection proxy)
@@ -25,10 +26,24 @@ public sealed class ClientTls
             ServerCertificateContext = loaded.Context,
             EnabledSslProtocols = proxy.ClientTlsProtocols,
             ApplicationProtocols = TlsPipe.AlpnList,
+            CipherSuitesPolicy = Ciphers(proxy.ClientTlsCiphers),
             ClientCertificateRequired = verify,
             CertificateRevocationCheckMode = X509RevocationMode.NoCheck,
             RemoteCertificateValidationCallback = verify ? loaded.ValidateClient : null,
         };
+    }
+
+    /// <summary>client_tls_ciphers' policy, made again only when the setting's text changes.</summary>
+    private CipherSuitesPolicy? Ciphers(string text)
+    {
+        (string Text, CipherSuitesPolicy? Policy) current = _ciphers;
+        if (current.Text != text)
+        {
+            current = (text, TlsCiphers.Policy(text));
+            _ciphers = current;
+        }
+
+        return current.Policy;
     }
 
     private Loaded Load(ProxySection proxy)

@@ -12,6 +12,7 @@ public sealed partial class ConfigLoader
         ["trust"] = AuthType.Trust,
         ["md5"] = AuthType.Md5,
         ["scram-sha-256"] = AuthType.ScramSha256,
+        ["cert"] = AuthType.Cert,
     };
 
     private static readonly string[] s_levels = ["trace", "debug", "info", "warning", "error"];
@@ -183,6 +184,22 @@ public sealed partial class ConfigLoader
         Str(v, key, at) is { } path ? (path.Length == 0 ? null : ResolvePath(path)) : current;
 
     /// <summary>PgBouncer's tls_protocols: "secure" (TLS 1.2 and 1.3), "all" (the same: older versions are not offered), or a comma list.</summary>
+    private string? Ciphers(object v, string key, TomlPosition at)
+    {
+        if (Str(v, key, at) is not { } text)
+        {
+            return null;
+        }
+
+        if (!Tls.TlsCiphers.TryParse(text, out _, out string? error))
+        {
+            Error(at, $"{key}: {error}");
+            return null;
+        }
+
+        return text;
+    }
+
     private System.Security.Authentication.SslProtocols? TlsProtocols(object v, string key, TomlPosition at)
     {
         if (Str(v, key, at) is not { } text)

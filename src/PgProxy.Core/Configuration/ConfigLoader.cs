@@ -192,6 +192,7 @@ public sealed partial class ConfigLoader
             "client_tls_key_file" => s with { ClientTlsKeyFile = OptionalPath(v, key, at, s.ClientTlsKeyFile) },
             "client_tls_ca_file" => s with { ClientTlsCaFile = OptionalPath(v, key, at, s.ClientTlsCaFile) },
             "client_tls_protocols" => s with { ClientTlsProtocols = TlsProtocols(v, key, at) ?? s.ClientTlsProtocols },
+            "client_tls_ciphers" => s with { ClientTlsCiphers = Ciphers(v, key, at) ?? s.ClientTlsCiphers },
             _ when key.StartsWith("server_tls_", StringComparison.Ordinal) && BindServerTls(s.ServerTls, key, v, at) is { } tls =>
                 s with { ServerTls = tls },
             _ => null,
@@ -368,9 +369,14 @@ public sealed partial class ConfigLoader
             Error(top, "no databases configured: add at least one [databases.NAME] section (\"*\" matches any name)");
         }
 
-        if (c.Auth.Type != AuthType.Trust && string.IsNullOrEmpty(c.Auth.File))
+        if (c.Auth.Type is not (AuthType.Trust or AuthType.Cert) && string.IsNullOrEmpty(c.Auth.File))
         {
-            Error(top, "[auth] file is required when [auth] type is not \"trust\"");
+            Error(top, "[auth] file is required when [auth] type is not \"trust\" or \"cert\"");
+        }
+
+        if (c.Auth.Type == AuthType.Cert && c.Proxy.ClientTlsSslMode is not (TlsMode.VerifyCa or TlsMode.VerifyFull))
+        {
+            Error(top, "[auth] type \"cert\" needs [proxy] client_tls_sslmode = \"verify-ca\" or \"verify-full\" (the client certificate names the user)");
         }
 
         if (c.Auth.File is { } file && !File.Exists(file))
@@ -384,6 +390,12 @@ public sealed partial class ConfigLoader
             if (p.ClientTlsCertFile is null || p.ClientTlsKeyFile is null)
             {
                 Error(top, $"[proxy] client_tls_cert_file and client_tls_key_file are required when client_tls_sslmode is not \"disable\"");
+            }
+
+            if ((p.ClientTlsProtocols & System.Security.Authentication.SslProtocols.Tls12) != 0 &&
+                Tls.TlsCiphers.TryParse(p.ClientTlsCiphers, out var suites, out _) && !Tls.TlsCiphers.OffersTls12(suites))
+            {
+                Error(top, "[proxy] client_tls_ciphers names no TLS 1.2 suite while client_tls_protocols offers TLS 1.2: add one, or set client_tls_protocols = \"tlsv1.3\"");
             }
 
             if (p.ClientTlsSslMode is TlsMode.VerifyCa or TlsMode.VerifyFull && p.ClientTlsCaFile is null)

@@ -44,10 +44,11 @@ public static class ConfigPrinter
         sb.AppendLine($"client_tls_key_file = {Quote(p.ClientTlsKeyFile ?? "")}");
         sb.AppendLine($"client_tls_ca_file = {Quote(p.ClientTlsCaFile ?? "")}");
         sb.AppendLine($"client_tls_protocols = {Quote(Protocols(p.ClientTlsProtocols))}");
+        sb.AppendLine($"client_tls_ciphers = {Quote(p.ClientTlsCiphers)}");
         PrintServerTls(sb, p.ServerTls);
         sb.AppendLine();
         sb.AppendLine("[auth]");
-        sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", _ => "scram-sha-256" })}");
+        sb.AppendLine($"type = {Quote(config.Auth.Type switch { AuthType.Trust => "trust", AuthType.Md5 => "md5", AuthType.Cert => "cert", _ => "scram-sha-256" })}");
         if (config.Auth.File is { } file)
         {
             sb.AppendLine($"file = {Quote(file)}");

@@ -22,6 +22,11 @@ public enum AuthType
     Md5,
     /// <summary>SCRAM-SHA-256 (RFC 7677).</summary>
     ScramSha256,
+    /// <summary>
+    /// PostgreSQL's cert method: a client logs in as the common name of the TLS client certificate it showed (needs
+    /// client_tls_sslmode verify-ca or verify-full); no password is asked.
+    /// </summary>
+    Cert,
 }
 
 /// <summary>Log output format.</summary>
@@ -195,6 +200,12 @@ public sealed record ProxySection
         System.Security.Authentication.SslProtocols.Tls12 | System.Security.Authentication.SslProtocols.Tls13;
 
     /// <summary>
+    /// Cipher suites offered to clients for TLS 1.2 (PgBouncer's client_tls_ciphers): "default" (the system's OpenSSL
+    /// defaults; secure, fast, normal and all mean the same), or suites by OpenSSL or IANA name separated by ':'.
+    /// </summary>
+    public string ClientTlsCiphers { get; init; } = "default";
+
+    /// <summary>
     /// TLS toward servers, for every database that does not set its own (PgBouncer's server_tls_* keys): the mode, the
     /// CA file, the client certificate and key, the TLS versions, and direct TLS (PostgreSQL 17+).
     /// </summary>
@@ -328,7 +339,7 @@ public sealed record AuthSection
     /// <summary>Client authentication method. Default scram-sha-256.</summary>
     public AuthType Type { get; init; } = AuthType.ScramSha256;
 
-    /// <summary>PgBouncer-style userlist file ("user" "secret" per line). Required unless type = trust.</summary>
+    /// <summary>PgBouncer-style userlist file ("user" "secret" per line). Required unless type = trust or cert.</summary>
     public string? File { get; init; }
 }
 

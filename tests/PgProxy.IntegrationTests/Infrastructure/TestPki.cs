@@ -65,6 +65,12 @@ public sealed record Pki(string CaFile, string OtherCaFile, string ServerFile, s
     {
         string path = Path.Combine(dir, name);
         File.WriteAllText(path, pem, Encoding.ASCII);
+        if (name.EndsWith(".key", StringComparison.Ordinal))
+        {
+            // libpq refuses a key file others may read.
+            File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite);
+        }
+
         return path;
     }
 }
