@@ -41,6 +41,8 @@ public static class SqlState
     public const string IdleSessionTimeout = "57P05";
     /// <summary>25P03 idle_in_transaction_session_timeout.</summary>
     public const string IdleInTransactionSessionTimeout = "25P03";
+    /// <summary>53400 configuration_limit_exceeded (pin_timeout).</summary>
+    public const string ConfigurationLimitExceeded = "53400";
     /// <summary>internal_error.</summary>
     public const string InternalError = "XX000";
 }

@@ -17,7 +17,7 @@ public sealed class AdminCommandsTests(PostgresFixture pg)
     private const string Transaction = "pool_mode = \"transaction\"";
 
     private static readonly string SocketHeader = "type|user|database|replication|state|addr|port|local_addr|local_port|connect_time|request_time|" +
-                                                  "wait|wait_us|close_needed|ptr|link|remote_pid|tls|application_name|prepared_statements|id";
+                                                  "wait|wait_us|close_needed|ptr|link|remote_pid|tls|application_name|prepared_statements|id|pinned";
 
     [Fact(Timeout = 60_000)]
     public async Task ShowClientsAndServers_ListTheLinkedPair_WithPgBouncersColumns()
@@ -52,6 +52,23 @@ public sealed class AdminCommandsTests(PostgresFixture pg)
         string[] after = (await ConsoleAsync(proxy, "postgres", "SHOW CLIENTS", ct)).Single(l => l.Contains("|admin-test|", StringComparison.Ordinal)).Split('|');
         Assert.Equal("idle", after[4]);
         Assert.Equal("", after[15]);
+        Assert.Equal("", after[21]); // pinned
+
+        // A session advisory lock pins the client to its server: both rows say why.
+        await using (var take = new NpgsqlCommand("SELECT pg_advisory_lock(31)", app))
+        {
+            await take.ExecuteNonQueryAsync(ct);
+        }
+
+        string[] pinned = [];
+        await Await.UntilAsync(async () =>
+        {
+            pinned = (await ConsoleAsync(proxy, "postgres", "SHOW CLIENTS", ct)).Single(l => l.Contains("|admin-test|", StringComparison.Ordinal)).Split('|');
+            return pinned[21] == "advisory_lock";
+        }, ct, seconds: 10);
+        Assert.Equal("active", pinned[4]);
+        Assert.Contains(await ConsoleAsync(proxy, "postgres", "SHOW SERVERS", ct),
+            l => l.Split('|') is var s && s[15] == pinned[14] && s[21] == "advisory_lock");
     }
 
     [Fact(Timeout = 60_000)]

@@ -209,19 +209,17 @@ public sealed class TransactionModeTests(PostgresFixture pg)
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task SessionState_IsCleaned_BeforeAnotherClient()
+    public async Task SessionState_InAPoolOfOne_IsRefused_AndASettingIsCleaned_BeforeAnotherClient()
     {
+        // A pool of one pins no client (pins always leave a server to the others): state that would pin is refused.
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 1");
         await using NpgsqlConnection a = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
         await using NpgsqlConnection b = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
-        await using (var cmd = new NpgsqlCommand("CREATE TEMP TABLE mine (x int)", a))
+        foreach (string sql in new[] { "CREATE TEMP TABLE mine (x int)", "SELECT pg_advisory_lock(4242)" })
         {
-            await cmd.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
-        }
-
-        await using (var cmd = new NpgsqlCommand("SELECT pg_advisory_lock(4242)", a))
-        {
-            await cmd.ExecuteNonQueryAsync(TestContext.Current.CancellationToken);
+            await using var cmd = new NpgsqlCommand(sql, a);
+            PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => cmd.ExecuteNonQueryAsync(TestContext.Current.CancellationToken));
+            Assert.Equal("0A000", ex.SqlState);
         }
 
         await using (var cmd = new NpgsqlCommand("SET work_mem = '9MB'", a))
@@ -230,24 +228,12 @@ public sealed class TransactionModeTests(PostgresFixture pg)
         }
 
         await using var check = new NpgsqlCommand(
-            "SELECT to_regclass('pg_temp.mine') IS NULL, pg_try_advisory_lock(4242), current_setting('work_mem')", b);
+            "SELECT to_regclass('pg_temp.mine') IS NULL, pg_try_advisory_xact_lock(4242), current_setting('work_mem')", b);
         await using NpgsqlDataReader r = await check.ExecuteReaderAsync(TestContext.Current.CancellationToken);
         Assert.True(await r.ReadAsync(TestContext.Current.CancellationToken));
         Assert.True(r.GetBoolean(0));
         Assert.True(r.GetBoolean(1));
         Assert.Equal("4MB", r.GetString(2));
-    }
-
-    [Fact(Timeout = 60_000)]
-    public async Task Listen_IsRefusedClearly_InTransactionMode()
-    {
-        await using TestProxy proxy = await TestProxy.StartAsync(pg, TxPool);
-        await using NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
-        await using var listen = new NpgsqlCommand("LISTEN some_channel", conn);
-        PostgresException ex = await Assert.ThrowsAsync<PostgresException>(() => listen.ExecuteNonQueryAsync(TestContext.Current.CancellationToken));
-        Assert.Equal("0A000", ex.SqlState);
-        await using var after = new NpgsqlCommand("SELECT 1", conn);
-        Assert.Equal(1, await after.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
     [Fact(Timeout = 60_000)]

@@ -266,12 +266,13 @@ internal sealed partial class AdminConsole
         ("type", Text), ("user", Text), ("database", Text), ("replication", Text), ("state", Text), ("addr", Text), ("port", Int4),
         ("local_addr", Text), ("local_port", Int4), ("connect_time", Text), ("request_time", Text), ("wait", Int4), ("wait_us", Int4),
         ("close_needed", Int4), ("ptr", Text), ("link", Text), ("remote_pid", Int4), ("tls", Text), ("application_name", Text),
-        ("prepared_statements", Int4), ("id", Int4),
+        ("prepared_statements", Int4), ("id", Int4), ("pinned", Text),
     ];
 
     /// <summary>
     /// PgBouncer's SHOW CLIENTS: "ssssssisiTTiiississii", one row per logged-in client (the console's own clients are
     /// not listed). ptr is the connection id the log uses (c42), link the linked server's (s7); id is ptr's number.
+    /// PgProxy adds pinned: the session state that keeps the client on its server in transaction mode ("" for none).
     /// </summary>
     private void ShowClients()
     {
@@ -291,7 +292,7 @@ internal sealed partial class AdminConsole
                 addr, I(port), localAddr, I(localPort), Time(session.ConnectedAt), Time(relay?.LastClientActivity ?? session.ConnectedAt),
                 I((long)wait.TotalSeconds), I((long)(wait.TotalMicroseconds % 1_000_000)), I(session.CloseNeeded ? 1 : 0),
                 session.ConnectionId, backend is null ? "" : ServerPtr(backend), "0", session.Tls, applicationName,
-                I(relay?.PreparedStatementCount ?? 0), I(session.Id),
+                I(relay?.PreparedStatementCount ?? 0), I(session.Id), PinKindNames.Describe(relay?.Pinned ?? PinKinds.None),
             ]);
         }
 
@@ -304,12 +305,12 @@ internal sealed partial class AdminConsole
     /// </summary>
     private void ShowServers()
     {
-        var links = new Dictionary<BackendConnection, string>();
+        var links = new Dictionary<BackendConnection, (string Client, PinKinds Pinned)>();
         foreach (ClientSession session in Sessions())
         {
-            if (session.Relay?.Backend is { } linked)
+            if (session.Relay is { Backend: { } linked } relay)
             {
-                links[linked] = session.ConnectionId;
+                links[linked] = (session.ConnectionId, relay.Pinned);
             }
         }
 
@@ -332,8 +333,8 @@ internal sealed partial class AdminConsole
                 rows.Add([
                     "S", pool.Target.Credentials.User, pool.Key.Database, "none", state, addr, I(port), localAddr, I(localPort),
                     Time(backend.CreatedAt), Time(backend.LastUsedAt), "0", "0", I(pool.CloseNeeded(backend) ? 1 : 0), ServerPtr(backend),
-                    links.GetValueOrDefault(backend, ""), I(backend.ProcessId), backend.Tls, ServerApplicationName(backend),
-                    I(backend.Session.Statements.Count), I(backend.Id),
+                    links.GetValueOrDefault(backend).Client ?? "", I(backend.ProcessId), backend.Tls, ServerApplicationName(backend),
+                    I(backend.Session.Statements.Count), I(backend.Id), PinKindNames.Describe(links.GetValueOrDefault(backend).Pinned),
                 ]);
             }
         }

@@ -23,7 +23,8 @@ public sealed partial class ClientSession
         get
         {
             ProxySection p = Config.Proxy;
-            return p.ClientIdleTimeout > TimeSpan.Zero || p.IdleTransactionTimeout > TimeSpan.Zero || p.QueryTimeout > TimeSpan.Zero;
+            return p.ClientIdleTimeout > TimeSpan.Zero || p.IdleTransactionTimeout > TimeSpan.Zero || p.QueryTimeout > TimeSpan.Zero ||
+                   p.PinTimeout > TimeSpan.Zero;
         }
     }
 
@@ -49,6 +50,12 @@ public sealed partial class ClientSession
         if (p.QueryTimeout > TimeSpan.Zero && relay.BusySince is var busy and not 0)
         {
             due = Math.Min(due, busy + Ticks(p.QueryTimeout));
+        }
+
+        if (p.PinTimeout > TimeSpan.Zero)
+        {
+            // A pin starts after this activity (at its transaction's end), so this is never later than the pin's own deadline.
+            due = Math.Min(due, last + Ticks(p.PinTimeout));
         }
 
         _services.Deadlines.ScheduleBy(this, due);
@@ -85,6 +92,14 @@ public sealed partial class ClientSession
     /// server answers or the pool hands a backend over.
     /// </summary>
     private long ExactDue(MessageRelay relay, out bool backendPending)
+    {
+        long due = TimeoutDue(relay, out backendPending);
+        TimeSpan pin = Config.Proxy.PinTimeout;
+        return pin > TimeSpan.Zero && relay.PinnedSince is var since and not 0 ? Math.Min(due, since + Ticks(pin)) : due;
+    }
+
+    /// <summary><see cref="ExactDue"/> of the idle, transaction and query timeouts.</summary>
+    private long TimeoutDue(MessageRelay relay, out bool backendPending)
     {
         ProxySection p = Config.Proxy;
         backendPending = false;
@@ -139,6 +154,16 @@ public sealed partial class ClientSession
         }
 
         long busy = relay.BusySince;
+        if (busy == 0 && p.PinTimeout > TimeSpan.Zero && relay.PinnedSince is var pinned and not 0 && time.GetElapsedTime(pinned) > p.PinTimeout)
+        {
+            // Between statements only: a statement running is not cut short by this.
+            Abort(ErrorResponse.Fatal(SqlState.ConfigurationLimitExceeded,
+                $"terminating connection pinned to its server for longer than pin_timeout ({DurationText.Format(p.PinTimeout)})",
+                detail: $"session state kept the server for this client: {PinKindNames.Describe(relay.Pinned)}",
+                hint: "release session state (advisory locks, temp tables, WITH HOLD cursors, LISTEN, prepared statements) sooner, or use a session-mode pool"));
+            return;
+        }
+
         if (busy != 0)
         {
             if (p.QueryTimeout > TimeSpan.Zero && time.GetElapsedTime(busy) > p.QueryTimeout)

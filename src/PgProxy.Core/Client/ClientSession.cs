@@ -111,6 +111,13 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
                         }
 
                         ThrowIfAborted();
+                        if (relay.WriteProbeIfWanted() is { } probed)
+                        {
+                            // The link's transaction left session state, maybe: the pin probe (see MessageRelay.Pinning).
+                            await FlushToBackendAsync(probed).ConfigureAwait(false);
+                            relay.ClientFlushed()?.WakePump();
+                        }
+
                         continue;
                     }
 
@@ -157,6 +164,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
                 _ when ex.SqlState == SqlState.QueryCanceled => _loggedIn ? DisconnectReason.QueryTimeout : DisconnectReason.LoginTimeout,
                 _ when ex.SqlState == SqlState.IdleSessionTimeout => DisconnectReason.ClientIdleTimeout,
                 _ when ex.SqlState == SqlState.IdleInTransactionSessionTimeout => DisconnectReason.IdleTransactionTimeout,
+                _ when ex.SqlState == SqlState.ConfigurationLimitExceeded => DisconnectReason.PinTimeout,
                 _ when ex.SqlState == SqlState.AdminShutdown => DisconnectReason.Shutdown,
                 _ => DisconnectReason.ProtocolViolation,
             };
@@ -290,7 +298,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         StatementMapper? statements = settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0
             ? new StatementMapper(_services.Pools.Statements, settings.Proxy.MaxPreparedStatements)
             : null;
-        var relay = new MessageRelay(Input, Output, pool, statements, _services.Time) { View = view };
+        var relay = new MessageRelay(Input, Output, pool, statements, _services.Time) { View = view, Name = _connection.ConnectionId };
         Volatile.Write(ref _relay, relay);
         if (HasTimeouts)
         {

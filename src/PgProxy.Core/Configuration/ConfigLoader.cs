@@ -184,6 +184,8 @@ public sealed partial class ConfigLoader
             "server_check_query" => s with { ServerCheckQuery = Str(v, key, at) ?? s.ServerCheckQuery },
             "server_round_robin" => s with { ServerRoundRobin = Bool(v, key, at) ?? s.ServerRoundRobin },
             "max_prepared_statements" => s with { MaxPreparedStatements = Int(v, key, at, 0, 100_000) ?? s.MaxPreparedStatements },
+            "max_pinned_clients_per_pool" => s with { MaxPinnedClientsPerPool = Int(v, key, at, 0, 100_000) ?? s.MaxPinnedClientsPerPool },
+            "pin_timeout" => s with { PinTimeout = Duration(v, key, at) ?? s.PinTimeout },
             "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
             "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
             "stats_period" => s with { StatsPeriod = PositiveDuration(v, key, at) ?? s.StatsPeriod },

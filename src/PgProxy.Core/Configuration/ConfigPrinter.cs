@@ -36,6 +36,11 @@ public static class ConfigPrinter
         sb.AppendLine($"server_check_query = {Quote(p.ServerCheckQuery)}");
         sb.AppendLine($"server_round_robin = {(p.ServerRoundRobin ? "true" : "false")}");
         sb.AppendLine($"max_prepared_statements = {p.MaxPreparedStatements}");
+        sb.AppendLine(p.MaxPinnedClientsPerPool is { } pinned
+            ? $"max_pinned_clients_per_pool = {pinned}"
+            : "# max_pinned_clients_per_pool = (unset: half of each pool's pool_size, rounded down)");
+
+        sb.AppendLine($"pin_timeout = {Duration(p.PinTimeout)}");
         sb.AppendLine($"shutdown_delay = {Duration(p.ShutdownDelay)}");
         sb.AppendLine($"shutdown_timeout = {Duration(p.ShutdownTimeout)}");
         sb.AppendLine($"stats_period = {Duration(p.StatsPeriod)}");

@@ -158,6 +158,17 @@ public sealed record ProxySection
     /// </summary>
     public int MaxPreparedStatements { get; init; } = 200;
 
+    /// <summary>
+    /// Transaction/statement mode: clients a pool may keep pinned to their servers at once (for session state: advisory
+    /// locks, temp tables, WITH HOLD cursors, LISTEN, SQL prepared statements, SET ROLE). At the limit, a statement
+    /// that would create such state is refused with 0A000. Null (the default): half of the pool's pool_size, rounded
+    /// down, so pins always leave a server to the others. 0: no client is ever pinned (every such statement refused).
+    /// </summary>
+    public int? MaxPinnedClientsPerPool { get; init; }
+
+    /// <summary>Transaction/statement mode: a client pinned longer than this is closed with a FATAL saying why. 0 (default): never.</summary>
+    public TimeSpan PinTimeout { get; init; }
+
     /// <summary>Reuse idle backends FIFO instead of LIFO. Default false.</summary>
     public bool ServerRoundRobin { get; init; }
 

@@ -57,4 +57,7 @@ public enum DisconnectReason
 
     /// <summary>A reload removed the database or shrank the pool.</summary>
     ConfigChanged,
+
+    /// <summary>The client stayed pinned to its server (session state in transaction mode) longer than pin_timeout.</summary>
+    PinTimeout,
 }

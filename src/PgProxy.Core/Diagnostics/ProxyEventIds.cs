@@ -48,6 +48,9 @@ public static class ProxyEventIds
     /// <summary>The certificate for clients could not be loaded.</summary>
     public const int ClientTlsUnavailable = 2012;
 
+    /// <summary>A transaction-mode client was pinned to its server, or its pin changed or ended.</summary>
+    public const int ClientPinned = 2013;
+
     /// <summary>Backend connected.</summary>
     public const int BackendConnected = 3001;
 

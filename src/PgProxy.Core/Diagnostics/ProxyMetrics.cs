@@ -20,6 +20,7 @@ public sealed class ProxyMetrics : IDisposable
     private static readonly string[] s_poolStateLabels = ["database", "user", "state"];
     private static readonly string[] s_poolErrorLabels = ["database", "user", "sqlstate"];
     private static readonly string[] s_poolFailureLabels = ["database", "user", "reason"];
+    private static readonly string[] s_poolKindLabels = ["database", "user", "kind"];
 
     private static readonly (ConnectFailure Failure, string Name)[] s_failures =
     [
@@ -73,6 +74,14 @@ public sealed class ProxyMetrics : IDisposable
                 ["sqlstate"], ObserveRefusals, Counter: true),
             new("pgproxy.pool.server_connects", "{connection}", "Server connections the pool tried to open.", s_poolLabels,
                 () => ObservePools(p => p.Stats.ConnectAttempts), Counter: true),
+            new("pgproxy.pool.pinned_clients", "{connection}",
+                "Clients pinned to their servers now by session state (transaction mode), or about to be.", s_poolLabels,
+                () => ObservePools(p => p.PinnedClients)),
+            new("pgproxy.pool.pins", "{pin}",
+                "Times a client was pinned to its server, by kind of session state: advisory_lock, temp_table, hold_cursor, listen, prepared_statement, session_setting.",
+                s_poolKindLabels, ObservePins, Counter: true),
+            new("pgproxy.pool.pinned.time", "s", "Time clients spent pinned to their servers (pins that ended).", s_poolLabels,
+                () => ObservePools(p => p.Time.TimestampFrequency == 0 ? 0 : p.Stats.PinnedTicks / (double)p.Time.TimestampFrequency), Counter: true),
             new("pgproxy.pool.server_connect_failures", "{connection}",
                 "Server connections that could not be opened, by reason: timeout, refused, unreachable, lost, login_refused, server_error, other.",
                 s_poolFailureLabels, ObserveConnectFailures, Counter: true),
@@ -143,6 +152,18 @@ public sealed class ProxyMetrics : IDisposable
         foreach ((string sqlState, long count) in _services.LoginRefusals)
         {
             yield return new Measurement<double>(count, [new("sqlstate", sqlState)]);
+        }
+    }
+
+    private IEnumerable<Measurement<double>> ObservePins()
+    {
+        foreach (Pool pool in _services.Pools.Pools)
+        {
+            for (int i = 0; i < Relay.PinKindNames.All.Length; i++)
+            {
+                yield return new Measurement<double>(pool.Stats.Pins(i),
+                    [new("database", pool.Key.Database), new("user", pool.Key.User), new("kind", Relay.PinKindNames.All[i].Name)]);
+            }
         }
     }
 

@@ -208,6 +208,59 @@ public sealed partial class Pool
     /// <summary>Moves a client between states in the counters (called by its relay's one state-change method).</summary>
     internal void CountClient(ClientState state, int delta) => Interlocked.Add(ref _clients[(int)state], delta);
 
+    private int _pinnedClients;
+    private (string User, byte[] Query)? _pinProbe;
+
+    /// <summary>Clients pinned to their servers now, or about to be (they sent a statement that creates session state).</summary>
+    public int PinnedClients => Volatile.Read(ref _pinnedClients);
+
+    /// <summary>
+    /// max_pinned_clients_per_pool for this pool: the setting, or half the pool size, rounded down, so pins always leave
+    /// at least one server to the other clients (a pool of one pins no one).
+    /// </summary>
+    public int MaxPinnedClients => Settings.Proxy.MaxPinnedClientsPerPool ?? Settings.PoolSize / 2;
+
+    /// <summary>Counts a client as pinned if the pool is below its limit; false at the limit.</summary>
+    internal bool TryCountPin()
+    {
+        int limit = MaxPinnedClients;
+        while (true)
+        {
+            int now = Volatile.Read(ref _pinnedClients);
+            if (now >= limit)
+            {
+                return false;
+            }
+
+            if (Interlocked.CompareExchange(ref _pinnedClients, now + 1, now) == now)
+            {
+                return true;
+            }
+        }
+    }
+
+    /// <summary>Counts a client as pinned whatever the limit (state the server reported that no statement announced).</summary>
+    internal void CountPin() => Interlocked.Increment(ref _pinnedClients);
+
+    /// <summary>A pinned client let go of its server (or left).</summary>
+    internal void UncountPin() => Interlocked.Decrement(ref _pinnedClients);
+
+    /// <summary>The pin probe's Query message for this pool's servers (<see cref="Relay.PinProbe"/>).</summary>
+    internal byte[] PinProbeQuery
+    {
+        get
+        {
+            string user = Target.Credentials.User;
+            if (_pinProbe is not { } probe || probe.User != user)
+            {
+                probe = (user, Relay.PinProbe.QueryMessage(user));
+                _pinProbe = probe;
+            }
+
+            return probe.Query;
+        }
+    }
+
     /// <summary>The one place a backend changes state; keeps the counters. A backend leaving Connecting gives up its slot's count.</summary>
     private void Transition(BackendConnection backend, BackendState to)
     {
@@ -490,6 +543,9 @@ public sealed partial class Pool
     }
 
     /// <summary>A backend's pump failed unexpectedly (a bug): logged, and the backend is given up.</summary>
+    /// <summary>The pool's logger (a relay logs its client's pins with it).</summary>
+    internal ILogger Logger => _logger;
+
     internal void ReportPumpFailure(BackendConnection backend, Exception ex) => LogPumpFailed(_logger, ex, backend.Id, Key.Database, Key.User);
 
     [LoggerMessage(EventId = Diagnostics.ProxyEventIds.BackendPumpFailed, Level = LogLevel.Error, Message = "Backend {BackendId} for {Database}/{User}: unexpected error")]

@@ -93,6 +93,30 @@ public sealed class PoolStats
     /// <summary>A client logged in to this pool (client_login_count).</summary>
     internal void Login() => Interlocked.Increment(ref _logins);
 
+    private readonly long[] _pins = new long[Relay.PinKindNames.All.Length];
+    private long _pinnedTicks;
+
+    /// <summary>A client was pinned to its server for state of these kinds (each kind new to the pin counts once).</summary>
+    internal void Pinned(Relay.PinKinds kinds)
+    {
+        for (int i = 0; i < _pins.Length; i++)
+        {
+            if ((kinds & Relay.PinKindNames.All[i].Kind) != 0)
+            {
+                Interlocked.Increment(ref _pins[i]);
+            }
+        }
+    }
+
+    /// <summary>A pin ended after <paramref name="ticks"/>.</summary>
+    internal void Unpinned(long ticks) => Interlocked.Add(ref _pinnedTicks, ticks);
+
+    /// <summary>Pins by kind (in <see cref="Relay.PinKindNames.All"/>'s order) since the start.</summary>
+    public long Pins(int kindIndex) => Volatile.Read(ref _pins[kindIndex]);
+
+    /// <summary>Time clients spent pinned (pins that ended), in the pool clock's ticks.</summary>
+    public long PinnedTicks => Volatile.Read(ref _pinnedTicks);
+
     /// <summary>The totals now (each exact; together a moment apart), times in microseconds.</summary>
     public PoolTotals Read(TimeProvider time)
     {

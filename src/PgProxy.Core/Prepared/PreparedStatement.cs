@@ -19,7 +19,17 @@ public sealed class PreparedStatement
         ProxyName = name;
         ProxyNameBytes = System.Text.Encoding.ASCII.GetBytes(name);
         ParseTail = parseTail;
+        int nul = Array.IndexOf(parseTail, (byte)0);
+        Effects = Sql.StatementReader.TryReadFirst(parseTail.AsSpan(0, nul < 0 ? parseTail.Length : nul), true, out Sql.SqlStatement statement)
+            ? statement.Effects
+            : Sql.SessionEffects.None;
     }
+
+    /// <summary>
+    /// The session effects of its statement, read once: every Bind of it (not only the Parse, which a client sends once
+    /// per connection) may take a session advisory lock or declare a WITH HOLD cursor.
+    /// </summary>
+    public Sql.SessionEffects Effects { get; }
 
     /// <summary>Identity on backends: 128 bits of the SHA-256 of <see cref="ParseTail"/>.</summary>
     public UInt128 Id { get; }

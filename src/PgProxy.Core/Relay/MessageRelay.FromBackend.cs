@@ -20,6 +20,19 @@ public sealed partial class MessageRelay
     /// </summary>
     public RelayStop ForwardFromBackend(BackendConnection from, ref ReadOnlySequence<byte> buffer)
     {
+        RelayStop stop = ForwardFromBackendUnderLock(from, ref buffer);
+        if (_probeWake)
+        {
+            // Off the lock: the session's read completes inline, on this thread, and takes the lock itself.
+            _probeWake = false;
+            _clientInput.CancelPendingRead();
+        }
+
+        return stop;
+    }
+
+    private RelayStop ForwardFromBackendUnderLock(BackendConnection from, ref ReadOnlySequence<byte> buffer)
+    {
         lock (this)
         {
             if (!ReferenceEquals(_backend, from))
@@ -67,7 +80,7 @@ public sealed partial class MessageRelay
     private bool ReleaseReady(BackendConnection backend)
     {
         if (!ReleasesPerTransaction || _queue.Count != 0 || _extendedUnsynced || _discardUntilSync || _clientRemaining != 0 ||
-            _backendRemaining != 0 || backend.TransactionStatus != TransactionStatus.Idle)
+            _backendRemaining != 0 || backend.TransactionStatus != TransactionStatus.Idle || KeepsServerForState())
         {
             return false;
         }
@@ -139,8 +152,17 @@ public sealed partial class MessageRelay
                         backend.TransactionStatus = (TransactionStatus)buffer.Slice(MessageHeader.Size, 1).FirstSpan[0];
                     }
 
+                    bool probe = _queue.HeadIsProbe;
                     ResponseAction ready = _queue.OnBackendMessage(type);
-                    CountReadyForQuery(backend.TransactionStatus);
+                    if (probe)
+                    {
+                        ApplyProbe(backend.TransactionStatus);
+                    }
+                    else
+                    {
+                        CountReadyForQuery(backend.TransactionStatus);
+                    }
+
                     if (_mode == PoolMode.Statement && backend.TransactionStatus != TransactionStatus.Idle && _queue.Count == 0)
                     {
                         buffer = buffer.Slice(header.TotalLength); // not forwarded: the pump answers instead
@@ -159,6 +181,15 @@ public sealed partial class MessageRelay
                     }
 
                     continue;
+                case BackendCode.DataRow when _queue.HeadIsProbe && header.BodyLength <= MaxInspectedBodyBytes:
+                    if (buffer.Length < header.TotalLength)
+                    {
+                        return RelayStop.None;
+                    }
+
+                    ReadOnlySequence<byte> row = buffer.Slice(MessageHeader.Size, header.BodyLength);
+                    ReadProbeRow(row.IsSingleSegment ? row.FirstSpan : row.ToArray());
+                    break;
                 case BackendCode.ParameterStatus when header.BodyLength <= MaxInspectedBodyBytes:
                     if (buffer.Length < header.TotalLength)
                     {

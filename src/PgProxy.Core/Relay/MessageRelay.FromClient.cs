@@ -24,6 +24,11 @@ public sealed partial class MessageRelay
             BackendConnection? backend = _backend;
             long before = Unflushed(backend);
             RelayStop stop = ForwardFromClientLocked(ref buffer);
+            if (_probeWanted)
+            {
+                WriteProbeLocked(); // behind what the client sent: the probe's answer then covers it too
+            }
+
             _pool.Stats.Received(length - buffer.Length);
             target = backend is not null && (before < 0 || Unflushed(backend) != before) ? backend : null;
             _clientFlushPending |= target is not null;

@@ -142,6 +142,20 @@ public sealed partial class MessageRelay
             return BindRewrite.PassThrough; // unnamed, or unknown to us: the backend answers (26000 for an unknown name)
         }
 
+        if (statement.Effects != Sql.SessionEffects.None)
+        {
+            if (PinRefusal(statement.Effects) is { } refusal)
+            {
+                EnqueueError(backend, refusal); // and the Bind is dropped, as the server drops messages after its own error
+                _clientSkipping = true;
+                _clientRemaining = header.TotalLength;
+                return BindRewrite.Done;
+            }
+
+            _touched |= statement.Effects & Sql.SqlStatement.PinEffects;
+            backend.Session.NeedsReset |= (statement.Effects & Sql.SqlStatement.StatefulEffects) != 0;
+        }
+
         EnsurePrepared(backend, statement, to);
         long prefix = portal.Length + 1 + statementName.Length + 1;
         byte[] proxyName = statement.ProxyNameBytes;

@@ -56,6 +56,13 @@ public sealed partial class MessageRelay
             var reader = new StatementReader(text, StandardConformingStrings(backend));
             while (reader.MoveNext(out SqlStatement statement))
             {
+                if (PinRefusal(statement.Effects) is { } refusal)
+                {
+                    // Not run: the server raises the refusal at its place, and skips the rest of the query.
+                    (edits ??= []).Add(new Edit(statement.Start, statement.End, RaiseStatement(refusal)));
+                    break;
+                }
+
                 NoteEffects(backend, text, statement);
                 if (statement.Kind != StatementKind.Other)
                 {
@@ -88,9 +95,6 @@ public sealed partial class MessageRelay
     {
         switch (statement.Kind)
         {
-            case StatementKind.Listen:
-                (edits ??= []).Add(new Edit(statement.Start, statement.End, RaiseStatement(ListenRefused())));
-                return;
             case StatementKind.DeallocateAll:
             case StatementKind.DiscardAll:
                 // The server drops every statement it has, SQL-level and mapped: forget the client's names and the backend's set.
@@ -200,13 +204,10 @@ public sealed partial class MessageRelay
         return Encoding.UTF8.GetBytes($"DO {tag}BEGIN {body} END{tag}");
     }
 
-    private static ErrorResponse ListenRefused() => ErrorResponse.Error(SqlState.FeatureNotSupported,
-        "LISTEN is not supported in transaction pooling mode",
-        hint: "the server changes between transactions, so notifications would be lost; use a session-mode pool for LISTEN");
-
     /// <summary>
     /// The statement of a Parse: its session effects are noted, DISCARD ALL / DEALLOCATE ALL forget the statement
-    /// names, and LISTEN is refused (the returned error; the proxy answers it and skips to Sync).
+    /// names, and a statement that would pin the client past max_pinned_clients_per_pool is refused (the returned
+    /// error; the proxy answers it and skips to Sync).
     /// </summary>
     private ErrorResponse? InspectParsedStatement(BackendConnection backend, ReadOnlySpan<byte> query)
     {
@@ -215,11 +216,14 @@ public sealed partial class MessageRelay
             return null;
         }
 
+        if (PinRefusal(statement.Effects) is { } refusal)
+        {
+            return refusal;
+        }
+
         NoteEffects(backend, query, statement);
         switch (statement.Kind)
         {
-            case StatementKind.Listen:
-                return ListenRefused();
             case StatementKind.DeallocateAll or StatementKind.DiscardAll:
                 _statements?.Clear();
                 backend.Session.Statements.Clear();
@@ -233,8 +237,9 @@ public sealed partial class MessageRelay
     /// Marks the backend for server_reset_query when the statement may leave state a later client must not see. A
     /// session SET of a setting the server reports needs none: parameter sync gives every client its own value.
     /// </summary>
-    private static void NoteEffects(BackendConnection backend, ReadOnlySpan<byte> text, in SqlStatement statement)
+    private void NoteEffects(BackendConnection backend, ReadOnlySpan<byte> text, in SqlStatement statement)
     {
+        _touched |= statement.Effects & SqlStatement.PinEffects;
         if (backend.Session.NeedsReset || statement.Effects == SessionEffects.None)
         {
             return;

@@ -342,6 +342,7 @@ public sealed partial class MessageRelay : IValueTaskSource
             _pool.CountClient(_state, -1);
             _state = ClientState.Idle;
             _queue.Clear();
+            ReleasePinLocked();
         }
     }
 

@@ -31,9 +31,10 @@ public enum Expect : byte
 /// <param name="Evicts">An LRU Close.</param>
 /// <param name="ClientName">The client's statement name a Parse (forwarded or answered by the proxy) registers.</param>
 /// <param name="Quiet">With <paramref name="Swallow"/>: an error answering it is swallowed too (a Parse injected before a simple Query, which reports the failure itself).</param>
+/// <param name="Probe">The pin probe (a Query): its row is read by the relay (<see cref="PinProbe"/>).</param>
 public readonly record struct Expectation(
     Expect Kind, bool Swallow = false, Prepared.PreparedStatement? Statement = null, byte[]? Synthetic = null, bool Evicts = false,
-    byte[]? ClientName = null, bool Quiet = false);
+    byte[]? ClientName = null, bool Quiet = false, bool Probe = false);
 
 /// <summary>What to do with one backend message.</summary>
 public enum ResponseAction
@@ -64,6 +65,9 @@ public sealed class ResponseQueue
 
     /// <summary>Entries not answered yet.</summary>
     public int Count => _count;
+
+    /// <summary>The head is the pin probe: the backend is answering it now.</summary>
+    public bool HeadIsProbe => _count > 0 && _items[_head].Probe;
 
     /// <summary>Takes an entry an error dropped whose bookkeeping must be undone; false when there is none.</summary>
     public bool TryTakeDropped(out Expectation dropped)
@@ -145,7 +149,8 @@ public sealed class ResponseQueue
         {
             if (head.Kind is Expect.Query or Expect.Sync)
             {
-                return ResponseAction.Forward; // a ReadyForQuery still ends this cycle
+                // A ReadyForQuery still ends this cycle; the error is the client's unless the proxy asked quietly.
+                return head.Swallow && head.Quiet ? ResponseAction.Swallow : ResponseAction.Forward;
             }
 
             // The error answers the head (a failed injected Parse is the client's error too: forward it, unless the

@@ -51,6 +51,8 @@ public enum SessionEffects : ushort
     Load = 1 << 8,
     /// <summary>Code the lexer cannot see into (DO): anything may be left behind.</summary>
     Unknown = 1 << 9,
+    /// <summary>May drop session state: DISCARD, CLOSE, DROP, UNLISTEN, DEALLOCATE, RESET.</summary>
+    MayRelease = 1 << 10,
 }
 
 /// <summary>A setting named by SQL syntax rather than by its name (no reference fields: statements are copied on the hot path).</summary>
@@ -93,4 +95,20 @@ public readonly record struct SqlStatement(
     /// <summary>Effects that leave state on the server whatever its settings: everything but <see cref="SessionEffects.Setting"/> and unlocks.</summary>
     public const SessionEffects StatefulEffects = SessionEffects.UnreplayableSetting | SessionEffects.AdvisoryLock | SessionEffects.TempObject |
         SessionEffects.HoldCursor | SessionEffects.Listen | SessionEffects.PreparedStatement | SessionEffects.Load | SessionEffects.Unknown;
+
+    /// <summary>
+    /// Effects that make the proxy ask the server, at the end of the transaction, what session state is left (and pin
+    /// the client to its server while any is): what may create state a pin keeps, and what may drop it.
+    /// </summary>
+    public const SessionEffects PinEffects = SessionEffects.UnreplayableSetting | SessionEffects.AdvisoryLock | SessionEffects.AdvisoryUnlock |
+        SessionEffects.TempObject | SessionEffects.HoldCursor | SessionEffects.Listen | SessionEffects.PreparedStatement |
+        SessionEffects.Unknown | SessionEffects.MayRelease;
+
+    /// <summary>
+    /// Effects that create state a pin keeps whatever the rest of the transaction does: a client not pinned yet is
+    /// counted against max_pinned_clients_per_pool when it sends one, and refused (0A000) at the limit. (A SQL PREPARE
+    /// is not among them: it is most often deallocated in its own transaction.)
+    /// </summary>
+    public const SessionEffects CreatingEffects = SessionEffects.AdvisoryLock | SessionEffects.TempObject | SessionEffects.HoldCursor |
+        SessionEffects.Listen;
 }

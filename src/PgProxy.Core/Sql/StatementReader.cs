@@ -312,14 +312,21 @@ public ref struct StatementReader
         else if (lead is SqlKeyword.Set or SqlKeyword.Reset)
         {
             effects = ClassifySetting(text, ref head, n, lead, effects, settings, out settingName, out alias);
+            effects |= lead == SqlKeyword.Reset ? SessionEffects.MayRelease : SessionEffects.None;
             settings = 0;
         }
         else if (lead == SqlKeyword.Discard)
         {
             kind = KeywordAt(text, ref head, n, 1) == SqlKeyword.All && n == 2 ? StatementKind.DiscardAll : StatementKind.Other;
+            effects |= SessionEffects.MayRelease;
+        }
+        else if (lead is SqlKeyword.Close or SqlKeyword.Drop)
+        {
+            effects |= SessionEffects.MayRelease;
         }
         else if (lead == SqlKeyword.Deallocate)
         {
+            effects |= SessionEffects.MayRelease;
             int at = KeywordAt(text, ref head, n, 1) == SqlKeyword.Prepare ? 2 : 1;
             if (at < n && n == at + 1 && KeywordAt(text, ref head, n, at) == SqlKeyword.All)
             {
@@ -360,6 +367,7 @@ public ref struct StatementReader
         else if (lead == SqlKeyword.Unlisten)
         {
             kind = StatementKind.Unlisten;
+            effects |= SessionEffects.MayRelease;
         }
         else if (lead == SqlKeyword.Create)
         {

@@ -263,6 +263,26 @@ public sealed class StatementReaderTests
         Assert.Equal(kinds, string.Join(' ', seen));
     }
 
+    [Theory]
+    [InlineData("DISCARD TEMP", true)]
+    [InlineData("discard all", true)]
+    [InlineData("CLOSE ALL", true)]
+    [InlineData("drop table if exists t", true)]
+    [InlineData("UNLISTEN *", true)]
+    [InlineData("DEALLOCATE p", true)]
+    [InlineData("RESET ROLE", true)]
+    [InlineData("reset work_mem", true)]
+    [InlineData("SELECT 1", false)]
+    [InlineData("INSERT INTO dropped VALUES (1)", false)]
+    [InlineData("SET work_mem = '1MB'", false)]
+    [InlineData("SELECT 'DROP TABLE x'", false)]
+    public void StatementsThatMayDropSessionState_AreMarked(string sql, bool mayRelease)
+    {
+        Assert.True(StatementReader.TryReadFirst(Encoding.UTF8.GetBytes(sql), true, out SqlStatement s));
+        Assert.Equal(mayRelease, (s.Effects & SessionEffects.MayRelease) != 0);
+        Assert.Equal(mayRelease, (s.Effects & SqlStatement.PinEffects) != 0);
+    }
+
     private static string Describe(string sql, bool standardConformingStrings)
     {
         byte[] text = Encoding.UTF8.GetBytes(sql);
@@ -271,7 +291,7 @@ public sealed class StatementReaderTests
         while (reader.MoveNext(out SqlStatement s))
         {
             var parts = new List<string>();
-            SessionEffects effects = s.Effects;
+            SessionEffects effects = s.Effects & ~SessionEffects.MayRelease; // its own test below
             if (s.Kind != StatementKind.Other)
             {
                 parts.Add(s.Name.Length > 0 ? $"{s.Kind}({SqlNames.Decode(text, s.Name)})" : s.Kind.ToString());
