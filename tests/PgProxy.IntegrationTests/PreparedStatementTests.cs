@@ -268,4 +268,64 @@ public sealed class PreparedStatementTests(PostgresFixture pg)
 
         Assert.Equal(2, pids.Count); // executed on both servers, prepared on the second by the proxy
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task SqlPrepare_IsMapped_RunsOnServersThatNeverSawIt_WithPostgresOwnErrors()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "pool_mode = \"transaction\"\ndefault_pool_size = 2\nserver_round_robin = true",
+            authType: "trust");
+        await using RawPgClient c = await LoginAsync(proxy);
+        await c.SendAsync(Query("PREPARE who AS SELECT pg_backend_pid()::text"), ct: ct);
+        Assert.Equal("CZ", await ReadUntilReadyAsync(c));
+        await using (RawPgClient other = await LoginAsync(proxy))
+        {
+            await other.SendAsync(Query("BEGIN"), ct: ct);
+            Assert.Equal("CZ", await ReadUntilReadyAsync(other));
+            await c.SendAsync(Query("SELECT 1"), ct: ct);
+            Assert.Equal("TDCZ", await ReadUntilReadyAsync(c));
+            await other.SendAsync(Query("COMMIT"), ct: ct);
+            Assert.Equal("CZ", await ReadUntilReadyAsync(other));
+        }
+
+        var pids = new HashSet<string>();
+        for (int i = 0; i < 6; i++)
+        {
+            await c.SendAsync(Query("EXECUTE who"), ct: ct);
+            (string types, List<string> values, _) = await ReadResultsAsync(c);
+            Assert.Equal("TDCZ", types);
+            pids.Add(Assert.Single(values));
+        }
+
+        Assert.Equal(2, pids.Count); // across transactions, on both servers: the proxy prepared it again where it was missing
+
+        await ExpectAsync(c, "PREPARE who AS SELECT 0", "E[42P05]Z", ["prepared statement \"who\" already exists"], ct);
+        // A PREPARE that fails creates no name; one before an error in the same query does, as in PostgreSQL.
+        Assert.Equal("E[42601]Z", (await RunAsync(c, "PREPARE bad AS SELEC 1", ct)).Types);
+        await ExpectAsync(c, "EXECUTE bad", "E[26000]Z", ["prepared statement \"bad\" does not exist"], ct);
+        Assert.Equal("CE[22012]Z", (await RunAsync(c, "PREPARE kept AS SELECT 7; SELECT 1/0", ct)).Types);
+        await ExpectAsync(c, "EXECUTE kept", "TDCZ", ["7"], ct);
+        // Prepared and executed in one query, with parameters.
+        await ExpectAsync(c, "PREPARE m (int) AS SELECT $1 * 3; EXECUTE m(5)", "CTDCZ", ["15"], ct);
+        await ExpectAsync(c, "DEALLOCATE who", "CZ", [], ct);
+        await ExpectAsync(c, "EXECUTE who", "E[26000]Z", ["prepared statement \"who\" does not exist"], ct);
+        // Another client's PREPARE of the same text shares the server's statement, under its own name.
+        await using RawPgClient d = await LoginAsync(proxy);
+        await ExpectAsync(d, "PREPARE mine (int) AS SELECT $1 * 3", "CZ", [], ct);
+        await ExpectAsync(d, "EXECUTE mine(10)", "TDCZ", ["30"], ct);
+    }
+
+    private static async Task ExpectAsync(RawPgClient c, string sql, string types, string[] values, CancellationToken ct)
+    {
+        (string gotTypes, List<string> gotValues) = await RunAsync(c, sql, ct);
+        Assert.Equal(types, gotTypes);
+        Assert.Equal(values, gotValues);
+    }
+
+    private static async Task<(string Types, List<string> Values)> RunAsync(RawPgClient c, string sql, CancellationToken ct)
+    {
+        await c.SendAsync(Query(sql), ct: ct);
+        (string types, List<string> values, _) = await ReadResultsAsync(c);
+        return (types, values);
+    }
 }

@@ -13,16 +13,37 @@ public sealed class PreparedStatement
 {
     private static long s_throwaways;
 
-    private PreparedStatement(UInt128 id, string name, byte[] parseTail)
+    private PreparedStatement(UInt128 id, string name, byte[] parseTail, byte[]? sqlBody = null)
     {
         Id = id;
         ProxyName = name;
         ProxyNameBytes = System.Text.Encoding.ASCII.GetBytes(name);
         ParseTail = parseTail;
+        SqlBody = sqlBody;
         int nul = Array.IndexOf(parseTail, (byte)0);
-        Effects = Sql.StatementReader.TryReadFirst(parseTail.AsSpan(0, nul < 0 ? parseTail.Length : nul), true, out Sql.SqlStatement statement)
-            ? statement.Effects
+        ReadOnlySpan<byte> text = sqlBody ?? parseTail.AsSpan(0, nul < 0 ? parseTail.Length : nul);
+        Effects = Sql.StatementReader.TryReadFirst(text, true, out Sql.SqlStatement statement)
+            ? statement.Effects & ~Sql.SessionEffects.PreparedStatement
             : Sql.SessionEffects.None;
+    }
+
+    /// <summary>
+    /// For a statement a SQL PREPARE made: what follows the name in it ("(int) AS SELECT $1 + 1"), which a
+    /// "PREPARE proxy-name" before it prepares again on another backend; null for a protocol-level statement.
+    /// </summary>
+    public byte[]? SqlBody { get; }
+
+    /// <summary>
+    /// The shared statement of a SQL PREPARE whose text after the name is <paramref name="body"/>. Its name ("pgproxy_q"
+    /// + hash) and its id (the hash with a constant folded in) are apart from every protocol-level statement's, whatever
+    /// bytes a client puts in a Parse.
+    /// </summary>
+    public static PreparedStatement FromSql(ReadOnlySpan<byte> body)
+    {
+        Span<byte> hash = stackalloc byte[32];
+        SHA256.HashData(body, hash);
+        var id = new UInt128(BinaryPrimitives.ReadUInt64BigEndian(hash) ^ 0x5351_4C50_5245_5041UL, BinaryPrimitives.ReadUInt64BigEndian(hash[8..]));
+        return new PreparedStatement(id, "pgproxy_q" + Convert.ToHexStringLower(hash[..15]), [], body.ToArray());
     }
 
     /// <summary>

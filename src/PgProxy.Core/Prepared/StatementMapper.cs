@@ -5,8 +5,9 @@ namespace PgProxy.Core.Prepared;
 /// <summary>
 /// One client's prepared statements in transaction mode: its names, each mapped to a statement shared through the
 /// <see cref="StatementRegistry"/>, looked up from the message bytes without allocating (one lookup for Parse, Bind,
-/// Describe and Close); and the SQL-level names it PREPAREd on the backend linked now, which share the namespace
-/// (PostgreSQL has one per session). Touched only by the client's relay, under its lock.
+/// Describe and Close). SQL PREPAREs are mapped the same way, to statements of their own kind
+/// (<see cref="PreparedStatement.SqlBody"/>), in the same namespace, as PostgreSQL has one per session. Touched only
+/// by the client's relay, under its lock.
 /// </summary>
 public sealed class StatementMapper
 {
@@ -15,7 +16,6 @@ public sealed class StatementMapper
     // fleet) never name a statement, and an idle client should hold nothing it does not use.
     private Dictionary<byte[], PreparedStatement>? _byName;
     private Dictionary<byte[], PreparedStatement>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
-    private HashSet<string>? _sqlNames;
 
     /// <summary>A client's mapper; <paramref name="maxPerBackend"/> is max_prepared_statements.</summary>
     public StatementMapper(StatementRegistry registry, int maxPerBackend)
@@ -63,6 +63,24 @@ public sealed class StatementMapper
         return true;
     }
 
+    /// <summary>
+    /// Registers a SQL PREPARE of <paramref name="name"/> whose text after the name is <paramref name="body"/> (the caller
+    /// checked the name is free); returns the shared statement and the name's key (to forget it if the PREPARE fails).
+    /// </summary>
+    public PreparedStatement RegisterSql(string name, ReadOnlySpan<byte> body, out byte[] key)
+    {
+        if (_byName is null)
+        {
+            _byName = new Dictionary<byte[], PreparedStatement>(ByteKeyComparer.Instance);
+            _lookup = _byName.GetAlternateLookup<ReadOnlySpan<byte>>();
+        }
+
+        PreparedStatement statement = _registry.GetOrAddSql(body);
+        key = Encoding.UTF8.GetBytes(name);
+        _byName[key] = statement;
+        return statement;
+    }
+
     /// <summary>Forgets a name (Close, DEALLOCATE, or a Parse the server refused); false when it was not there.</summary>
     public bool Forget(ReadOnlySpan<byte> name) => _byName is not null && _lookup.Remove(name);
 
@@ -70,21 +88,5 @@ public sealed class StatementMapper
     public bool Forget(string name) => Forget(Encoding.UTF8.GetBytes(name));
 
     /// <summary>DEALLOCATE ALL, DISCARD ALL: every name goes, protocol and SQL alike.</summary>
-    public void Clear()
-    {
-        _byName?.Clear();
-        _sqlNames?.Clear();
-    }
-
-    /// <summary>A SQL PREPARE of this name ran (or is about to) on the backend linked now.</summary>
-    public void AddSqlName(string name) => (_sqlNames ??= new HashSet<string>(StringComparer.Ordinal)).Add(name);
-
-    /// <summary>A SQL DEALLOCATE of this name.</summary>
-    public void RemoveSqlName(string name) => _sqlNames?.Remove(name);
-
-    /// <summary>True when a SQL PREPARE holds the name on the backend linked now.</summary>
-    public bool HasSqlName(ReadOnlySpan<byte> name) => _sqlNames is { Count: > 0 } names && names.Contains(Encoding.UTF8.GetString(name));
-
-    /// <summary>The link ended: SQL-level statements went with the backend's reset.</summary>
-    public void ClearSqlNames() => _sqlNames?.Clear();
+    public void Clear() => _byName?.Clear();
 }

@@ -11,12 +11,15 @@ public sealed class StatementRegistry
     private readonly Lock _lock = new();
     private readonly Dictionary<byte[], PreparedStatement> _byTail = new(ByteKeyComparer.Instance);
     private readonly Dictionary<byte[], PreparedStatement>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
+    private readonly Dictionary<byte[], PreparedStatement> _bySql = new(ByteKeyComparer.Instance);
+    private readonly Dictionary<byte[], PreparedStatement>.AlternateLookup<ReadOnlySpan<byte>> _sqlLookup;
 
     /// <summary>Creates a registry holding at most <paramref name="capacity"/> statements.</summary>
     public StatementRegistry(int capacity = 10_000)
     {
         Capacity = capacity;
         _lookup = _byTail.GetAlternateLookup<ReadOnlySpan<byte>>();
+        _sqlLookup = _bySql.GetAlternateLookup<ReadOnlySpan<byte>>();
     }
 
     /// <summary>The most statements held.</summary>
@@ -35,35 +38,45 @@ public sealed class StatementRegistry
     }
 
     /// <summary>The shared statement for a Parse tail, created on first sight.</summary>
-    public PreparedStatement GetOrAdd(ReadOnlySpan<byte> parseTail)
+    public PreparedStatement GetOrAdd(ReadOnlySpan<byte> parseTail) =>
+        GetOrAdd(_byTail, _lookup, parseTail, static t => PreparedStatement.FromParseTail(t), static s => s.ParseTail);
+
+    /// <summary>The shared statement of a SQL PREPARE (by the text after its name), created on first sight; apart from Parse tails.</summary>
+    public PreparedStatement GetOrAddSql(ReadOnlySpan<byte> body) =>
+        GetOrAdd(_bySql, _sqlLookup, body, static b => PreparedStatement.FromSql(b), static s => s.SqlBody!);
+
+    private PreparedStatement GetOrAdd(Dictionary<byte[], PreparedStatement> map, Dictionary<byte[], PreparedStatement>.AlternateLookup<ReadOnlySpan<byte>> lookup,
+        ReadOnlySpan<byte> key, SpanFunc create, Func<PreparedStatement, byte[]> keyOf)
     {
         lock (_lock)
         {
-            if (_lookup.TryGetValue(parseTail, out PreparedStatement? known))
+            if (lookup.TryGetValue(key, out PreparedStatement? known))
             {
                 return known;
             }
         }
 
-        PreparedStatement created = PreparedStatement.FromParseTail(parseTail); // hashing outside the lock
+        PreparedStatement created = create(key); // hashing outside the lock
         lock (_lock)
         {
-            if (_lookup.TryGetValue(parseTail, out PreparedStatement? raced))
+            if (lookup.TryGetValue(key, out PreparedStatement? raced))
             {
                 return raced;
             }
 
-            if (_byTail.Count >= Capacity)
+            if (map.Count >= Capacity)
             {
-                using Dictionary<byte[], PreparedStatement>.Enumerator first = _byTail.GetEnumerator();
+                using Dictionary<byte[], PreparedStatement>.Enumerator first = map.GetEnumerator();
                 if (first.MoveNext())
                 {
-                    _byTail.Remove(first.Current.Key);
+                    map.Remove(first.Current.Key);
                 }
             }
 
-            _byTail[created.ParseTail] = created;
+            map[keyOf(created)] = created;
             return created;
         }
     }
+
+    private delegate PreparedStatement SpanFunc(ReadOnlySpan<byte> key);
 }

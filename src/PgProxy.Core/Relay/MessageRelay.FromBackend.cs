@@ -181,6 +181,9 @@ public sealed partial class MessageRelay
                     }
 
                     continue;
+                case BackendCode.CommandComplete or BackendCode.EmptyQueryResponse when _queue.TryPeek(out Expectation query) && query.Prepares is { } prepares:
+                    prepares.Completed++; // one more statement of a Query with SQL PREPAREs ran
+                    break;
                 case BackendCode.DataRow when _queue.HeadIsProbe && header.BodyLength <= MaxInspectedBodyBytes:
                     if (buffer.Length < header.TotalLength)
                     {
@@ -207,6 +210,11 @@ public sealed partial class MessageRelay
                     error = Parse(buffer.Slice(MessageHeader.Size, header.BodyLength));
                     _sawFatal |= error is { IsFatal: true };
                     break;
+            }
+
+            if (type == BackendCode.ErrorResponse)
+            {
+                UndoFailedQueryLocked(backend);
             }
 
             _backendSkipping = _queue.OnBackendMessage(type) == ResponseAction.Swallow;

@@ -85,11 +85,6 @@ public sealed partial class MessageRelay
             return ParseOutcome.Forward;
         }
 
-        if (_statements.HasSqlName(name))
-        {
-            return ParseOutcome.Forward; // a SQL-level PREPARE took the name on this server: it answers 42P05 itself
-        }
-
         ReadOnlySpan<byte> tail = body[(nameEnd + 1)..];
         if (!_statements.TryRegister(name, tail, out PreparedStatement? statement, out byte[] key))
         {
@@ -112,12 +107,29 @@ public sealed partial class MessageRelay
         return ParseOutcome.Done;
     }
 
-    /// <summary>An error the proxy raises in the extended protocol: answered in order, and the rest of the batch is skipped to Sync.</summary>
+    /// <summary>
+    /// An error the proxy raises in the extended protocol: answered in order, and the rest of the batch is skipped to Sync.
+    /// <para>
+    /// The server is made to fail too, with the same error raised by an unnamed statement whose replies are swallowed:
+    /// so the transaction the batch is part of (a BEGIN block, or the batch's own implicit one, which may have run
+    /// statements before this one) is aborted and rolled back exactly as PostgreSQL's own error would.
+    /// </para>
+    /// </summary>
     private void EnqueueError(BackendConnection backend, ErrorResponse error)
     {
         PgMessageBuilder b = Scratch.Reset();
         error.Write(b);
         EnqueueSynthetic(b.Written.ToArray());
+        PipeWriter to = backend.Output;
+        b = Scratch.Reset().Start(FrontendCode.Parse).Byte(0).Bytes(RaiseStatement(error)).Byte(0).Int16(0).End();
+        to.Write(b.Written);
+        b = Scratch.Reset().Start(FrontendCode.Bind).Byte(0).Byte(0).Int16(0).Int16(0).Int16(0).End();
+        to.Write(b.Written);
+        b = Scratch.Reset().Start(FrontendCode.Execute).Byte(0).Int32(0).End();
+        to.Write(b.Written);
+        _queue.Enqueue(new Expectation(Expect.Parse, Swallow: true, Quiet: true));
+        _queue.Enqueue(new Expectation(Expect.Bind, Swallow: true, Quiet: true));
+        _queue.Enqueue(new Expectation(Expect.Execute, Swallow: true, Quiet: true));
         _discardUntilSync = true;
         _pool.Stats.Error(error.SqlState);
     }
@@ -137,9 +149,11 @@ public sealed partial class MessageRelay
 
         ReadOnlySequence<byte> portal = body.Slice(0, firstNul!.Value);
         ReadOnlySequence<byte> statementName = body.Slice(body.GetPosition(1, firstNul.Value), secondNul.Value);
-        if (statementName.IsEmpty || !TryGetStatement(statementName, out PreparedStatement? statement))
+        if (statementName.IsEmpty || !TryGetStatement(statementName, out PreparedStatement? statement) || statement.SqlBody is not null)
         {
-            return BindRewrite.PassThrough; // unnamed, or unknown to us: the backend answers (26000 for an unknown name)
+            // Unnamed, or unknown to us: the backend answers (26000 for an unknown name). A SQL PREPARE's statement is
+            // not bound from the protocol (it cannot be prepared again mid-batch without touching the client's unnamed one).
+            return BindRewrite.PassThrough;
         }
 
         if (statement.Effects != Sql.SessionEffects.None)
@@ -213,9 +227,9 @@ public sealed partial class MessageRelay
             return true;
         }
 
-        if (!_statements!.TryGet(name, out PreparedStatement? statement))
+        if (!_statements!.TryGet(name, out PreparedStatement? statement) || statement.SqlBody is not null)
         {
-            return false; // the backend answers 26000
+            return false; // the backend answers 26000 (also for a SQL PREPARE's statement, as for Bind)
         }
 
         EnsurePrepared(backend, statement, to);
@@ -242,7 +256,19 @@ public sealed partial class MessageRelay
     /// <param name="clientName">The client's name the Parse registers (undone if the server skips or refuses it).</param>
     private void WriteParse(BackendConnection backend, PipeWriter to, PreparedStatement statement, bool swallow, bool quiet, byte[]? clientName)
     {
-        // Make room first: evict the least recently used statement with a real Close (reply swallowed).
+        MakeRoom(backend, to);
+        BackendStatements statements = backend.Session.Statements;
+        Scratch.Reset().Start(FrontendCode.Parse).CString(statement.ProxyNameBytes).Bytes(statement.ParseTail).End();
+        to.Write(Scratch.Written);
+        statements.Add(statement);
+        _pool.Stats.ServerParse();
+        _queue.Enqueue(new Expectation(Expect.Parse, Swallow: swallow, Statement: statement, ClientName: clientName, Quiet: quiet));
+    }
+
+    /// <summary>Makes room for one more statement: evicts the least recently used with a real Close (reply swallowed); true when one was.</summary>
+    private bool MakeRoom(BackendConnection backend, PipeWriter to)
+    {
+        bool evicted = false;
         BackendStatements statements = backend.Session.Statements;
         while (statements.TryPickVictim(_statements!.MaxPerBackend, out PreparedStatement? victim))
         {
@@ -250,13 +276,10 @@ public sealed partial class MessageRelay
             Scratch.Reset().Start(FrontendCode.Close).Byte((byte)'S').CString(victim.ProxyNameBytes).End();
             to.Write(Scratch.Written);
             _queue.Enqueue(new Expectation(Expect.Close, Swallow: true, Statement: victim, Evicts: true));
+            evicted = true;
         }
 
-        Scratch.Reset().Start(FrontendCode.Parse).CString(statement.ProxyNameBytes).Bytes(statement.ParseTail).End();
-        to.Write(Scratch.Written);
-        statements.Add(statement);
-        _pool.Stats.ServerParse();
-        _queue.Enqueue(new Expectation(Expect.Parse, Swallow: swallow, Statement: statement, ClientName: clientName, Quiet: quiet));
+        return evicted;
     }
 
     /// <summary>Undoes optimistic bookkeeping for requests the backend skipped or refused after an error.</summary>

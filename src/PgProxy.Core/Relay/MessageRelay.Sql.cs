@@ -53,9 +53,12 @@ public sealed partial class MessageRelay
             int nul = text.IndexOf((byte)0);
             text = nul < 0 ? text : text[..nul];
             List<Edit>? edits = null;
+            _queryPrepares = null;
+            int index = -1;
             var reader = new StatementReader(text, StandardConformingStrings(backend));
             while (reader.MoveNext(out SqlStatement statement))
             {
+                index++;
                 if (PinRefusal(statement.Effects) is { } refusal)
                 {
                     // Not run: the server raises the refusal at its place, and skips the rest of the query.
@@ -64,9 +67,9 @@ public sealed partial class MessageRelay
                 }
 
                 NoteEffects(backend, text, statement);
-                if (statement.Kind != StatementKind.Other)
+                if (statement.Kind != StatementKind.Other && HandleStatement(backend, text, statement, index, to, ref edits))
                 {
-                    HandleStatement(backend, text, statement, to, ref edits);
+                    break; // refused: the server raises the error at its place, and skips the rest
                 }
             }
 
@@ -76,7 +79,8 @@ public sealed partial class MessageRelay
             }
 
             WriteRewrittenQuery(text, edits, to);
-            _queue.Enqueue(new Expectation(Expect.Query));
+            _queue.Enqueue(new Expectation(Expect.Query, Prepares: _queryPrepares));
+            _queryPrepares = null;
             return true;
         }
         finally
@@ -91,7 +95,8 @@ public sealed partial class MessageRelay
     /// <summary>A replacement of <c>[Start, End)</c> in the query text.</summary>
     private readonly record struct Edit(int Start, int End, byte[] Replacement);
 
-    private void HandleStatement(BackendConnection backend, ReadOnlySpan<byte> text, SqlStatement statement, PipeWriter to, ref List<Edit>? edits)
+    /// <summary>Acts on one statement the pooler knows; true when it was replaced by a refusal (the rest of the query does not run).</summary>
+    private bool HandleStatement(BackendConnection backend, ReadOnlySpan<byte> text, SqlStatement statement, int index, PipeWriter to, ref List<Edit>? edits)
     {
         switch (statement.Kind)
         {
@@ -100,12 +105,12 @@ public sealed partial class MessageRelay
                 // The server drops every statement it has, SQL-level and mapped: forget the client's names and the backend's set.
                 _statements?.Clear();
                 backend.Session.Statements.Clear();
-                return;
+                return false;
         }
 
         if (_statements is null)
         {
-            return; // no mapping (session mode, or max_prepared_statements = 0): the server's namespace is the client's
+            return false; // no mapping (session mode, or max_prepared_statements = 0): the server's namespace is the client's
         }
 
         string name = SqlNames.Decode(text, statement.Name);
@@ -116,17 +121,27 @@ public sealed partial class MessageRelay
                 {
                     (edits ??= []).Add(new Edit(statement.Start, statement.End,
                         RaiseStatement(ErrorResponse.Error(SqlState.DuplicatePreparedStatement, $"prepared statement \"{name}\" already exists"))));
-                }
-                else
-                {
-                    _statements.AddSqlName(name);
+                    return true;
                 }
 
-                return;
+                MapSqlPrepare(backend, text, statement, name, index, to, ref edits);
+                return false;
             case StatementKind.Execute when _statements.TryGet(name, out PreparedStatement? mapped):
+                if (mapped.Effects != SessionEffects.None)
+                {
+                    if (PinRefusal(mapped.Effects) is { } refusal)
+                    {
+                        (edits ??= []).Add(new Edit(statement.Start, statement.End, RaiseStatement(refusal)));
+                        return true;
+                    }
+
+                    _touched |= mapped.Effects & SqlStatement.PinEffects;
+                    backend.Session.NeedsReset |= (mapped.Effects & SqlStatement.StatefulEffects) != 0;
+                }
+
                 EnsurePreparedForQuery(backend, mapped, to);
                 (edits ??= []).Add(new Edit(statement.Name.Start, statement.Name.End, mapped.ProxyNameBytes));
-                return;
+                return false;
             case StatementKind.Deallocate when _statements.Forget(name):
                 // The backend keeps the shared statement; DEALLOCATE runs, at its place and with PostgreSQL's own
                 // answer, on a throwaway statement prepared for it. If an earlier error skips it, the throwaway
@@ -134,10 +149,69 @@ public sealed partial class MessageRelay
                 PreparedStatement throwaway = PreparedStatement.Throwaway();
                 EnsurePreparedForQuery(backend, throwaway, to);
                 (edits ??= []).Add(new Edit(statement.Name.Start, statement.Name.End, throwaway.ProxyNameBytes));
-                return;
-            case StatementKind.Deallocate:
-                _statements.RemoveSqlName(name);
-                return;
+                return false;
+        }
+
+        return false; // EXECUTE or DEALLOCATE of a name the client does not have: the server answers 26000, in its words
+    }
+
+    private SqlPrepares? _queryPrepares; // the SQL PREPAREs of the Query being read (HandleQuery)
+
+    /// <summary>
+    /// A SQL PREPARE: the client's name maps to the statement shared by every PREPARE of the same text and types, which
+    /// any backend the client lands on gets prepared under its proxy-wide name (EXECUTE). The PREPARE itself runs on the
+    /// server at its place, renamed: to the shared name when this backend lacks the statement, else to a throwaway name
+    /// (closed later like any statement), so the client gets PostgreSQL's own answer either way, errors included.
+    /// </summary>
+    private void MapSqlPrepare(BackendConnection backend, ReadOnlySpan<byte> text, SqlStatement statement, string name, int index, PipeWriter to,
+        ref List<Edit>? edits)
+    {
+        PreparedStatement shared = _statements!.RegisterSql(name, text[statement.Name.End..statement.End], out byte[] key);
+        BackendStatements statements = backend.Session.Statements;
+        bool has = statements.Touch(shared);
+        if (MakeRoom(backend, to))
+        {
+            to.Write(s_sync);
+            _queue.Enqueue(new Expectation(Expect.Sync, Swallow: true));
+        }
+
+        PreparedStatement target = has ? PreparedStatement.Throwaway() : shared;
+        statements.Add(target);
+        _pool.Stats.ServerParse();
+        (edits ??= []).Add(new Edit(statement.Name.Start, statement.Name.End, target.ProxyNameBytes));
+        (_queryPrepares ??= new SqlPrepares()).Entries.Add((index, key, has ? target : shared));
+    }
+
+    /// <summary>
+    /// The client's Query got an error: the SQL PREPAREs from the failed statement on never ran, so their names and
+    /// statements are forgotten; an injected PREPARE (EXECUTE on a backend that lacked the statement) that failed is.
+    /// </summary>
+    private void UndoFailedQueryLocked(BackendConnection backend)
+    {
+        if (!_queue.TryPeek(out Expectation head) || head.Kind != Expect.Query)
+        {
+            return;
+        }
+
+        if (head.Prepares is { } prepares)
+        {
+            foreach ((int index, byte[] clientName, PreparedStatement? created) in prepares.Entries)
+            {
+                if (index >= prepares.Completed)
+                {
+                    _statements?.Forget(clientName);
+                    if (created is not null)
+                    {
+                        backend.Session.Statements.Remove(created);
+                    }
+                }
+            }
+
+            prepares.Entries.Clear();
+        }
+        else if (head.Statement is { } injected)
+        {
+            backend.Session.Statements.Remove(injected);
         }
     }
 
@@ -149,6 +223,24 @@ public sealed partial class MessageRelay
     {
         if (backend.Session.Statements.Touch(statement))
         {
+            return;
+        }
+
+        if (statement.SqlBody is { } body)
+        {
+            // A SQL PREPARE's statement: prepared again in SQL (its types are names, not oids), in a Query of its own.
+            if (MakeRoom(backend, to))
+            {
+                to.Write(s_sync);
+                _queue.Enqueue(new Expectation(Expect.Sync, Swallow: true));
+            }
+
+            PgMessageBuilder b = Scratch.Reset().Start(FrontendCode.Query).Bytes("PREPARE "u8).Bytes(statement.ProxyNameBytes).Bytes(body).Byte(0);
+            b.End();
+            to.Write(b.Written);
+            backend.Session.Statements.Add(statement);
+            _pool.Stats.ServerParse();
+            _queue.Enqueue(new Expectation(Expect.Query, Swallow: true, Quiet: true, Statement: statement));
             return;
         }
 

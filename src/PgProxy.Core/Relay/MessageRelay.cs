@@ -239,7 +239,6 @@ public sealed partial class MessageRelay : IValueTaskSource
         Volatile.Write(ref _backend, null);
         _detaching = true;
         _detachRequested = false;
-        _statements?.ClearSqlNames();
     }
 
     /// <summary>

@@ -20,7 +20,7 @@ public static class PinProbe
         "(SELECT count(*) FROM pg_catalog.pg_class WHERE relnamespace = pg_catalog.pg_my_temp_schema()), " +
         "(SELECT count(*) FROM pg_catalog.pg_cursors WHERE is_holdable), " +
         "(SELECT count(*) FROM pg_catalog.pg_listening_channels()), " +
-        "(SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql), " +
+        "(SELECT count(*) FROM pg_catalog.pg_prepared_statements WHERE from_sql AND name NOT LIKE 'pgproxy\\_%'), " +
         "CASE WHEN pg_catalog.current_setting('role') <> 'none' OR session_user::text <> " + SqlQuote.Literal(loginUser) +
         " THEN 1 ELSE 0 END";
 

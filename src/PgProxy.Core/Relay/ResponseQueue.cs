@@ -32,9 +32,23 @@ public enum Expect : byte
 /// <param name="ClientName">The client's statement name a Parse (forwarded or answered by the proxy) registers.</param>
 /// <param name="Quiet">With <paramref name="Swallow"/>: an error answering it is swallowed too (a Parse injected before a simple Query, which reports the failure itself).</param>
 /// <param name="Probe">The pin probe (a Query): its row is read by the relay (<see cref="PinProbe"/>).</param>
+/// <param name="Prepares">The SQL PREPAREs a client's Query registers, undone for those an error keeps from running.</param>
 public readonly record struct Expectation(
     Expect Kind, bool Swallow = false, Prepared.PreparedStatement? Statement = null, byte[]? Synthetic = null, bool Evicts = false,
-    byte[]? ClientName = null, bool Quiet = false, bool Probe = false);
+    byte[]? ClientName = null, bool Quiet = false, bool Probe = false, SqlPrepares? Prepares = null);
+
+/// <summary>
+/// The SQL PREPAREs of one simple Query, by their place in it: the statements before an error ran (one CommandComplete
+/// each), the PREPAREs from the failed one on did not, and their names and backend bookkeeping are undone.
+/// </summary>
+public sealed class SqlPrepares
+{
+    /// <summary>Statements of the Query completed so far.</summary>
+    public int Completed { get; set; }
+
+    /// <summary>Each PREPARE: its statement's index in the Query, the client's name, the shared statement it created on the backend (null: a throwaway ran).</summary>
+    public List<(int Index, byte[] ClientName, Prepared.PreparedStatement? Created)> Entries { get; } = [];
+}
 
 /// <summary>What to do with one backend message.</summary>
 public enum ResponseAction
@@ -68,6 +82,13 @@ public sealed class ResponseQueue
 
     /// <summary>The head is the pin probe: the backend is answering it now.</summary>
     public bool HeadIsProbe => _count > 0 && _items[_head].Probe;
+
+    /// <summary>The entry the backend is answering now; false when none is outstanding.</summary>
+    public bool TryPeek(out Expectation head)
+    {
+        head = _count > 0 ? _items[_head] : default;
+        return _count > 0;
+    }
 
     /// <summary>Takes an entry an error dropped whose bookkeeping must be undone; false when there is none.</summary>
     public bool TryTakeDropped(out Expectation dropped)
