@@ -23,11 +23,45 @@ public static class Program
         var check = new Command("check", "Validate the config and print the effective settings with secrets masked.") { checkConfig };
         check.SetAction(parse => Check(parse.GetValue(checkConfig)!));
         var rootConfig = ConfigOption();
-        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check };
+        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check, BudgetCommand() };
         root.SetAction((parse, ct) => RunAsync(parse.GetValue(rootConfig)!, ct));
         // No termination handling by the command line library: its default ends the process 2 s after SIGTERM, which
         // would cut shutdown_delay and the drain short. The host handles SIGTERM and Ctrl+C (RunAsync below).
         return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
+    }
+
+    private static Command BudgetCommand()
+    {
+        var config = ConfigOption();
+        var replicas = new Option<int>("--replicas") { Description = "PgProxy processes with this config (a sidecar: one per application pod).", DefaultValueFactory = _ => 1 };
+        var workers = new Option<int?>("--app-workers") { Description = "Application worker processes per replica: also check the application side of the formula." };
+        var poolSize = new Option<int>("--app-pool-size") { Description = "Each worker's pool_size (SQLAlchemy's default: 5).", DefaultValueFactory = _ => 5 };
+        var overflow = new Option<int>("--app-max-overflow") { Description = "Each worker's max_overflow (SQLAlchemy's default: 10).", DefaultValueFactory = _ => 10 };
+        var user = new Option<string?>("--user") { Description = "The role to read the servers' limits as (password from the auth file or PGPASSWORD)." };
+        var budget = new Command("budget", "Check the connection budget against each server's max_connections (exit 1 when exceeded).")
+        {
+            config, replicas, workers, poolSize, overflow, user,
+        };
+        budget.SetAction(async (parse, ct) =>
+        {
+            (ProxyConfig? loaded, UserList? users, List<string> errors) = Load(parse.GetValue(config)!);
+            if (loaded is null)
+            {
+                errors.ForEach(Console.Error.WriteLine);
+                return 2;
+            }
+
+            int n = parse.GetValue(replicas);
+            if (n < 1)
+            {
+                Console.Error.WriteLine("--replicas: at least 1");
+                return 2;
+            }
+
+            var options = new Tools.BudgetOptions(n, parse.GetValue(workers), parse.GetValue(poolSize), parse.GetValue(overflow), parse.GetValue(user));
+            return await Tools.Budget.RunAsync(loaded, users!, options, Console.Out, ct).ConfigureAwait(false);
+        });
+        return budget;
     }
 
     private static Option<string> ConfigOption() => new("--config", "-c")
