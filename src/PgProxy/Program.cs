@@ -23,11 +23,43 @@ public static class Program
         var check = new Command("check", "Validate the config and print the effective settings with secrets masked.") { checkConfig };
         check.SetAction(parse => Check(parse.GetValue(checkConfig)!));
         var rootConfig = ConfigOption();
-        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check, BudgetCommand() };
+        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check, BudgetCommand(), InitCommand() };
         root.SetAction((parse, ct) => RunAsync(parse.GetValue(rootConfig)!, ct));
         // No termination handling by the command line library: its default ends the process 2 s after SIGTERM, which
         // would cut shutdown_delay and the drain short. The host handles SIGTERM and Ctrl+C (RunAsync below).
         return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
+    }
+
+    private static Command InitCommand()
+    {
+        var profile = new Option<string>("--profile")
+        {
+            Description = "The place PgProxy will run: " + string.Join("; ", Tools.Profiles.All.Select(p => $"{p.Name} ({p.Purpose})")),
+            Required = true,
+        };
+        profile.AcceptOnlyFromAmong([.. Tools.Profiles.All.Select(p => p.Name)]);
+        var outFile = new Option<string?>("--out") { Description = "Write the config to this file (refused if it exists) instead of standard output." };
+        var init = new Command("init", "Write a commented proxy.toml with a profile's defaults and the reason for each.") { profile, outFile };
+        init.SetAction(parse =>
+        {
+            string text = Tools.Profiles.Render(parse.GetValue(profile)!)!;
+            if (parse.GetValue(outFile) is not { } path)
+            {
+                Console.Out.Write(text);
+                return 0;
+            }
+
+            if (File.Exists(path))
+            {
+                Console.Error.WriteLine($"{path} exists: not overwritten");
+                return 1;
+            }
+
+            File.WriteAllText(path, text);
+            Console.Error.WriteLine($"wrote {path}; check it with: pgproxy check --config {path}");
+            return 0;
+        });
+        return init;
     }
 
     private static Command BudgetCommand()
