@@ -14,6 +14,15 @@ if ! command -v promtool >/dev/null; then
   # The package may start its own server: the tests need only the tool.
   if pgrep -x prometheus >/dev/null; then $SUDO pkill -x prometheus || true; fi
 fi
+# PgBouncer's own example config (Debian's pgbouncer package ships /etc/pgbouncer/pgbouncer.ini): ConvertTests
+# converts it with every key uncommented.
+if [ ! -f /etc/pgbouncer/pgbouncer.ini ]; then
+  echo "Installing pgbouncer from Debian packages (for its example config)..."
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends pgbouncer >/dev/null
+  if pgrep -x pgbouncer >/dev/null; then $SUDO pkill -x pgbouncer || true; fi
+fi
 if [ ! -d ../shared/toml-test ]; then
   echo "note: ../shared/toml-test is not beside the checkout: its TOML vectors are reported as skipped, by name" >&2
 fi

@@ -23,11 +23,63 @@ public static class Program
         var check = new Command("check", "Validate the config and print the effective settings with secrets masked.") { checkConfig };
         check.SetAction(parse => Check(parse.GetValue(checkConfig)!));
         var rootConfig = ConfigOption();
-        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check, BudgetCommand(), InitCommand() };
+        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check, BudgetCommand(), InitCommand(), ConvertCommand() };
         root.SetAction((parse, ct) => RunAsync(parse.GetValue(rootConfig)!, ct));
         // No termination handling by the command line library: its default ends the process 2 s after SIGTERM, which
         // would cut shutdown_delay and the drain short. The host handles SIGTERM and Ctrl+C (RunAsync below).
         return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
+    }
+
+    private static Command ConvertCommand()
+    {
+        var ini = new Argument<string>("pgbouncer.ini") { Description = "The PgBouncer config to convert (its %include files are read too)." };
+        var outFile = new Option<string?>("--out") { Description = "Write proxy.toml here (refused if it exists) instead of standard output." };
+        var convert = new Command("convert", "Convert a PgBouncer config to proxy.toml; every key not carried over is listed with the reason.") { ini, outFile };
+        convert.SetAction(parse =>
+        {
+            string source = parse.GetValue(ini)!;
+            Tools.PgBouncerIni.Result result;
+            try
+            {
+                result = Tools.PgBouncerIni.Convert(source);
+            }
+            catch (IOException ex)
+            {
+                Console.Error.WriteLine(ex.Message);
+                return 2;
+            }
+
+            foreach (string warning in result.Warnings)
+            {
+                Console.Error.WriteLine("warning: " + warning);
+            }
+
+            string? path = parse.GetValue(outFile);
+            ConfigResult check = ConfigLoader.Load(System.Text.Encoding.UTF8.GetBytes(result.Toml), path ?? Path.Combine(Path.GetDirectoryName(Path.GetFullPath(source))!, "proxy.toml"));
+            if (path is null)
+            {
+                Console.Out.Write(result.Toml);
+            }
+            else if (File.Exists(path))
+            {
+                Console.Error.WriteLine($"{path} exists: not overwritten");
+                return 1;
+            }
+            else
+            {
+                File.WriteAllText(path, result.Toml);
+            }
+
+            foreach (string error in check.Errors)
+            {
+                Console.Error.WriteLine("error: " + error);
+            }
+
+            Console.Error.WriteLine($"{result.Warnings.Count} warning(s); " +
+                (check.Errors.Count == 0 ? "the result passes pgproxy check" : $"{check.Errors.Count} error(s) for pgproxy check: fix them before running"));
+            return check.Errors.Count == 0 ? 0 : 1;
+        });
+        return convert;
     }
 
     private static Command InitCommand()
