@@ -34,6 +34,18 @@ public sealed class ProfilesTests : IDisposable
     }
 
     [Fact]
+    public void TheLambdaGuidesConfig_IsTheLambdaProfile()
+    {
+        string dir = AppContext.BaseDirectory;
+        while (!File.Exists(Path.Combine(dir, "Proxy.sln")))
+        {
+            dir = Path.GetDirectoryName(dir)!;
+        }
+
+        Assert.Equal(PgProxy.Tools.Profiles.Render("lambda"), File.ReadAllText(Path.Combine(dir, "deploy", "lambda", "proxy.toml")));
+    }
+
+    [Fact]
     public void AnUnknownProfile_IsNone() => Assert.Null(PgProxy.Tools.Profiles.Render("cloud"));
 
     public void Dispose() => Directory.Delete(_dir, recursive: true);
