@@ -39,7 +39,12 @@ public sealed partial class ConvertTests : IDisposable
             admin_users = admin, ops
             logfile = /var/log/pgbouncer.log
             tcp_keepalive = 1
+            peer_id = 1
             %include extra.ini
+
+            [peers]
+            1 = host=10.0.0.11
+            2 = host=10.0.0.12 port=6433
             """);
 
         PgBouncerIni.Result result = PgBouncerIni.Convert(ini);
@@ -68,6 +73,8 @@ public sealed partial class ConvertTests : IDisposable
         Assert.Equal(("svc", "p w'd", PoolMode.Statement), (forced.User, forced.Password, forced.PoolMode));
         Assert.Equal("10.0.0.5", config.Databases["*"].Host);
         Assert.Equal((PoolMode.Session, 7), (config.Users["app"].PoolMode, config.Users["app"].MaxUserConnections));
+        Assert.Equal(1, config.Proxy.PeerId);
+        Assert.Equal(("10.0.0.12", 6433), (config.Peers[2].Host, config.Peers[2].Port));
     }
 
     [Fact]

@@ -42,30 +42,47 @@ public sealed class BackendConnector
     /// </summary>
     public async ValueTask<bool> CancelAsync(BackendConnection backend, CancellationToken ct)
     {
-        var b = new PgMessageBuilder(16);
-        FrontendMessages.CancelRequest(b, backend.ProcessId, backend.SecretKey);
         ConnectionContext context = await _transport.ConnectAsync(backend.Host, backend.Port, ct).ConfigureAwait(false);
         await using (context.ConfigureAwait(false))
         {
             bool tls = backend.Tls.Length > 0 &&
                 await _tls.StartAsync(context, backend.Host, backend.Pool.Target.Tls, ct).ConfigureAwait(false) is not null;
-            await PgMessageIO.WriteAsync(context.Transport.Output, b, ct).ConfigureAwait(false);
-            try
+            await SendCancelAsync(context, backend.ProcessId, backend.SecretKey, ct).ConfigureAwait(false);
+            return tls;
+        }
+    }
+
+    /// <summary>Forwards a client's CancelRequest to the peer PgProxy at host:port whose client it is (peering).</summary>
+    public async ValueTask ForwardCancelAsync(string host, int port, int processId, int secretKey, CancellationToken ct)
+    {
+        ConnectionContext context = await _transport.ConnectAsync(host, port, ct).ConfigureAwait(false);
+        await using (context.ConfigureAwait(false))
+        {
+            await SendCancelAsync(context, processId, secretKey, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Sends a CancelRequest and waits for the other end to close (then it has been taken).</summary>
+    private static async ValueTask SendCancelAsync(ConnectionContext context, int processId, int secretKey, CancellationToken ct)
+    {
+        var b = new PgMessageBuilder(16);
+        FrontendMessages.CancelRequest(b, processId, secretKey);
+        await PgMessageIO.WriteAsync(context.Transport.Output, b, ct).ConfigureAwait(false);
+        try
+        {
+            while (true)
             {
-                while (true)
+                ReadResult read = await context.Transport.Input.ReadAsync(ct).ConfigureAwait(false);
+                context.Transport.Input.AdvanceTo(read.Buffer.End);
+                if (read.IsCompleted)
                 {
-                    ReadResult read = await context.Transport.Input.ReadAsync(ct).ConfigureAwait(false);
-                    context.Transport.Input.AdvanceTo(read.Buffer.End);
-                    if (read.IsCompleted)
-                    {
-                        return tls;
-                    }
+                    return;
                 }
             }
-            catch (IOException)
-            {
-                return tls; // closed with a reset (or without TLS's close_notify): delivered all the same
-            }
+        }
+        catch (IOException)
+        {
+            // Closed with a reset (or without TLS's close_notify): delivered all the same.
         }
     }
 

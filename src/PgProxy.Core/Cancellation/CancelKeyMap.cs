@@ -15,12 +15,21 @@ public sealed class CancelKeyMap
     /// <summary>A struct, kept inside the dictionary's node: one object per client, not two.</summary>
     private readonly record struct Entry(int Secret, ICancelTarget Target);
 
-    /// <summary>Issues a fresh key for <paramref name="target"/>.</summary>
-    public (int ProcessId, int SecretKey) Register(ICancelTarget target)
+    /// <summary>Bits of a process id below the peer_id (peering on): 17, so a peer has 131 072 ids for its clients.</summary>
+    public const int PeerShift = 17;
+
+    /// <summary>The peer_id a proxy with peering on put in <paramref name="processId"/>.</summary>
+    public static int PeerOf(int processId) => processId >> PeerShift;
+
+    /// <summary>
+    /// Issues a fresh key for <paramref name="target"/>. With <paramref name="peerId"/> (peering on), the process id
+    /// carries it in its top bits, so another replica that receives the key knows whose client it is.
+    /// </summary>
+    public (int ProcessId, int SecretKey) Register(ICancelTarget target, int peerId = 0)
     {
         while (true)
         {
-            int pid = SecureRandom.NextPositive(1);
+            int pid = peerId == 0 ? SecureRandom.NextPositive(1) : (peerId << PeerShift) | (SecureRandom.NextPositive(1) & ((1 << PeerShift) - 1));
             int secret = SecureRandom.NextInt32();
             if (_byPid.TryAdd(pid, new Entry(secret, target)))
             {

@@ -32,6 +32,14 @@ public sealed partial class ClientSession
         Message = "Cancel for client {ConnectionId} forwarded to backend {BackendId} (server pid {ServerPid}){OverTls}")]
     private static partial void LogCancelForwarded(ILogger logger, string connectionId, long backendId, int serverPid, string overTls);
 
+    [LoggerMessage(EventId = ProxyEventIds.CancelForwarded, Level = LogLevel.Information,
+        Message = "Cancel received by {ConnectionId} forwarded to peer {PeerId} ({Host}:{Port}), whose client it is")]
+    private static partial void LogCancelToPeer(ILogger logger, string connectionId, int peerId, string host, int port);
+
+    [LoggerMessage(EventId = ProxyEventIds.CancelUnknown, Level = LogLevel.Warning,
+        Message = "Cancel received by {ConnectionId} for peer {PeerId} came back while it was being forwarded: not forwarded again (are two replicas using the same peer_id?)")]
+    private static partial void LogCancelLoop(ILogger logger, string connectionId, int peerId);
+
     [LoggerMessage(EventId = ProxyEventIds.CancelIgnored, Level = LogLevel.Debug, Message = "Cancel for client {ConnectionId} ignored: no backend linked")]
     private static partial void LogCancelIgnored(ILogger logger, string connectionId);
 

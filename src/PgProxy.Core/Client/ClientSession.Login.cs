@@ -336,7 +336,9 @@ public sealed partial class ClientSession
     private async Task HandleCancelRequestAsync(StartupPacket packet)
     {
         Cancellation.ICancelTarget? target = _services.CancelKeys.Find(packet.CancelProcessId, packet.CancelSecretKey);
-        if (target is null)
+        int peer = Cancellation.CancelKeyMap.PeerOf(packet.CancelProcessId);
+        Configuration.PeerConfig? owner = null;
+        if (target is null && (Config.Proxy.PeerId == 0 || peer == Config.Proxy.PeerId || !Config.Peers.TryGetValue(peer, out owner)))
         {
             LogCancelUnknown(_logger, _connection.ConnectionId);
             return;
@@ -345,7 +347,29 @@ public sealed partial class ClientSession
         using var cts = new CancellationTokenSource(Config.Proxy.ServerConnectTimeout > TimeSpan.Zero ? Config.Proxy.ServerConnectTimeout : TimeSpan.FromSeconds(15));
         try
         {
-            await target.CancelAsync(cts.Token).ConfigureAwait(false);
+            if (target is not null)
+            {
+                await target.CancelAsync(cts.Token).ConfigureAwait(false);
+            }
+            else if (_services.PeerCancels.TryBegin(packet.CancelProcessId, packet.CancelSecretKey))
+            {
+                // Another replica's client (peering): that replica forwards it to its server.
+                try
+                {
+                    await _services.Pools.Connector.ForwardCancelAsync(owner!.Host, owner.Port, packet.CancelProcessId, packet.CancelSecretKey, cts.Token)
+                        .ConfigureAwait(false);
+                }
+                finally
+                {
+                    _services.PeerCancels.End(packet.CancelProcessId, packet.CancelSecretKey);
+                }
+
+                LogCancelToPeer(_logger, _connection.ConnectionId, peer, owner.Host, owner.Port);
+            }
+            else
+            {
+                LogCancelLoop(_logger, _connection.ConnectionId, peer);
+            }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException or PgProxy.Core.Tls.ServerTlsException)
         {

@@ -83,7 +83,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             }
             else if (login is not null)
             {
-                (cancelPid, int secret) = _services.CancelKeys.Register(this);
+                (cancelPid, int secret) = _services.CancelKeys.Register(this, Config.Proxy.PeerId);
                 Task<MessageRelay> welcome = WelcomeAsync(login, cancelPid, secret);
                 login = null; // the startup settings live on in the pool's interned view; an idle client keeps no copy
                 MessageRelay relay = await welcome.ConfigureAwait(false);

@@ -41,6 +41,9 @@ public sealed class ProxyServices
     /// <summary>Proxy-issued cancel keys.</summary>
     public CancelKeyMap CancelKeys { get; } = new();
 
+    /// <summary>Peering: the cancel keys being forwarded to peers now (a key that comes back meanwhile is a loop).</summary>
+    public PeerCancelGuard PeerCancels { get; } = new();
+
     /// <summary>Logger factory.</summary>
     public ILoggerFactory LoggerFactory { get; }
 

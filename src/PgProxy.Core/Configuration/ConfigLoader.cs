@@ -66,6 +66,7 @@ public sealed partial class ConfigLoader
         OtelSection otel = new();
         var databases = new Dictionary<string, DatabaseConfig>(StringComparer.Ordinal);
         var users = new Dictionary<string, UserConfig>(StringComparer.Ordinal);
+        var peers = new Dictionary<int, PeerConfig>();
         foreach (string key in root.Keys)
         {
             TomlPosition at = root.PositionOf(key);
@@ -98,10 +99,25 @@ public sealed partial class ConfigLoader
                     }
 
                     break;
-                case "proxy" or "auth" or "log" or "http" or "admin" or "otel" or "databases" or "users":
+                case "peers" when Table(value, key, at) is { } t:
+                    foreach (string name in t.Keys)
+                    {
+                        if (!int.TryParse(name, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int id) ||
+                            id is < 1 or > MaxPeerId)
+                        {
+                            Error(t.PositionOf(name), $"[peers.{name}]: the section's name is a peer_id, 1 to {MaxPeerId}");
+                        }
+                        else if (Table(t[name], $"peers.{name}", t.PositionOf(name)) is { } peer)
+                        {
+                            peers[id] = BindPeer(id, peer);
+                        }
+                    }
+
+                    break;
+                case "proxy" or "auth" or "log" or "http" or "admin" or "otel" or "databases" or "users" or "peers":
                     break;
                 default:
-                    Error(at, $"unknown section or key '{key}' (expected [proxy], [auth], [log], [http], [admin], [otel], [databases.NAME] or [users.NAME])");
+                    Error(at, $"unknown section or key '{key}' (expected [proxy], [auth], [log], [http], [admin], [otel], [databases.NAME], [users.NAME] or [peers.N])");
                     break;
             }
         }
@@ -116,6 +132,7 @@ public sealed partial class ConfigLoader
             Otel = otel,
             Databases = databases.ToFrozenDictionary(StringComparer.Ordinal),
             Users = users.ToFrozenDictionary(StringComparer.Ordinal),
+            Peers = peers.ToFrozenDictionary(),
             SourcePath = _file,
         };
     }
@@ -186,6 +203,7 @@ public sealed partial class ConfigLoader
             "max_prepared_statements" => s with { MaxPreparedStatements = Int(v, key, at, 0, 100_000) ?? s.MaxPreparedStatements },
             "max_pinned_clients_per_pool" => s with { MaxPinnedClientsPerPool = Int(v, key, at, 0, 100_000) ?? s.MaxPinnedClientsPerPool },
             "pin_timeout" => s with { PinTimeout = Duration(v, key, at) ?? s.PinTimeout },
+            "peer_id" => s with { PeerId = Int(v, key, at, 0, MaxPeerId) ?? s.PeerId },
             "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
             "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
             "stats_period" => s with { StatsPeriod = PositiveDuration(v, key, at) ?? s.StatsPeriod },
@@ -310,6 +328,17 @@ public sealed partial class ConfigLoader
         _ => null,
     };
 
+    /// <summary>The largest peer_id: the id takes the top 14 bits of a 31-bit cancel key's process id.</summary>
+    public const int MaxPeerId = 16383;
+
+    private PeerConfig BindPeer(int id, TomlTable t) =>
+        Section(t, $"peers.{id}", new PeerConfig { Id = id }, (s, key, v, at) => key switch
+        {
+            "host" => s with { Host = Str(v, key, at) ?? s.Host },
+            "port" => s with { Port = Int(v, key, at, 1, 65535) ?? s.Port },
+            _ => null,
+        });
+
     private UserConfig BindUser(string name, TomlTable t) =>
         Section(t, $"users.{name}", new UserConfig { Name = name }, (s, key, v, at) => key switch
         {
@@ -421,6 +450,11 @@ public sealed partial class ConfigLoader
             {
                 ValidateServerTls($"[databases.{db.Name}]", db.ServerTls.Over(p.ServerTls));
             }
+        }
+
+        if (c.Peers.Count > 0 && c.Proxy.PeerId == 0)
+        {
+            Error(top, "[peers.N] sections need [proxy] peer_id (this process's own number among them)");
         }
 
         if (c.Proxy.MinPoolSize > c.Proxy.DefaultPoolSize)

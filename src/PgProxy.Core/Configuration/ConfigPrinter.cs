@@ -41,6 +41,7 @@ public static class ConfigPrinter
             : "# max_pinned_clients_per_pool = (unset: half of each pool's pool_size, rounded down)");
 
         sb.AppendLine($"pin_timeout = {Duration(p.PinTimeout)}");
+        sb.AppendLine($"peer_id = {p.PeerId}");
         sb.AppendLine($"shutdown_delay = {Duration(p.ShutdownDelay)}");
         sb.AppendLine($"shutdown_timeout = {Duration(p.ShutdownTimeout)}");
         sb.AppendLine($"stats_period = {Duration(p.StatsPeriod)}");
@@ -111,6 +112,14 @@ public static class ConfigPrinter
             }
 
             sb.AppendLine($"max_user_connections = {user.MaxUserConnections}");
+        }
+
+        foreach (PeerConfig peer in config.Peers.Values.OrderBy(x => x.Id))
+        {
+            sb.AppendLine();
+            sb.AppendLine($"[peers.{peer.Id}]");
+            sb.AppendLine($"host = {Quote(peer.Host)}");
+            sb.AppendLine($"port = {peer.Port}");
         }
 
         return sb.ToString();

@@ -70,6 +70,9 @@ public sealed record ProxyConfig
     /// <summary>[users.NAME] entries.</summary>
     public FrozenDictionary<string, UserConfig> Users { get; init; } = FrozenDictionary<string, UserConfig>.Empty;
 
+    /// <summary>[peers.N] entries: the other PgProxy processes a CancelRequest for their clients is forwarded to.</summary>
+    public FrozenDictionary<int, PeerConfig> Peers { get; init; } = FrozenDictionary<int, PeerConfig>.Empty;
+
     /// <summary>The file this snapshot was read from (for relative paths and messages).</summary>
     public string? SourcePath { get; init; }
 
@@ -168,6 +171,13 @@ public sealed record ProxySection
 
     /// <summary>Transaction/statement mode: a client pinned longer than this is closed with a FATAL saying why. 0 (default): never.</summary>
     public TimeSpan PinTimeout { get; init; }
+
+    /// <summary>
+    /// This process's number among peers (PgBouncer's peer_id), 1 to 16383; 0 (default): no peering. Its clients'
+    /// cancel keys carry it, so a CancelRequest that reaches another replica (through a Service or a load balancer) is
+    /// forwarded to this one, as [peers.N] of that replica says.
+    /// </summary>
+    public int PeerId { get; init; }
 
     /// <summary>Reuse idle backends FIFO instead of LIFO. Default false.</summary>
     public bool ServerRoundRobin { get; init; }
@@ -408,6 +418,19 @@ public sealed record DatabaseConfig
 }
 
 /// <summary>[users.NAME]: per-user overrides.</summary>
+public sealed record PeerConfig
+{
+    /// <summary>The peer's peer_id (the section's name).</summary>
+    public required int Id { get; init; }
+
+    /// <summary>Where the peer listens for clients.</summary>
+    public string Host { get; init; } = "127.0.0.1";
+
+    /// <summary>Its port. Default 6432.</summary>
+    public int Port { get; init; } = 6432;
+}
+
+/// <summary>[users.NAME] section.</summary>
 public sealed record UserConfig
 {
     /// <summary>The user name.</summary>

@@ -23,7 +23,7 @@ internal static class PgBouncerIni
         ["client_tls_sslmode"] = Kind.String, ["client_tls_cert_file"] = Kind.Path, ["client_tls_key_file"] = Kind.Path,
         ["client_tls_ca_file"] = Kind.Path, ["client_tls_protocols"] = Kind.String, ["client_tls_ciphers"] = Kind.String,
         ["server_tls_sslmode"] = Kind.String, ["server_tls_ca_file"] = Kind.Path, ["server_tls_cert_file"] = Kind.Path,
-        ["server_tls_key_file"] = Kind.Path, ["server_tls_protocols"] = Kind.String,
+        ["server_tls_key_file"] = Kind.Path, ["server_tls_protocols"] = Kind.String, ["peer_id"] = Kind.Int,
     };
 
     /// <summary>[pgbouncer] keys PgProxy does not take, each with why.</summary>
@@ -74,7 +74,6 @@ internal static class PgBouncerIni
         ["disable_pqexec"] = "not supported",
         ["service_name"] = "Windows only",
         ["job_name"] = "Windows only",
-        ["peer_id"] = "peering is not supported yet",
         ["track_extra_parameters"] = "PgProxy tracks every reported parameter",
         ["verbose"] = "mapped to [log] level = \"debug\" when above 0",
     };
@@ -237,14 +236,30 @@ internal static class PgBouncerIni
             }
         }
 
+        foreach ((string name, string value, string where) in Section(sections, "peers"))
+        {
+            toml.AppendLine().AppendLine($"[peers.{name}]");
+            foreach ((string key, string v) in ConnectionString(value))
+            {
+                if (key is "host" or "port")
+                {
+                    toml.AppendLine($"{key} = {Value(key == "port" ? Kind.Int : Kind.String, v, dir, key, where, warnings)}");
+                }
+                else
+                {
+                    warnings.Add($"{where}: peer {name}: {key} is not carried over");
+                }
+            }
+        }
+
         if (Section(sections, "databases").Count == 0)
         {
             warnings.Add("[databases] is empty: PgProxy needs at least one database; add a [databases.\"*\"] section (host, port)");
         }
 
-        foreach (string other in sections.Keys.Where(s => s is not ("pgbouncer" or "databases" or "users")))
+        foreach (string other in sections.Keys.Where(s => s is not ("pgbouncer" or "databases" or "users" or "peers")))
         {
-            warnings.Add($"[{other}] is not carried over" + (other.Equals("peers", StringComparison.OrdinalIgnoreCase) ? ": peering is not supported yet" : ""));
+            warnings.Add($"[{other}] is not carried over");
         }
 
         return new Result(toml.ToString(), warnings);
@@ -305,7 +320,7 @@ internal static class PgBouncerIni
             }
 
             // PgBouncer's keys are case-insensitive; database and user names are not.
-            entries.Add((section is "databases" or "users" ? Unquote(key) : key.ToLowerInvariant(), value, where));
+            entries.Add((section is "databases" or "users" or "peers" ? Unquote(key) : key.ToLowerInvariant(), value, where));
         }
     }
 
