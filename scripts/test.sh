@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests (codec, TOML, pool, relay) and integration tests against a real
 # PostgreSQL that the test fixture starts in a temp dir (or the server in PROXY_TEST_PG=host:port), then a few
-# integration classes again against PostgreSQL in a Docker container started by Testcontainers.
+# integration classes again against PostgreSQL in a Docker container started by Testcontainers, and the container
+# image built and run (scripts/test-image.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
@@ -49,8 +50,11 @@ if [ "${PGPROXY_TEST_CONTAINERS:-run}" != skip ]; then
     --logger "console;verbosity=minimal" --logger "trx;LogFileName=containers.trx" --results-directory "$results" \
     --filter "${filter%|}" \
     2>&1 | tee -a "$log" || status=$?
+  # The container image: built here (no registry), run read-only, healthy, queried, drained by SIGTERM.
+  echo "Image test: scripts/test-image.sh"
+  scripts/test-image.sh || status=1
 else
-  echo "Testcontainers pass skipped (PGPROXY_TEST_CONTAINERS=skip)"
+  echo "Testcontainers pass and image test skipped (PGPROXY_TEST_CONTAINERS=skip)"
 fi
 # One plain summary line over all test assemblies.
 passed=$(grep -oE 'Passed: +[0-9]+' "$log" | awk '{s+=$2} END {print s+0}')

@@ -23,11 +23,37 @@ public static class Program
         var check = new Command("check", "Validate the config and print the effective settings with secrets masked.") { checkConfig };
         check.SetAction(parse => Check(parse.GetValue(checkConfig)!));
         var rootConfig = ConfigOption();
-        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check, BudgetCommand(), InitCommand(), ConvertCommand() };
+        var root = new RootCommand("PgProxy: a PostgreSQL connection pooler.") { rootConfig, run, check, BudgetCommand(), InitCommand(), ConvertCommand(), HealthCommand() };
         root.SetAction((parse, ct) => RunAsync(parse.GetValue(rootConfig)!, ct));
         // No termination handling by the command line library: its default ends the process 2 s after SIGTERM, which
         // would cut shutdown_delay and the drain short. The host handles SIGTERM and Ctrl+C (RunAsync below).
         return await root.Parse(args).InvokeAsync(new InvocationConfiguration { ProcessTerminationTimeout = null }).ConfigureAwait(false);
+    }
+
+    private static Command HealthCommand()
+    {
+        var url = new Option<string>("--url")
+        {
+            Description = "The ops port's health endpoint.",
+            DefaultValueFactory = _ => "http://127.0.0.1:9127/healthz",
+        };
+        var health = new Command("health", "Exit 0 when the ops port answers 200 (a container HEALTHCHECK with no curl in the image).") { url };
+        health.SetAction(async (parse, ct) =>
+        {
+            using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(3) };
+            try
+            {
+                using HttpResponseMessage response = await http.GetAsync(parse.GetValue(url), ct).ConfigureAwait(false);
+                Console.Out.WriteLine($"{(int)response.StatusCode} {response.ReasonPhrase}");
+                return response.IsSuccessStatusCode ? 0 : 1;
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException or InvalidOperationException or UriFormatException)
+            {
+                Console.Error.WriteLine(ex.Message);
+                return 1;
+            }
+        });
+        return health;
     }
 
     private static Command ConvertCommand()
