@@ -18,8 +18,21 @@ public static class Program
     {
         var runConfig = ConfigOption();
         var checkConfig = ConfigOption();
-        var run = new Command("run", "Run the proxy (the default command).") { runConfig };
-        run.SetAction((parse, ct) => RunAsync(parse.GetValue(runConfig)!, ct));
+        var runIni = new Option<string?>("--pgbouncer-ini")
+        {
+            Description = "Run from a PgBouncer config instead (converted as `pgproxy convert` does, again at each reload).",
+        };
+        var run = new Command("run", "Run the proxy (the default command).") { runConfig, runIni };
+        run.SetAction((parse, ct) =>
+        {
+            if (parse.GetValue(runIni) is not { } ini)
+            {
+                return RunAsync(parse.GetValue(runConfig)!, ct);
+            }
+
+            TreatAsPgBouncerIni(ini);
+            return RunAsync(Path.GetFullPath(ini), ct);
+        });
         var check = new Command("check", "Validate the config and print the effective settings with secrets masked.") { checkConfig };
         check.SetAction(parse => Check(parse.GetValue(checkConfig)!));
         var rootConfig = ConfigOption();
@@ -180,9 +193,39 @@ public static class Program
         DefaultValueFactory = _ => "proxy.toml",
     };
 
+    /// <summary>Config paths that are PgBouncer configs (run --pgbouncer-ini): converted at every load, reloads included.</summary>
+    private static readonly HashSet<string> s_pgBouncerInis = new(StringComparer.Ordinal);
+
+    /// <summary>From now on <see cref="Load"/> reads <paramref name="path"/> as a PgBouncer config.</summary>
+    internal static void TreatAsPgBouncerIni(string path) => s_pgBouncerInis.Add(Path.GetFullPath(path));
+
     internal static (ProxyConfig? Config, UserList? Users, List<string> Errors) Load(string path)
     {
-        ConfigResult result = ConfigLoader.LoadFile(path);
+        ConfigResult result;
+        if (s_pgBouncerInis.Contains(Path.GetFullPath(path)))
+        {
+            Tools.PgBouncerIni.Result converted;
+            try
+            {
+                converted = Tools.PgBouncerIni.Convert(path);
+            }
+            catch (IOException ex)
+            {
+                return (null, null, [ex.Message]);
+            }
+
+            foreach (string warning in converted.Warnings)
+            {
+                Console.Error.WriteLine($"{path}: warning: {warning}");
+            }
+
+            result = ConfigLoader.Load(System.Text.Encoding.UTF8.GetBytes(converted.Toml), Path.ChangeExtension(Path.GetFullPath(path), ".converted.toml"));
+        }
+        else
+        {
+            result = ConfigLoader.LoadFile(path);
+        }
+
         var errors = result.Errors.ToList();
         UserList? users = null;
         if (result.Config is { } config)

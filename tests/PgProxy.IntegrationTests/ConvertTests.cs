@@ -110,6 +110,21 @@ public sealed partial class ConvertTests : IDisposable
         }
     }
 
+    [Fact]
+    public void RunFromAPgBouncerIni_LoadsItConverted_AtEveryLoad()
+    {
+        File.WriteAllText(Path.Combine(_dir, "userlist.txt"), "\"app\" \"secret\"\n");
+        string ini = Write("bouncer.ini", "[databases]\napp = host=10.1.1.1\n[pgbouncer]\nauth_type = scram-sha-256\nauth_file = userlist.txt\ndefault_pool_size = 7\n");
+        Program.TreatAsPgBouncerIni(ini); // what `pgproxy run --pgbouncer-ini FILE` does
+        (ProxyConfig? config, _, List<string> errors) = Program.Load(ini);
+        Assert.Empty(errors);
+        Assert.Equal((7, "10.1.1.1"), (config!.Proxy.DefaultPoolSize, config.Databases["app"].Host));
+
+        // A reload reads the ini again.
+        File.WriteAllText(ini, File.ReadAllText(ini).Replace("default_pool_size = 7", "default_pool_size = 9", StringComparison.Ordinal));
+        Assert.Equal(9, Program.Load(ini).Config!.Proxy.DefaultPoolSize);
+    }
+
     public void Dispose() => Directory.Delete(_dir, recursive: true);
 
     private string Write(string name, string text)
