@@ -36,6 +36,10 @@ public sealed partial class ClientSession
         Message = "Cancel received by {ConnectionId} forwarded to peer {PeerId} ({Host}:{Port}), whose client it is")]
     private static partial void LogCancelToPeer(ILogger logger, string connectionId, int peerId, string host, int port);
 
+    [LoggerMessage(EventId = ProxyEventIds.CancelForwarded, Level = LogLevel.Information,
+        Message = "Cancel received by {ConnectionId} for peer {PeerId} sent to the {Count} other addresses of peer_dns {PeerDns}")]
+    private static partial void LogCancelToPeers(ILogger logger, string connectionId, int peerId, int count, string peerDns);
+
     [LoggerMessage(EventId = ProxyEventIds.CancelUnknown, Level = LogLevel.Warning,
         Message = "Cancel received by {ConnectionId} for peer {PeerId} came back while it was being forwarded: not forwarded again (are two replicas using the same peer_id?)")]
     private static partial void LogCancelLoop(ILogger logger, string connectionId, int peerId);

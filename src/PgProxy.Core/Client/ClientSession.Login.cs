@@ -338,7 +338,14 @@ public sealed partial class ClientSession
         Cancellation.ICancelTarget? target = _services.CancelKeys.Find(packet.CancelProcessId, packet.CancelSecretKey);
         int peer = Cancellation.CancelKeyMap.PeerOf(packet.CancelProcessId);
         Configuration.PeerConfig? owner = null;
-        if (target is null && (Config.Proxy.PeerId == 0 || peer == Config.Proxy.PeerId || !Config.Peers.TryGetValue(peer, out owner)))
+        bool toPeer = Config.Proxy.PeerId != 0 && peer != Config.Proxy.PeerId;
+        if (target is null && toPeer && !Config.Peers.TryGetValue(peer, out owner) && Config.Proxy.PeerDns.Length > 0)
+        {
+            await ForwardCancelThroughDnsAsync(packet, peer).ConfigureAwait(false);
+            return;
+        }
+
+        if (target is null && (!toPeer || owner is null))
         {
             LogCancelUnknown(_logger, _connection.ConnectionId);
             return;
@@ -374,6 +381,64 @@ public sealed partial class ClientSession
         catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException or PgProxy.Core.Tls.ServerTlsException)
         {
             LogCancelFailed(_logger, _connection.ConnectionId, ex.Message);
+        }
+    }
+
+    /// <summary>
+    /// peer_dns: sends another replica's CancelRequest to every address the name resolves to but this replica's own;
+    /// the owner acts on it, the others find no client. One that comes from a peer's address was forwarded already.
+    /// </summary>
+    private async Task ForwardCancelThroughDnsAsync(StartupPacket packet, int peer)
+    {
+        if (Configuration.ConfigLoader.PeerDnsTarget(Config.Proxy.PeerDns) is not { } dns)
+        {
+            return;
+        }
+
+        using var cts = new CancellationTokenSource(Config.Proxy.ServerConnectTimeout > TimeSpan.Zero ? Config.Proxy.ServerConnectTimeout : TimeSpan.FromSeconds(15));
+        try
+        {
+            System.Net.IPAddress[] addresses = await _services.ResolvePeers(dns.Name, cts.Token).ConfigureAwait(false);
+            System.Net.IPAddress? from = (_connection.RemoteEndPoint as System.Net.IPEndPoint)?.Address;
+            System.Net.IPAddress? self = (_connection.LocalEndPoint as System.Net.IPEndPoint)?.Address;
+            if (from is not null && addresses.Any(a => a.Equals(from)))
+            {
+                LogCancelUnknown(_logger, _connection.ConnectionId); // forwarded by a peer already: not sent on
+                return;
+            }
+
+            System.Net.IPAddress[] others = [.. addresses.Where(a => !a.Equals(self))];
+            if (!_services.PeerCancels.TryBegin(packet.CancelProcessId, packet.CancelSecretKey))
+            {
+                LogCancelLoop(_logger, _connection.ConnectionId, peer);
+                return;
+            }
+
+            try
+            {
+                await Task.WhenAll(others.Select(async a =>
+                {
+                    try
+                    {
+                        await _services.Pools.Connector.ForwardCancelAsync(a.ToString(), dns.Port, packet.CancelProcessId, packet.CancelSecretKey, cts.Token)
+                            .ConfigureAwait(false);
+                    }
+                    catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException)
+                    {
+                        LogCancelFailed(_logger, _connection.ConnectionId, $"{a}:{dns.Port}: {ex.Message}");
+                    }
+                })).ConfigureAwait(false);
+            }
+            finally
+            {
+                _services.PeerCancels.End(packet.CancelProcessId, packet.CancelSecretKey);
+            }
+
+            LogCancelToPeers(_logger, _connection.ConnectionId, peer, others.Length, Config.Proxy.PeerDns);
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or System.Net.Sockets.SocketException or ArgumentException)
+        {
+            LogCancelFailed(_logger, _connection.ConnectionId, $"peer_dns {Config.Proxy.PeerDns}: {ex.Message}");
         }
     }
 

@@ -44,6 +44,10 @@ public sealed class ProxyServices
     /// <summary>Peering: the cancel keys being forwarded to peers now (a key that comes back meanwhile is a loop).</summary>
     public PeerCancelGuard PeerCancels { get; } = new();
 
+    /// <summary>How peer_dns names are resolved (tests give their own).</summary>
+    public Func<string, CancellationToken, Task<System.Net.IPAddress[]>> ResolvePeers { get; set; } =
+        static (name, ct) => System.Net.Dns.GetHostAddressesAsync(name, ct);
+
     /// <summary>Logger factory.</summary>
     public ILoggerFactory LoggerFactory { get; }
 

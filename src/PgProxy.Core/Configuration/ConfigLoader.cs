@@ -204,6 +204,7 @@ public sealed partial class ConfigLoader
             "max_pinned_clients_per_pool" => s with { MaxPinnedClientsPerPool = Int(v, key, at, 0, 100_000) ?? s.MaxPinnedClientsPerPool },
             "pin_timeout" => s with { PinTimeout = Duration(v, key, at) ?? s.PinTimeout },
             "peer_id" => s with { PeerId = Int(v, key, at, 0, MaxPeerId) ?? s.PeerId },
+            "peer_dns" => s with { PeerDns = Str(v, key, at) ?? s.PeerDns },
             "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
             "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
             "stats_period" => s with { StatsPeriod = PositiveDuration(v, key, at) ?? s.StatsPeriod },
@@ -327,6 +328,16 @@ public sealed partial class ConfigLoader
         "server_tls_direct" => s with { Direct = Bool(v, key, at) ?? s.Direct },
         _ => null,
     };
+
+    /// <summary>peer_dns as (name, port); null when it is not "NAME:PORT".</summary>
+    public static (string Name, int Port)? PeerDnsTarget(string value)
+    {
+        int colon = value.LastIndexOf(':');
+        return colon > 0 && int.TryParse(value.AsSpan(colon + 1), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out int port) &&
+               port is > 0 and <= 65535
+            ? (value[..colon], port)
+            : null;
+    }
 
     /// <summary>The largest peer_id: the id takes the top 14 bits of a 31-bit cancel key's process id.</summary>
     public const int MaxPeerId = 16383;
@@ -452,9 +463,14 @@ public sealed partial class ConfigLoader
             }
         }
 
-        if (c.Peers.Count > 0 && c.Proxy.PeerId == 0)
+        if ((c.Peers.Count > 0 || c.Proxy.PeerDns.Length > 0) && c.Proxy.PeerId == 0)
         {
-            Error(top, "[peers.N] sections need [proxy] peer_id (this process's own number among them)");
+            Error(top, "[peers.N] sections and peer_dns need [proxy] peer_id (this process's own number among them)");
+        }
+
+        if (c.Proxy.PeerDns.Length > 0 && PeerDnsTarget(c.Proxy.PeerDns) is null)
+        {
+            Error(top, $"[proxy] peer_dns: expected \"NAME:PORT\", got \"{c.Proxy.PeerDns}\"");
         }
 
         if (c.Proxy.MinPoolSize > c.Proxy.DefaultPoolSize)

@@ -42,6 +42,7 @@ public static class ConfigPrinter
 
         sb.AppendLine($"pin_timeout = {Duration(p.PinTimeout)}");
         sb.AppendLine($"peer_id = {p.PeerId}");
+        sb.AppendLine($"peer_dns = {Quote(p.PeerDns)}");
         sb.AppendLine($"shutdown_delay = {Duration(p.ShutdownDelay)}");
         sb.AppendLine($"shutdown_timeout = {Duration(p.ShutdownTimeout)}");
         sb.AppendLine($"stats_period = {Duration(p.StatsPeriod)}");

@@ -179,6 +179,14 @@ public sealed record ProxySection
     /// </summary>
     public int PeerId { get; init; }
 
+    /// <summary>
+    /// Peers found through DNS ("NAME:PORT", a Kubernetes headless Service): a CancelRequest for another replica's client
+    /// that no [peers.N] names is sent to every address NAME resolves to (this replica's own excepted), and the owner
+    /// acts on it. A request that comes from one of those addresses was forwarded already and is not sent on. Empty
+    /// (default): none.
+    /// </summary>
+    public string PeerDns { get; init; } = "";
+
     /// <summary>Reuse idle backends FIFO instead of LIFO. Default false.</summary>
     public bool ServerRoundRobin { get; init; }
 

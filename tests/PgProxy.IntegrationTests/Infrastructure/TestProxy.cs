@@ -49,7 +49,7 @@ public sealed class TestProxy : IAsyncDisposable
     /// </summary>
     public static async Task<TestProxy> StartAsync(PostgresFixture pg, string proxySection = "", string authType = "scram-sha-256",
         string? userlist = null, string? databases = null, string extra = "", Action<ILoggingBuilder>? logging = null, string http = "",
-        string httpExtra = "")
+        string httpExtra = "", string listen = "127.0.0.1:0")
     {
         string dir = Path.Combine(Path.GetTempPath(), "pgproxy-test-" + Guid.NewGuid().ToString("N")[..8]);
         Directory.CreateDirectory(dir);
@@ -60,7 +60,7 @@ public sealed class TestProxy : IAsyncDisposable
         databases ??= $"[databases.{PostgresFixture.Database}]\nhost = \"{pg.Host}\"\nport = {pg.Port}\n";
         string toml = $"""
             [proxy]
-            listen = "127.0.0.1:0"
+            listen = "{listen}"
             {proxySection}
 
             [auth]
