@@ -26,20 +26,7 @@ public sealed class PeeringTests(PostgresFixture pg)
         await AddPeerAsync(b, 1, a.Port);
 
         await using RawPgClient client = await RawPgClient.ConnectAsync(a.Port, ct);
-        await client.SendAsync(RawPgClient.Startup(196608, ("user", PostgresFixture.Alice), ("database", PostgresFixture.Database)), ct);
-        (int pid, int secret) = (0, 0);
-        while (true)
-        {
-            (char type, byte[] body) = (await client.ReadMessageAsync(Wait, ct))!.Value;
-            if (type == 'K')
-            {
-                (pid, secret) = (BinaryPrimitives.ReadInt32BigEndian(body), BinaryPrimitives.ReadInt32BigEndian(body.AsSpan(4)));
-            }
-            else if (type == 'Z')
-            {
-                break;
-            }
-        }
+        (int pid, int secret) = await LoginAsync(client, ct);
 
         Assert.Equal(1, CancelKeyMap.PeerOf(pid)); // the key names its replica
 
@@ -194,12 +181,7 @@ public sealed class PeeringTests(PostgresFixture pg)
     private static async Task SendCancelAsync(int port, int pid, int secret, CancellationToken ct)
     {
         await using RawPgClient cancel = await RawPgClient.ConnectAsync(port, ct);
-        byte[] packet = new byte[16];
-        BinaryPrimitives.WriteInt32BigEndian(packet, 16);
-        BinaryPrimitives.WriteInt32BigEndian(packet.AsSpan(4), 80877102);
-        BinaryPrimitives.WriteInt32BigEndian(packet.AsSpan(8), pid);
-        BinaryPrimitives.WriteInt32BigEndian(packet.AsSpan(12), secret);
-        await cancel.SendAsync(packet, ct);
+        await cancel.SendAsync(CancelPacket(pid, secret), ct);
         Assert.True(await cancel.IsClosedAsync(Wait, ct), "the proxy closes a cancel connection once it has acted on it");
     }
 }
