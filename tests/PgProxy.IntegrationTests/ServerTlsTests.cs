@@ -60,6 +60,43 @@ public sealed class ServerTlsTests(PostgresFixture pg) : IAsyncDisposable
         Assert.Contains(proxy.Log, l => l.Contains("forwarded to backend", StringComparison.Ordinal) && l.EndsWith("over TLS", StringComparison.Ordinal));
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task AServerThatClosesAfterTheSslRequest_IsALostConnection_ClientsWait_NotARefusal()
+    {
+        // A PostgreSQL shutting down or restarting may accept and close: under prefer that is a lost connection, which
+        // the pool retries while clients wait (up to query_wait_timeout), not a TLS refusal that fails them at once.
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        using var closing = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        closing.Start();
+        int port = ((System.Net.IPEndPoint)closing.LocalEndpoint).Port;
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        Task acceptor = Task.Run(async () =>
+        {
+            try
+            {
+                while (true)
+                {
+                    using TcpClient accepted = await closing.AcceptTcpClientAsync(stop.Token);
+                    await accepted.GetStream().ReadExactlyAsync(new byte[8], stop.Token); // the SSLRequest, then close
+                }
+            }
+            catch (OperationCanceledException)
+            {
+                // done
+            }
+        }, ct);
+        string databases = $"[databases.{PostgresFixture.Database}]\nhost = \"127.0.0.1\"\nport = {port.ToString(CultureInfo.InvariantCulture)}\n";
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "server_tls_sslmode = \"prefer\"\nquery_wait_timeout = \"2s\"\nserver_login_retry = \"250ms\"",
+            databases: databases);
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        PostgresException waited = await Assert.ThrowsAsync<PostgresException>(() => proxy.OpenAsync(extra: "SSL Mode=Disable", ct: ct));
+        Assert.Contains("query_wait_timeout", waited.MessageText, StringComparison.Ordinal);
+        Assert.True(sw.Elapsed >= TimeSpan.FromSeconds(1.5), $"the client waited ({sw.Elapsed})");
+        Assert.DoesNotContain(proxy.Log, l => l.Contains("reason=\"tls\"", StringComparison.Ordinal));
+        await stop.CancelAsync();
+        await acceptor;
+    }
+
     [Fact(Timeout = 120_000)]
     public async Task UntrustedExpiredOrMisnamedCertificates_AreRefusedAtOnce_With08006_NamingTheDatabaseAndTheReason()
     {

@@ -60,10 +60,17 @@ public sealed class ServerTls
         {
             await ssl.AuthenticateAsClientAsync(options, ct).ConfigureAwait(false);
         }
-        catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)
+        catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException || (ex is IOException && refusal is not null))
         {
             await ssl.DisposeAsync().ConfigureAwait(false);
             throw new ServerTlsException(refusal ?? "TLS handshake failed: " + (ex.InnerException?.Message ?? ex.Message));
+        }
+        catch (IOException)
+        {
+            // The connection went away during the handshake (a server shutting down or restarting): a lost connection,
+            // which the pool retries while clients wait, not a TLS refusal that fails them at once.
+            await ssl.DisposeAsync().ConfigureAwait(false);
+            throw;
         }
 
         connection.Transport = TlsPipe.Over(ssl);
@@ -77,8 +84,10 @@ public sealed class ServerTls
         ReadResult read = await transport.Input.ReadAsync(ct).ConfigureAwait(false);
         if (read.Buffer.IsEmpty)
         {
+            // A server shutting down or restarting closes here: the connection is lost (retried while clients wait),
+            // not refused.
             transport.Input.AdvanceTo(read.Buffer.End);
-            throw new ServerTlsException("server closed the connection after the SSL request");
+            throw new IOException("server closed the connection after the SSL request");
         }
 
         byte answer = read.Buffer.FirstSpan[0];
