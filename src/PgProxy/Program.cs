@@ -99,14 +99,9 @@ public static class Program
             {
                 Console.Out.Write(result.Toml);
             }
-            else if (File.Exists(path))
+            else if (!TryWriteNew(path, result.Toml))
             {
-                Console.Error.WriteLine($"{path} exists: not overwritten");
                 return 1;
-            }
-            else
-            {
-                File.WriteAllText(path, result.Toml);
             }
 
             foreach (string error in check.Errors)
@@ -119,6 +114,19 @@ public static class Program
             return check.Errors.Count == 0 ? 0 : 1;
         });
         return convert;
+    }
+
+    /// <summary>Writes a file the command creates (init, convert); false, and said, when it exists: never overwritten.</summary>
+    private static bool TryWriteNew(string path, string text)
+    {
+        if (File.Exists(path))
+        {
+            Console.Error.WriteLine($"{path} exists: not overwritten");
+            return false;
+        }
+
+        File.WriteAllText(path, text);
+        return true;
     }
 
     private static Command InitCommand()
@@ -140,13 +148,11 @@ public static class Program
                 return 0;
             }
 
-            if (File.Exists(path))
+            if (!TryWriteNew(path, text))
             {
-                Console.Error.WriteLine($"{path} exists: not overwritten");
                 return 1;
             }
 
-            File.WriteAllText(path, text);
             Console.Error.WriteLine($"wrote {path}; check it with: pgproxy check --config {path}");
             return 0;
         });

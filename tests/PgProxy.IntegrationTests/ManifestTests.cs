@@ -15,21 +15,7 @@ public sealed class ManifestTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("pgproxy-manifests").FullName;
 
-    public static TheoryData<string> Files => [.. Directory.GetFiles(Path.Combine(RepoRoot, "deploy", "kubernetes"), "*.yaml").Select(f => Path.GetFileName(f))];
-
-    private static string RepoRoot
-    {
-        get
-        {
-            string dir = AppContext.BaseDirectory;
-            while (!File.Exists(Path.Combine(dir, "Proxy.sln")))
-            {
-                dir = Path.GetDirectoryName(dir) ?? throw new InvalidOperationException("Proxy.sln not found above the test binaries");
-            }
-
-            return dir;
-        }
-    }
+    public static TheoryData<string> Files => [.. Directory.GetFiles(Path.Combine(RepoPaths.Root, "deploy", "kubernetes"), "*.yaml").Select(f => Path.GetFileName(f))];
 
     [Theory]
     [MemberData(nameof(Files))]
@@ -114,7 +100,7 @@ public sealed class ManifestTests : IDisposable
             Assert.Equal(Str(Map(deployment, "metadata"), "name"), Str(Map(Map(hpa, "spec"), "scaleTargetRef"), "name"));
             // Each replica's share (max_db_connections) times the most replicas is the budget the comment states.
             int maxReplicas = int.Parse(Str(Map(hpa, "spec"), "maxReplicas"), CultureInfo.InvariantCulture);
-            Assert.Contains($"{maxReplicas} x {config.Proxy.MaxDbConnections}", File.ReadAllText(Path.Combine(RepoRoot, "deploy", "kubernetes", file)), StringComparison.Ordinal);
+            Assert.Contains($"{maxReplicas} x {config.Proxy.MaxDbConnections}", File.ReadAllText(Path.Combine(RepoPaths.Root, "deploy", "kubernetes", file)), StringComparison.Ordinal);
         }
     }
 
@@ -123,7 +109,7 @@ public sealed class ManifestTests : IDisposable
     private static List<YamlMappingNode> Load(string file)
     {
         var stream = new YamlStream();
-        using (var reader = new StreamReader(Path.Combine(RepoRoot, "deploy", "kubernetes", file)))
+        using (var reader = new StreamReader(Path.Combine(RepoPaths.Root, "deploy", "kubernetes", file)))
         {
             stream.Load(reader);
         }

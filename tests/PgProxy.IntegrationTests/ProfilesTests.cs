@@ -36,13 +36,7 @@ public sealed class ProfilesTests : IDisposable
     [Fact]
     public void TheLambdaGuidesConfig_IsTheLambdaProfile()
     {
-        string dir = AppContext.BaseDirectory;
-        while (!File.Exists(Path.Combine(dir, "Proxy.sln")))
-        {
-            dir = Path.GetDirectoryName(dir)!;
-        }
-
-        Assert.Equal(PgProxy.Tools.Profiles.Render("lambda"), File.ReadAllText(Path.Combine(dir, "deploy", "lambda", "proxy.toml")));
+        Assert.Equal(PgProxy.Tools.Profiles.Render("lambda"), File.ReadAllText(Path.Combine(RepoPaths.Root, "deploy", "lambda", "proxy.toml")));
     }
 
     [Fact]

@@ -202,7 +202,8 @@ public static class ConfigPrinter
     private static string Key(string name) =>
         name.Length > 0 && name.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-') ? name : Quote(name);
 
-    private static string Quote(string s)
+    /// <summary>A TOML basic string (quotes, backslashes and control characters escaped).</summary>
+    public static string Quote(string s)
     {
         var sb = new StringBuilder("\"");
         foreach (char c in s)

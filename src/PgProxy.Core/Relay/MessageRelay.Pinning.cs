@@ -61,6 +61,27 @@ public sealed partial class MessageRelay
                 "DISCARD TEMP, CLOSE ALL, UNLISTEN *, DEALLOCATE ALL), raise max_pinned_clients_per_pool, or use a session-mode pool");
     }
 
+    /// <summary>
+    /// A mapped statement about to run (Bind, or SQL EXECUTE) with the session effects read from its text: the
+    /// refusal at the pin limit, else null after noting them as a Parse of it would.
+    /// </summary>
+    private ErrorResponse? NoteMappedEffects(BackendConnection backend, Prepared.PreparedStatement statement)
+    {
+        if (statement.Effects == SessionEffects.None)
+        {
+            return null;
+        }
+
+        if (PinRefusal(statement.Effects) is { } refusal)
+        {
+            return refusal;
+        }
+
+        _touched |= statement.Effects & SqlStatement.PinEffects;
+        backend.Session.NeedsReset |= (statement.Effects & SqlStatement.StatefulEffects) != 0;
+        return null;
+    }
+
     private static string What(SessionEffects effects) =>
         (effects & SessionEffects.AdvisoryLock) != 0 ? "a session advisory lock"
         : (effects & SessionEffects.TempObject) != 0 ? "a temporary table"

@@ -156,18 +156,12 @@ public sealed partial class MessageRelay
             return BindRewrite.PassThrough;
         }
 
-        if (statement.Effects != Sql.SessionEffects.None)
+        if (NoteMappedEffects(backend, statement) is { } refusal)
         {
-            if (PinRefusal(statement.Effects) is { } refusal)
-            {
-                EnqueueError(backend, refusal); // and the Bind is dropped, as the server drops messages after its own error
-                _clientSkipping = true;
-                _clientRemaining = header.TotalLength;
-                return BindRewrite.Done;
-            }
-
-            _touched |= statement.Effects & Sql.SqlStatement.PinEffects;
-            backend.Session.NeedsReset |= (statement.Effects & Sql.SqlStatement.StatefulEffects) != 0;
+            EnqueueError(backend, refusal); // and the Bind is dropped, as the server drops messages after its own error
+            _clientSkipping = true;
+            _clientRemaining = header.TotalLength;
+            return BindRewrite.Done;
         }
 
         EnsurePrepared(backend, statement, to);

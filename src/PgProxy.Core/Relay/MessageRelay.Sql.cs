@@ -127,16 +127,10 @@ public sealed partial class MessageRelay
                 MapSqlPrepare(backend, text, statement, name, index, to, ref edits);
                 return false;
             case StatementKind.Execute when _statements.TryGet(name, out PreparedStatement? mapped):
-                if (mapped.Effects != SessionEffects.None)
+                if (NoteMappedEffects(backend, mapped) is { } refusal)
                 {
-                    if (PinRefusal(mapped.Effects) is { } refusal)
-                    {
-                        (edits ??= []).Add(new Edit(statement.Start, statement.End, RaiseStatement(refusal)));
-                        return true;
-                    }
-
-                    _touched |= mapped.Effects & SqlStatement.PinEffects;
-                    backend.Session.NeedsReset |= (mapped.Effects & SqlStatement.StatefulEffects) != 0;
+                    (edits ??= []).Add(new Edit(statement.Start, statement.End, RaiseStatement(refusal)));
+                    return true;
                 }
 
                 EnsurePreparedForQuery(backend, mapped, to);
@@ -169,11 +163,7 @@ public sealed partial class MessageRelay
         PreparedStatement shared = _statements!.RegisterSql(name, text[statement.Name.End..statement.End], out byte[] key);
         BackendStatements statements = backend.Session.Statements;
         bool has = statements.Touch(shared);
-        if (MakeRoom(backend, to))
-        {
-            to.Write(s_sync);
-            _queue.Enqueue(new Expectation(Expect.Sync, Swallow: true));
-        }
+        MakeRoomBeforeQuery(backend, to);
 
         PreparedStatement target = has ? PreparedStatement.Throwaway() : shared;
         statements.Add(target);
@@ -229,11 +219,7 @@ public sealed partial class MessageRelay
         if (statement.SqlBody is { } body)
         {
             // A SQL PREPARE's statement: prepared again in SQL (its types are names, not oids), in a Query of its own.
-            if (MakeRoom(backend, to))
-            {
-                to.Write(s_sync);
-                _queue.Enqueue(new Expectation(Expect.Sync, Swallow: true));
-            }
+            MakeRoomBeforeQuery(backend, to);
 
             PgMessageBuilder b = Scratch.Reset().Start(FrontendCode.Query).Bytes("PREPARE "u8).Bytes(statement.ProxyNameBytes).Bytes(body).Byte(0);
             b.End();
@@ -247,6 +233,16 @@ public sealed partial class MessageRelay
         WriteParse(backend, to, statement, swallow: true, quiet: true, clientName: null);
         to.Write(s_sync);
         _queue.Enqueue(new Expectation(Expect.Sync, Swallow: true));
+    }
+
+    /// <summary><see cref="MakeRoom"/> before a simple Query: its Closes are ended by a Sync of their own (reply swallowed).</summary>
+    private void MakeRoomBeforeQuery(BackendConnection backend, PipeWriter to)
+    {
+        if (MakeRoom(backend, to))
+        {
+            to.Write(s_sync);
+            _queue.Enqueue(new Expectation(Expect.Sync, Swallow: true));
+        }
     }
 
     private static void WriteRewrittenQuery(ReadOnlySpan<byte> text, List<Edit> edits, PipeWriter to)

@@ -25,7 +25,7 @@ internal sealed record BudgetOptions(int Replicas = 1, int? AppWorkers = null, i
 internal static class Budget
 {
     /// <summary>One configured database on one server: what PgProxy may open there.</summary>
-    private sealed record PoolLine(DatabaseConfig Database, IReadOnlyList<string> Users, int PerUser, int Worst, string How);
+    private sealed record PoolLine(DatabaseConfig Database, IReadOnlyList<string> Users, int Worst, string How);
 
     public static async Task<int> RunAsync(ProxyConfig config, UserList users, BudgetOptions options, TextWriter output, CancellationToken ct)
     {
@@ -138,7 +138,7 @@ internal static class Budget
             how += "; \"*\" makes a pool per database name clients ask for: count it once per name";
         }
 
-        return new PoolLine(d, who, perUser, worst, how);
+        return new PoolLine(d, who, worst, how);
     }
 
     private sealed record ServerFigures(int MaxConnections, int Reserved, int Others);

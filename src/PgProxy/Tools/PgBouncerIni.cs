@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using PgProxy.Core.Configuration;
 
 namespace PgProxy.Tools;
 
@@ -420,6 +421,8 @@ internal static class PgBouncerIni
         return Quote(value);
     }
 
+    private static string Quote(string value) => ConfigPrinter.Quote(value);
+
     private static string Address(string address) => address switch
     {
         "*" => "0.0.0.0",
@@ -434,24 +437,4 @@ internal static class PgBouncerIni
         path.Length == 0 || Path.IsPathRooted(path) ? path : Path.GetFullPath(Path.Combine(dir, path));
 
     private static string Unquote(string name) => name.Length >= 2 && name[0] == '"' && name[^1] == '"' ? name[1..^1] : name;
-
-    /// <summary>A TOML basic string.</summary>
-    private static string Quote(string value)
-    {
-        var sb = new StringBuilder("\"");
-        foreach (char c in value)
-        {
-            sb.Append(c switch
-            {
-                '"' => "\\\"",
-                '\\' => "\\\\",
-                '\n' => "\\n",
-                '\t' => "\\t",
-                _ when char.IsControl(c) => $"\\u{(int)c:X4}",
-                _ => c.ToString(),
-            });
-        }
-
-        return sb.Append('"').ToString();
-    }
 }
