@@ -289,6 +289,35 @@ public sealed class SocketTransportTests
         }
     }
 
+    [Fact(Timeout = 30_000)]
+    public async Task ASecondListenerOnTheSamePort_IsRefused_ButARestartBindsPastTimeWait()
+    {
+        var first = PollListener.Start(new IPEndPoint(IPAddress.Loopback, 0), s => s.Dispose(), _ => { });
+        var endpoint = new IPEndPoint(IPAddress.Loopback, first.LocalEndPoint.Port);
+        try
+        {
+            // A second PgProxy on the port, or another program asking for SO_REUSEPORT (.NET's ReuseAddress does):
+            // both must fail as PgBouncer and PostgreSQL do, not share the port and split the logins.
+            SocketException second = Assert.Throws<SocketException>(() => PollListener.Start(endpoint, s => s.Dispose(), _ => { }));
+            Assert.Equal(SocketError.AddressAlreadyInUse, second.SocketErrorCode);
+            using var other = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            other.SetSocketOption(SocketOptionLevel.Socket, SocketOptionName.ReuseAddress, true);
+            Assert.Equal(SocketError.AddressAlreadyInUse, Assert.Throws<SocketException>(() => other.Bind(endpoint)).SocketErrorCode);
+
+            // A connection the listener's side closed first leaves TIME_WAIT on the port.
+            using var client = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+            await client.ConnectAsync(endpoint, TestContext.Current.CancellationToken);
+            Assert.Equal(0, await client.ReceiveAsync(new byte[1], SocketFlags.None, TestContext.Current.CancellationToken));
+        }
+        finally
+        {
+            first.Dispose();
+        }
+
+        using PollListener restarted = PollListener.Start(endpoint, s => s.Dispose(), _ => { });
+        Assert.Equal(endpoint.Port, restarted.LocalEndPoint.Port);
+    }
+
     private static byte[] RandomBytes(int count, int seed)
     {
         byte[] bytes = new byte[count];
