@@ -3,6 +3,7 @@ using System.IO.Pipelines;
 using System.Net.Sockets;
 using System.Threading.Tasks.Sources;
 using Microsoft.AspNetCore.Connections;
+using PgProxy.Core.Infrastructure;
 
 namespace PgProxy.Transport;
 
@@ -23,7 +24,7 @@ namespace PgProxy.Transport;
 /// synchronously where the data arrived, like Kestrel's <c>UnsafePreferInlineScheduling</c>.
 /// </para>
 /// </summary>
-public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>, IPollReader
+public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>, IPollReader, IParkableReader
 {
     /// <summary>Size of the first array rented for a read.</summary>
     public const int InitialBufferSize = 4096;
@@ -141,6 +142,26 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
         Exit(startWait, closed);
         return outcome;
     }
+
+    /// <inheritdoc />
+    public bool TryReadOrPark(Action<object?> resume, object state, out ReadResult result)
+    {
+        ValueTask<ReadResult> read = ReadAsync();
+        if (read.IsCompleted)
+        {
+            result = read.Result;
+            return true;
+        }
+
+        // The parked read's continuation is the caller's static callback and state: nothing is allocated, and a read
+        // completed meanwhile calls it at once. Continuations run inline, as for an awaiting reader.
+        _source.OnCompleted(resume, state, _source.Version, ValueTaskSourceOnCompletedFlags.None);
+        result = default;
+        return false;
+    }
+
+    /// <inheritdoc />
+    public ReadResult TakeParkedResult() => _source.GetResult(_source.Version);
 
     /// <inheritdoc />
     public override bool TryRead(out ReadResult result)
