@@ -29,7 +29,7 @@ public sealed partial class ClientSession
 
     private static readonly byte[] s_mockSaltKey = RandomNumberGenerator.GetBytes(32);
 
-    private async Task<LoginResult?> LoginWithTimeoutAsync(bool counted)
+    private async Task<LoginResult?> LoginWithTimeoutAsync()
     {
         TimeSpan timeout = Config.Proxy.ClientLoginTimeout;
         // Only the timeout: a client that closes ends the login by its reads completing. Not linked to
@@ -42,7 +42,7 @@ public sealed partial class ClientSession
 
         try
         {
-            return await LoginAsync(counted, cts.Token).ConfigureAwait(false);
+            return await LoginAsync(cts.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (cts.IsCancellationRequested)
         {
@@ -51,7 +51,7 @@ public sealed partial class ClientSession
         }
     }
 
-    private async Task<LoginResult?> LoginAsync(bool counted, CancellationToken ct)
+    private async Task<LoginResult?> LoginAsync(CancellationToken ct)
     {
         StartupPacket? startup = null;
         int negotiations = 0;
@@ -162,7 +162,7 @@ public sealed partial class ClientSession
             throw new ProxyException(SqlState.AdminShutdown, ShuttingDownMessage);
         }
 
-        if (!counted)
+        if (!_counted)
         {
             throw new ProxyException(SqlState.TooManyConnections, "sorry, too many clients already",
                 $"max_client_conn ({Config.Proxy.MaxClientConn}) reached");

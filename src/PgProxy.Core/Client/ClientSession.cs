@@ -77,7 +77,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         bool endLink = false;
         try
         {
-            LoginResult? login = await LoginWithTimeoutAsync(_counted).ConfigureAwait(false);
+            LoginResult? login = await LoginWithTimeoutAsync().ConfigureAwait(false);
             if (login is { IsConsole: true })
             {
                 await RunConsoleAsync(login.Auth).ConfigureAwait(false);
@@ -85,7 +85,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             else if (login is not null)
             {
                 (_cancelPid, int secret) = _services.CancelKeys.Register(this, Config.Proxy.PeerId);
-                Task<MessageRelay> welcome = WelcomeAsync(login, _cancelPid, secret);
+                Task welcome = WelcomeAsync(login, _cancelPid, secret);
                 login = null; // the startup settings live on in the pool's interned view; an idle client keeps no copy
                 await welcome.ConfigureAwait(false);
                 // Ends the session itself when the client leaves; returns at once when it parks the read.
@@ -304,8 +304,8 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         await console.RunAsync().ConfigureAwait(false);
     }
 
-    /// <summary>Tells the client its parameters, cancel key and ReadyForQuery, and builds its relay.</summary>
-    private async Task<MessageRelay> WelcomeAsync(LoginResult login, int cancelPid, int cancelSecret)
+    /// <summary>Tells the client its parameters, cancel key and ReadyForQuery, and builds its relay (<see cref="_relay"/>).</summary>
+    private async Task WelcomeAsync(LoginResult login, int cancelPid, int cancelSecret)
     {
         Pool pool = login.Pool!;
         string auth = login.Auth;
@@ -353,8 +353,6 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         {
             ArmTimeouts(relay);
         }
-
-        return relay;
     }
 
     /// <summary>Sends what the client's read batch wrote to the backend; a server that is gone is not an error here.</summary>

@@ -33,6 +33,7 @@ internal static unsafe partial class LinuxNative
     internal const int ShutRdWr = 2;
 
     internal const int SolSocket = 1;
+    internal const int SoReuseAddr = 2;
     internal const int SoError = 4;
     internal const int SoKeepAlive = 9;
     internal const int IpProtoTcp = 6;

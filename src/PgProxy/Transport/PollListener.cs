@@ -28,9 +28,6 @@ public sealed class PollListener : IPollTarget, IDisposable
         _loop = PollGroup.Register(socket.SafeHandle, this);
     }
 
-    private const int SolSocket = 1;
-    private const int SoReuseAddr = 2;
-
     /// <summary>The bound endpoint (port 0 resolved).</summary>
     public IPEndPoint LocalEndPoint => (IPEndPoint)_socket.LocalEndPoint!;
 
@@ -55,7 +52,7 @@ public sealed class PollListener : IPollTarget, IDisposable
             // SO_REUSEADDR alone, so that a restarted proxy can bind while its old connections sit in TIME_WAIT.
             // Not .NET's ReuseAddress option: on Linux it sets SO_REUSEPORT as well, and then a second PgProxy (or
             // anything else) started on the same port binds without an error and silently takes half the logins.
-            socket.SetRawSocketOption(SolSocket, SoReuseAddr, BitConverter.GetBytes(1));
+            socket.SetRawSocketOption(LinuxNative.SolSocket, LinuxNative.SoReuseAddr, BitConverter.GetBytes(1));
             socket.Bind(endpoint);
             socket.Listen(4096);
             socket.Blocking = false;
