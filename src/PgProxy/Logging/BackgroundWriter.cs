@@ -1,0 +1,194 @@
+using System.Collections.Concurrent;
+using System.Globalization;
+using System.Text;
+using Serilog.Core;
+using Serilog.Events;
+using Serilog.Formatting;
+using Serilog.Parsing;
+
+namespace PgProxy.Logging;
+
+/// <summary>
+/// A bounded queue with one dedicated writer thread. This replaces Serilog.Sinks.Async, whose worker takes from a
+/// <see cref="BlockingCollection{T}"/>: each take that finds the queue empty spins (about 26 sched_yield calls) before
+/// it sleeps, and a pooler logs a line on every login and logout, so under connect-per-transaction load that spin
+/// cost more CPU than the login itself. Here the writer sleeps on an event that does not spin; once woken it lets
+/// a burst gather for <see cref="BatchWindow"/>, renders it and writes it out in one write. A producer pays an
+/// enqueue and, only when the writer sleeps, one wake-up; an idle proxy's writer does not run at all.
+/// </summary>
+internal sealed class BackgroundWriter : ILogEventSink
+{
+    /// <summary>How long a woken writer waits for more events before writing (a connect storm logs two per client).</summary>
+    private static readonly TimeSpan BatchWindow = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Text written in one piece at most.</summary>
+    private const int MaxBatchChars = 32 * 1024;
+
+    private static readonly MessageTemplate DropReport = new MessageTemplateParser().Parse(
+        "{DroppedEvents} log events were dropped ({TotalDropped} since start): the log output (stderr) was not keeping up");
+
+    /// <summary>Turns a logger's arguments into Serilog properties, for JSON (no sinks: it only binds).</summary>
+    private static readonly Logger s_binder = new Serilog.LoggerConfiguration().CreateLogger();
+
+    private readonly ConcurrentQueue<PendingEvent> _queue = new();
+    private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly StringWriter _buffer = new(CultureInfo.InvariantCulture);
+    private readonly ITextFormatter? _json;
+    private readonly TextWriter _output;
+    private readonly int _capacity;
+    private int _count;
+    private long _dropped;
+    private long _reported;
+    private volatile bool _stopping;
+
+    /// <summary>Starts the writer thread; <paramref name="json"/> formats each event as JSON, or null for text lines.</summary>
+    public BackgroundWriter(ITextFormatter? json, TextWriter output, int capacity)
+    {
+        _json = json;
+        _output = output;
+        _capacity = capacity;
+        new Thread(Run) { IsBackground = true, Name = "pgproxy log writer" }.Start();
+    }
+
+    public long Dropped => Interlocked.Read(ref _dropped);
+
+    /// <summary>Serilog's events (<see cref="ProxyLog.Logger"/>).</summary>
+    public void Emit(LogEvent logEvent) => Enqueue(new SerilogEvent(logEvent));
+
+    /// <summary>Queues the event, or drops and counts it when the queue is full or the log is stopping.</summary>
+    public void Enqueue(PendingEvent e)
+    {
+        if (_stopping || Interlocked.Increment(ref _count) > _capacity)
+        {
+            Interlocked.Decrement(ref _count);
+            Interlocked.Increment(ref _dropped);
+            return;
+        }
+
+        _queue.Enqueue(e);
+        // Set is a read when the event is already set, and makes no system call when the writer is not waiting.
+        _wake.Set();
+    }
+
+    /// <summary>Stops taking events and waits (at most <paramref name="timeout"/>) for the writer to write out the rest.</summary>
+    public async Task StopAsync(TimeSpan timeout)
+    {
+        _stopping = true;
+        _wake.Set();
+        await Task.WhenAny(_stopped.Task, Task.Delay(timeout)).ConfigureAwait(false);
+    }
+
+    private void Run()
+    {
+        try
+        {
+            while (true)
+            {
+                // Reset before looking, so that an event enqueued after the look sets it again and is not missed.
+                _wake.Reset();
+                if (_queue.IsEmpty)
+                {
+                    if (_stopping)
+                    {
+                        ReportDrops(force: true, DateTime.UtcNow);
+                        Flush();
+                        return;
+                    }
+
+                    _wake.Wait();
+                    continue;
+                }
+
+                if (!_stopping)
+                {
+                    Thread.Sleep(BatchWindow);
+                }
+
+                while (_queue.TryDequeue(out PendingEvent? e))
+                {
+                    Interlocked.Decrement(ref _count);
+                    ReportDrops(force: false, e.Utc);
+                    Format(e);
+                }
+
+                Flush();
+            }
+        }
+        catch (Exception ex) when (ex is IOException or ObjectDisposedException)
+        {
+            // stderr is gone (closed pipe): nothing can be logged any more, and the relay must not notice.
+            _stopping = true;
+        }
+        finally
+        {
+            _stopped.TrySetResult();
+        }
+    }
+
+    /// <summary>Writes the warning about dropped events once the queue is at most half full (a report into a full queue says little).</summary>
+    private void ReportDrops(bool force, DateTime utc)
+    {
+        long dropped = Interlocked.Read(ref _dropped);
+        if (dropped == _reported || (!force && Volatile.Read(ref _count) > _capacity / 2))
+        {
+            return;
+        }
+
+        Format(new SerilogEvent(new LogEvent(new DateTimeOffset(utc).ToLocalTime(), LogEventLevel.Warning, null, DropReport,
+        [
+            new LogEventProperty("DroppedEvents", new ScalarValue(dropped - _reported)),
+            new LogEventProperty("TotalDropped", new ScalarValue(dropped)),
+        ])));
+        _reported = dropped;
+    }
+
+    /// <summary>Renders the event into the batch; a batch that has grown large is written out at once.</summary>
+    private void Format(PendingEvent e)
+    {
+        if (_json is not null)
+        {
+            _json.Format(e.ToLogEvent(s_binder), _buffer);
+        }
+        else
+        {
+            // "{Timestamp:yyyy-MM-dd HH:mm:ss.fff} {Level:u3} {Message:lj}{NewLine}{Exception}", written directly.
+            Span<char> stamp = stackalloc char[24];
+            e.Utc.ToLocalTime().TryFormat(stamp, out int length, "yyyy-MM-dd HH:mm:ss.fff", CultureInfo.InvariantCulture);
+            _buffer.Write(stamp[..length]);
+            _buffer.Write(LevelText(e.Level));
+            _buffer.WriteLine(e.RenderMessage());
+            if (e.Exception is { } exception)
+            {
+                _buffer.WriteLine(exception.ToString());
+            }
+        }
+
+        if (_buffer.GetStringBuilder().Length >= MaxBatchChars)
+        {
+            Flush();
+        }
+    }
+
+    private static string LevelText(LogEventLevel level) => level switch
+    {
+        LogEventLevel.Verbose => " VRB ",
+        LogEventLevel.Debug => " DBG ",
+        LogEventLevel.Information => " INF ",
+        LogEventLevel.Warning => " WRN ",
+        LogEventLevel.Error => " ERR ",
+        _ => " FTL ",
+    };
+
+    /// <summary>Hands the batch to the output in one write.</summary>
+    private void Flush()
+    {
+        StringBuilder text = _buffer.GetStringBuilder();
+        if (text.Length > 0)
+        {
+            _output.Write(text);
+            _output.Flush();
+            text.Clear();
+        }
+    }
+}
