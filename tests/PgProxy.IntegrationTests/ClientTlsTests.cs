@@ -141,6 +141,24 @@ public sealed class ClientTlsTests(PostgresFixture pg) : IDisposable
         Assert.True(await raw.IsClosedAsync(TimeSpan.FromSeconds(10), ct));
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task ClientStalledInTheTlsHandshake_ClosedAtTheLoginTimeout()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        Pki pki = Pki.Create(_dir);
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, Tls("prefer", pki) + "\nclient_login_timeout = \"500ms\"", authType: "trust");
+        await using RawPgClient raw = await RawPgClient.ConnectAsync(proxy.Port, ct);
+        await raw.SendAsync([0, 0, 0, 8, 0x04, 0xD2, 0x16, 0x2F], ct);
+        Assert.Equal('S', await raw.ReadByteAsync(TimeSpan.FromSeconds(10), ct));
+        // No ClientHello follows: the handshake's read waits until the login timeout wakes it.
+        Assert.True(await raw.IsClosedAsync(TimeSpan.FromSeconds(10), ct));
+        using var deadline = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        while (proxy.Services.ClientCount != 0)
+        {
+            await Task.Delay(20, deadline.Token);
+        }
+    }
+
     [Fact]
     public void Config_RequiresTheCertificate_AndTheCaForVerifyModes()
     {

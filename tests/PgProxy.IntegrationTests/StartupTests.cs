@@ -177,4 +177,51 @@ public sealed class StartupTests(PostgresFixture pg)
         await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
         Assert.True(await client.IsClosedAsync(TimeSpan.FromSeconds(10), ct: TestContext.Current.CancellationToken));
     }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ClientStalledAtPasswordRequest_ToldLoginTimeout57014_AndClosed()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "client_login_timeout = \"500ms\"", authType: "md5");
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        // SSLRequest answered 'N' (no TLS configured), then the startup packet; the client never answers the md5 request.
+        await client.SendAsync([0, 0, 0, 8, 4, 210, 22, 47], ct: TestContext.Current.CancellationToken);
+        Assert.Equal('N', await client.ReadByteAsync(Wait, TestContext.Current.CancellationToken));
+        await client.SendAsync(RawPgClient.Startup(196608, ("user", PostgresFixture.Alice), ("database", PostgresFixture.Database)),
+            ct: TestContext.Current.CancellationToken);
+        (char Type, byte[] Body)? request = await client.ReadMessageAsync(Wait, TestContext.Current.CancellationToken);
+        Assert.Equal('R', request?.Type);
+        Assert.Equal(5, BinaryPrimitives.ReadInt32BigEndian(request!.Value.Body)); // AuthenticationMD5Password
+
+        Dictionary<char, string> e = await ExpectFatalAsync(client);
+        Assert.Equal("57014", e['C']);
+        Assert.Equal("canceling authentication due to timeout (client_login_timeout 500ms)", e['M']);
+        await WaitForNoClientsAsync(proxy);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task ClientStalledAfterSslRequest_ToldLoginTimeout_AndALaterLoginWorks()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, "client_login_timeout = \"500ms\"");
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        await client.SendAsync([0, 0, 0, 8, 4, 210, 22, 47], ct: TestContext.Current.CancellationToken);
+        Assert.Equal('N', await client.ReadByteAsync(Wait, TestContext.Current.CancellationToken));
+        Dictionary<char, string> e = await ExpectFatalAsync(client);
+        Assert.Equal("57014", e['C']);
+        await WaitForNoClientsAsync(proxy);
+
+        // A login well within the timeout is not cut short by it, nor is the session after it.
+        await using Npgsql.NpgsqlConnection conn = await proxy.OpenAsync(ct: TestContext.Current.CancellationToken);
+        await Task.Delay(800, TestContext.Current.CancellationToken);
+        await using var cmd = new Npgsql.NpgsqlCommand("SELECT 41 + 1", conn);
+        Assert.Equal(42, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+    }
+
+    private static async Task WaitForNoClientsAsync(TestProxy proxy)
+    {
+        using var cts = new CancellationTokenSource(Wait);
+        while (proxy.Services.ClientCount != 0)
+        {
+            await Task.Delay(20, cts.Token);
+        }
+    }
 }

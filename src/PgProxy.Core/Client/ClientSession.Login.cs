@@ -29,29 +29,46 @@ public sealed partial class ClientSession
 
     private static readonly byte[] s_mockSaltKey = RandomNumberGenerator.GetBytes(32);
 
-    private async Task<LoginResult?> LoginWithTimeoutAsync()
+    /// <summary>
+    /// The login's deadline (client_login_timeout) is the session's entry in the deadline queue, as every other client
+    /// timeout is: when it fires before the login is done, the login's read is woken and fails with
+    /// PostgreSQL's words for it. No cancellation token, timer or registration per login.
+    /// </summary>
+    private void ArmLoginTimeout()
     {
         TimeSpan timeout = Config.Proxy.ClientLoginTimeout;
-        // Only the timeout: a client that closes ends the login by its reads completing. Not linked to
-        // ConnectionClosed, whose source would otherwise keep a registration node for the life of the connection.
-        using var cts = new CancellationTokenSource();
         if (timeout > TimeSpan.Zero)
         {
-            cts.CancelAfter(timeout);
-        }
-
-        try
-        {
-            return await LoginAsync(cts.Token).ConfigureAwait(false);
-        }
-        catch (OperationCanceledException) when (cts.IsCancellationRequested)
-        {
-            throw new ProxyException(SqlState.QueryCanceled,
-                $"canceling authentication due to timeout (client_login_timeout {DurationText.Format(timeout)})");
+            _services.Deadlines.Schedule(this, _connectedAt + Ticks(timeout));
         }
     }
 
-    private async Task<LoginResult?> LoginAsync(CancellationToken ct)
+    /// <summary>The login is done (or refused): its deadline no longer applies.</summary>
+    private void EndLoginTimeout()
+    {
+        _loginDone = true;
+        if (IsScheduled)
+        {
+            _services.Deadlines.Cancel(this);
+        }
+    }
+
+    /// <summary>
+    /// The login's deadline passed: its read is woken and fails with <see cref="_abort"/>. Only reads wait: what a login
+    /// sends (a byte, an auth request, the TLS handshake's few kilobytes) goes into an empty socket buffer at once.
+    /// </summary>
+    private void LoginTimedOut() =>
+        Abort(ErrorResponse.Fatal(SqlState.QueryCanceled,
+            $"canceling authentication due to timeout (client_login_timeout {DurationText.Format(Config.Proxy.ClientLoginTimeout)})"));
+
+    /// <summary>A login read woken from outside (IsCanceled): fails with the session's abort, the login timeout.</summary>
+    private void WokenDuringLogin(in System.IO.Pipelines.ReadResult read)
+    {
+        Input.AdvanceTo(read.Buffer.Start);
+        ThrowIfAborted();
+    }
+
+    private async Task<LoginResult?> LoginAsync()
     {
         StartupPacket? startup = null;
         int negotiations = 0;
@@ -60,11 +77,11 @@ public sealed partial class ClientSession
         while (startup is null)
         {
             if (negotiations == 0 && !encrypted && Config.Proxy.ClientTlsSslMode != TlsMode.Disable &&
-                await StartsWithTlsHandshakeAsync(ct).ConfigureAwait(false))
+                await StartsWithTlsHandshakeAsync().ConfigureAwait(false))
             {
                 // Direct TLS (PostgreSQL 17's sslnegotiation=direct): a ClientHello instead of an SSLRequest.
                 negotiations++;
-                (TlsStart tls, string? name) = await StartTlsAsync(direct: true, ct).ConfigureAwait(false);
+                (TlsStart tls, string? name) = await StartTlsAsync(direct: true).ConfigureAwait(false);
                 if (tls != TlsStart.Started)
                 {
                     return null;
@@ -75,7 +92,7 @@ public sealed partial class ClientSession
                 continue;
             }
 
-            StartupPacket? packet = await ReadStartupPacketAsync(ct).ConfigureAwait(false);
+            StartupPacket? packet = await ReadStartupPacketAsync().ConfigureAwait(false);
             if (packet is null)
             {
                 return null;
@@ -97,7 +114,7 @@ public sealed partial class ClientSession
 
                     if (packet.Kind == StartupPacketKind.SslRequest && Config.Proxy.ClientTlsSslMode != TlsMode.Disable)
                     {
-                        (TlsStart tls, string? name) = await StartTlsAsync(direct: false, ct).ConfigureAwait(false);
+                        (TlsStart tls, string? name) = await StartTlsAsync(direct: false).ConfigureAwait(false);
                         if (tls == TlsStart.Failed)
                         {
                             return null; // logged; the client was told by the TLS alert, nothing more can reach it
@@ -112,7 +129,7 @@ public sealed partial class ClientSession
                     // GSSAPI encryption is not offered (nor TLS when client_tls_sslmode is disable): 'N' tells the
                     // client to go on in plaintext.
                     Output.Write("N"u8);
-                    await Output.FlushAsync(ct).ConfigureAwait(false);
+                    await Output.FlushAsync().ConfigureAwait(false);
                     break;
                 case StartupPacketKind.CancelRequest:
                     await HandleCancelRequestAsync(packet).ConfigureAwait(false);
@@ -170,7 +187,7 @@ public sealed partial class ClientSession
 
         if (Admin.AdminConsole.IsConsoleDatabase(_database))
         {
-            string consoleAuth = await AuthenticateAsync(user, certificateName, ct).ConfigureAwait(false);
+            string consoleAuth = await AuthenticateAsync(user, certificateName).ConfigureAwait(false);
             if (!Admin.AdminConsole.MayUse(Config.Admin, user))
             {
                 // PgBouncer's word for it; 28000 as PostgreSQL's pg_hba "no entry" refusal.
@@ -194,7 +211,7 @@ public sealed partial class ClientSession
 
         List<KeyValuePair<string, string>> settings = SessionParameters.FromStartup(startup.Parameters);
 
-        string auth = await AuthenticateAsync(user, certificateName, ct).ConfigureAwait(false);
+        string auth = await AuthenticateAsync(user, certificateName).ConfigureAwait(false);
         // Not flushed: AuthenticationOk (after a SCRAM exchange's final message) goes out with the welcome, in one send.
         BackendMessages.AuthenticationOk(Builder);
 
@@ -220,7 +237,7 @@ public sealed partial class ClientSession
     /// is logged once, at info, with the peer's address.
     /// </summary>
     /// <returns>How it went, and the client certificate's common name (verify-full compares it with the user).</returns>
-    private async Task<(TlsStart Result, string? CertificateName)> StartTlsAsync(bool direct, CancellationToken ct)
+    private async Task<(TlsStart Result, string? CertificateName)> StartTlsAsync(bool direct)
     {
         if (!direct && Input.TryRead(out System.IO.Pipelines.ReadResult pending))
         {
@@ -246,7 +263,7 @@ public sealed partial class ClientSession
             }
 
             Output.Write("N"u8);
-            await Output.FlushAsync(ct).ConfigureAwait(false);
+            await Output.FlushAsync().ConfigureAwait(false);
             return (TlsStart.Refused, null);
         }
 
@@ -254,13 +271,14 @@ public sealed partial class ClientSession
         if (!direct)
         {
             Output.Write("S"u8);
-            await Output.FlushAsync(ct).ConfigureAwait(false);
+            await Output.FlushAsync().ConfigureAwait(false);
         }
 
         var ssl = new System.Net.Security.SslStream(PgProxy.Core.Tls.TlsPipe.Stream(_connection.Transport), leaveInnerStreamOpen: false);
         try
         {
-            await ssl.AuthenticateAsServerAsync(options, ct).ConfigureAwait(false);
+            // The login timeout wakes the socket's read or flush, which the TLS stream's read or write then fails with.
+            await ssl.AuthenticateAsServerAsync(options).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)
         {
@@ -281,19 +299,31 @@ public sealed partial class ClientSession
     }
 
     /// <summary>True when the client's first byte starts a TLS handshake record (0x16): no StartupMessage or SSLRequest begins so.</summary>
-    private async Task<bool> StartsWithTlsHandshakeAsync(CancellationToken ct)
+    private async Task<bool> StartsWithTlsHandshakeAsync()
     {
-        System.IO.Pipelines.ReadResult read = await Input.ReadAsync(ct).ConfigureAwait(false);
+        System.IO.Pipelines.ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
+        while (read.IsCanceled)
+        {
+            WokenDuringLogin(read);
+            read = await Input.ReadAsync().ConfigureAwait(false);
+        }
+
         bool tls = !read.Buffer.IsEmpty && read.Buffer.FirstSpan[0] == 0x16;
         Input.AdvanceTo(read.Buffer.Start); // peeked only: the packet reader or the handshake reads it again
         return tls;
     }
 
-    private async Task<StartupPacket?> ReadStartupPacketAsync(CancellationToken ct)
+    private async Task<StartupPacket?> ReadStartupPacketAsync()
     {
         while (true)
         {
-            System.IO.Pipelines.ReadResult read = await Input.ReadAsync(ct).ConfigureAwait(false);
+            System.IO.Pipelines.ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
+            if (read.IsCanceled)
+            {
+                WokenDuringLogin(read);
+                continue;
+            }
+
             ReadOnlySequence<byte> buffer = read.Buffer;
             if (StartupPacket.TryParse(buffer, out StartupPacket? packet, out long consumed, out StartupPacketError error))
             {
@@ -339,7 +369,7 @@ public sealed partial class ClientSession
     /// Authenticates the client as [auth] says; returns the method that did it. <paramref name="certificateName"/> is the
     /// common name of the client's verified TLS certificate, if it showed one.
     /// </summary>
-    private async Task<string> AuthenticateAsync(string user, string? certificateName, CancellationToken ct)
+    private async Task<string> AuthenticateAsync(string user, string? certificateName)
     {
         AuthType type = Config.Auth.Type;
         if (type == AuthType.Trust)
@@ -359,13 +389,13 @@ public sealed partial class ClientSession
 
         UserSecret? secret = _services.Users.Find(user);
         bool scram = type == AuthType.ScramSha256 || secret?.Kind == SecretKind.Scram;
-        string? method = scram ? await ScramAsync(user, secret, ct).ConfigureAwait(false)
-            : await Md5Async(user, secret, ct).ConfigureAwait(false) ? "md5" : null;
+        string? method = scram ? await ScramAsync(user, secret).ConfigureAwait(false)
+            : await Md5Async(user, secret).ConfigureAwait(false) ? "md5" : null;
         return method ?? throw new ProxyException(SqlState.InvalidPassword, $"password authentication failed for user \"{user}\"");
     }
 
     /// <summary>A SCRAM exchange; returns the mechanism on success, null for a wrong password.</summary>
-    private async Task<string?> ScramAsync(string user, UserSecret? secret, CancellationToken ct)
+    private async Task<string?> ScramAsync(string user, UserSecret? secret)
     {
         // An unknown user, or one whose only secret is an md5 hash, runs a mock exchange that fails at the end,
         // so the answer does not tell whether the user exists (PostgreSQL's scram_mock_salt).
@@ -376,9 +406,9 @@ public sealed partial class ClientSession
         var exchange = new ScramServerExchange(verifier, mock, bindingData: binding);
 
         BackendMessages.AuthenticationSasl(Builder, exchange.Mechanisms);
-        await PgMessageIO.WriteAsync(Output, Builder, ct).ConfigureAwait(false);
+        await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
 
-        byte[]? initial = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
+        byte[]? initial = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (initial is null)
         {
             throw new OperationCanceledException("client closed during authentication");
@@ -392,9 +422,9 @@ public sealed partial class ClientSession
         }
 
         BackendMessages.AuthenticationSaslContinue(Builder, serverFirst);
-        await PgMessageIO.WriteAsync(Output, Builder, ct).ConfigureAwait(false);
+        await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
 
-        byte[]? final = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
+        byte[]? final = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (final is null)
         {
             throw new OperationCanceledException("client closed during authentication");
@@ -441,12 +471,12 @@ public sealed partial class ClientSession
         return (mechanism, Encoding.UTF8.GetString(data));
     }
 
-    private async Task<bool> Md5Async(string user, UserSecret? secret, CancellationToken ct)
+    private async Task<bool> Md5Async(string user, UserSecret? secret)
     {
         byte[] salt = SecureRandom.GetBytes(4);
         BackendMessages.AuthenticationMd5Password(Builder, salt);
-        await PgMessageIO.WriteAsync(Output, Builder, ct).ConfigureAwait(false);
-        byte[]? body = await ReadPasswordMessageAsync(ct).ConfigureAwait(false);
+        await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
+        byte[]? body = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (body is null)
         {
             throw new OperationCanceledException("client closed during authentication");
@@ -467,9 +497,9 @@ public sealed partial class ClientSession
         return CryptographicOperations.FixedTimeEquals(expected, response);
     }
 
-    private async Task<byte[]?> ReadPasswordMessageAsync(CancellationToken ct)
+    private async Task<byte[]?> ReadPasswordMessageAsync()
     {
-        PgMessage? message = await PgMessageIO.ReadAsync(Input, MaxAuthMessageBytes, ct).ConfigureAwait(false);
+        PgMessage? message = await PgMessageIO.ReadAsync(Input, MaxAuthMessageBytes, CancellationToken.None, ThrowIfAborted).ConfigureAwait(false);
         if (message is null)
         {
             return null;

@@ -64,6 +64,16 @@ public sealed partial class ClientSession
     /// <inheritdoc />
     protected internal override void OnDue(long now)
     {
+        if (!Volatile.Read(ref _loginDone))
+        {
+            if (!_ended)
+            {
+                LoginTimedOut();
+            }
+
+            return;
+        }
+
         CheckTimeouts();
         if (Volatile.Read(ref _abort) is not null || Volatile.Read(ref _relay) is not { } relay || _ended)
         {

@@ -41,6 +41,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     private int _cancelPid;
     private bool _counted;
     private bool _loggedIn;
+    private bool _loginDone;
     private volatile bool _ended;
 
     /// <summary>Creates a session for an accepted connection.</summary>
@@ -77,7 +78,9 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         bool endLink = false;
         try
         {
-            LoginResult? login = await LoginWithTimeoutAsync().ConfigureAwait(false);
+            ArmLoginTimeout();
+            LoginResult? login = await LoginAsync().ConfigureAwait(false);
+            EndLoginTimeout();
             if (login is { IsConsole: true })
             {
                 await RunConsoleAsync(login.Auth).ConfigureAwait(false);
@@ -205,6 +208,12 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     /// <summary>Why the session ends for <paramref name="ex"/>, and the FATAL the client is told, if any.</summary>
     private (DisconnectReason Reason, ErrorResponse? Fatal) Failed(Exception ex)
     {
+        if (ex is OperationCanceledException && !_loggedIn && Volatile.Read(ref _abort) is { } abort)
+        {
+            // A TLS handshake's read or write woken by the login timeout.
+            ex = new ProxyException(abort.SqlState, abort.Message);
+        }
+
         switch (ex)
         {
             case ProxyException proxy:

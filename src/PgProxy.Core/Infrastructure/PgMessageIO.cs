@@ -11,8 +11,11 @@ public readonly record struct PgMessage(byte Type, byte[] Body);
 /// <summary>Whole-message reads and writes for the proxy's control flows (login, auth, reset, parameter sync).</summary>
 public static class PgMessageIO
 {
-    /// <summary>Reads one message; null when the peer closed cleanly. Bodies above <paramref name="maxBody"/> are a protocol violation.</summary>
-    public static async ValueTask<PgMessage?> ReadAsync(PipeReader reader, int maxBody, CancellationToken ct)
+    /// <summary>
+    /// Reads one message; null when the peer closed cleanly. Bodies above <paramref name="maxBody"/> are a protocol
+    /// violation. A read woken by CancelPendingRead calls <paramref name="canceled"/> (which may throw), then reads on.
+    /// </summary>
+    public static async ValueTask<PgMessage?> ReadAsync(PipeReader reader, int maxBody, CancellationToken ct, Action? canceled = null)
     {
         while (true)
         {
@@ -47,8 +50,13 @@ public static class PgMessageIO
                 return null;
             }
 
-            // IsCanceled without completion: a backend's pump woken for a job it is running now. Keep reading.
+            // IsCanceled without completion: a backend's pump woken for a job it is running now, or the reader's owner
+            // woken from outside (the client login's timeout), which canceled decides about.
             reader.AdvanceTo(buffer.Start, buffer.End);
+            if (result.IsCanceled)
+            {
+                canceled?.Invoke();
+            }
         }
     }
 
