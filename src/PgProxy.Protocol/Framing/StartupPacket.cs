@@ -106,12 +106,18 @@ public sealed class StartupPacket
             return false;
         }
 
+        consumed = length;
+        ReadOnlySequence<byte> packetBytes = buffer.Slice(0, length);
+        if (packetBytes.IsSingleSegment)
+        {
+            return TryParseBody(packetBytes.FirstSpan.Slice(4), out packet, out error);
+        }
+
         byte[] rented = ArrayPool<byte>.Shared.Rent(length);
         try
         {
             Span<byte> body = rented.AsSpan(0, length);
-            buffer.Slice(0, length).CopyTo(body);
-            consumed = length;
+            packetBytes.CopyTo(body);
             return TryParseBody(body.Slice(4), out packet, out error);
         }
         finally
