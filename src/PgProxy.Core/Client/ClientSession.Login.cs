@@ -140,7 +140,7 @@ public sealed partial class ClientSession
             }
         }
 
-        if (startup.MinorVersion > 0 || startup.Parameters.Any(p => p.Key.StartsWith("_pq_.", StringComparison.Ordinal)))
+        if (startup.MinorVersion > 0 || HasProtocolOptions(startup.Parameters))
         {
             BackendMessages.NegotiateProtocolVersion(Builder, 0,
                 [.. startup.Parameters.Where(p => p.Key.StartsWith("_pq_.", StringComparison.Ordinal)).Select(p => p.Key)]);
@@ -220,6 +220,20 @@ public sealed partial class ClientSession
         _database = _pool.Key.Database;
         _user = _pool.Key.User;
         return new LoginResult(_pool, settings, auth);
+    }
+
+    /// <summary>True when the startup packet asks for protocol options ("_pq_." parameters), which are refused by NegotiateProtocolVersion.</summary>
+    private static bool HasProtocolOptions(IReadOnlyList<KeyValuePair<string, string>> parameters)
+    {
+        for (int i = 0; i < parameters.Count; i++)
+        {
+            if (parameters[i].Key.StartsWith("_pq_.", StringComparison.Ordinal))
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     private enum TlsStart
