@@ -43,10 +43,9 @@ public sealed partial class ClientSession
         }
     }
 
-    /// <summary>The login is done (or refused): its deadline no longer applies.</summary>
+    /// <summary>The login is done: its deadline no longer applies (the session's timeouts, if any, schedule it again).</summary>
     private void EndLoginTimeout()
     {
-        _loginDone = true;
         if (IsScheduled)
         {
             _services.Deadlines.Cancel(this);

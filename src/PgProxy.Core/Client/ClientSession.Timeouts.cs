@@ -64,8 +64,9 @@ public sealed partial class ClientSession
     /// <inheritdoc />
     protected internal override void OnDue(long now)
     {
-        if (!Volatile.Read(ref _loginDone))
+        if (!Volatile.Read(ref _loggedIn))
         {
+            // Scheduled by the login (client_login_timeout) and not canceled in time by its end.
             if (!_ended)
             {
                 LoginTimedOut();

@@ -41,7 +41,6 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     private int _cancelPid;
     private bool _counted;
     private bool _loggedIn;
-    private bool _loginDone;
     private volatile bool _ended;
 
     /// <summary>Creates a session for an accepted connection.</summary>
