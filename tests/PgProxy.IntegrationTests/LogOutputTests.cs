@@ -1,5 +1,6 @@
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.Logging;
 using Npgsql;
 using PgProxy.Core.Configuration;
 using PgProxy.Logging;
@@ -84,6 +85,35 @@ public sealed class LogOutputTests(PostgresFixture pg)
 
         Assert.True(sawLogin, output.Text);
         Assert.DoesNotContain(PostgresFixture.AlicePassword, output.Text, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task TextFormat_OneLinePerEvent_WithTimeLevelMessageAndException_AndLevelsFiltered()
+    {
+        using var output = new GatedWriter();
+        output.Open();
+        ProxyLog log = ProxyLog.Create(new LogSection { Level = "info" }, output);
+        Microsoft.Extensions.Logging.ILogger logger = log.LoggerFactory.CreateLogger("PgProxy.Test");
+        Microsoft.Extensions.Logging.ILogger framework = log.LoggerFactory.CreateLogger("Microsoft.AspNetCore.Test");
+        logger.LogInformation("Client {ConnectionId} logged out: {Reason}", "c7", DayOfWeek.Friday);
+        logger.LogDebug("not written: below [log] level {Level}", "info");
+        framework.LogInformation("not written: the framework's categories log from warning up");
+        framework.LogWarning("framework warning {Code}", 42);
+        logger.LogError(new InvalidOperationException("boom"), "Client {ConnectionId}: unexpected error", "c8");
+        log.Logger.Warning("from Serilog's own logger: {Clients} clients", 3);
+        await log.DisposeAsync();
+
+        string[] lines = output.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var timed = new System.Text.RegularExpressions.Regex(@"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3} (INF|WRN|ERR) ");
+        Assert.Matches(timed, lines[0]);
+        Assert.Equal("INF Client c7 logged out: Friday", lines[0][24..]);
+        Assert.Equal("WRN framework warning 42", lines[1][24..]);
+        Assert.Equal("ERR Client c8: unexpected error", lines[2][24..]);
+        Assert.StartsWith("System.InvalidOperationException: boom", lines[3], StringComparison.Ordinal);
+        Assert.Contains("WRN from Serilog's own logger: 3 clients", output.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain("not written", output.Text, StringComparison.Ordinal);
+        Assert.All(lines.Where(l => !l.StartsWith("System.", StringComparison.Ordinal) && !l.StartsWith("   at ", StringComparison.Ordinal)),
+            l => Assert.Matches(timed, l));
     }
 
     /// <summary>A writer whose writes block until <see cref="Open"/> (a full pipe), then collect the text.</summary>
