@@ -9,12 +9,12 @@ using Serilog.Formatting.Compact;
 namespace PgProxy.Logging;
 
 /// <summary>
-/// The proxy's log pipeline (this folder is the only one that imports Serilog). A log call formats nothing and waits for nothing
-/// on the calling thread (with inline socket completions that is the thread relaying data): it captures its arguments
-/// into one object (<see cref="ProxyLoggerFactory"/>) in a bounded queue, and one background thread renders and writes
-/// them to stderr as text or CLEF JSON (Serilog's formatter). When stderr does not keep up (a full container log pipe,
-/// a stopped terminal) the queue fills and further events are dropped and counted; once the writer has caught up, the
-/// next event is preceded by a warning that says how many were lost.
+/// The proxy's log pipeline (this folder is the only one that imports Serilog). A log call formats nothing and waits
+/// for nothing on the calling thread (with inline socket completions that is the thread relaying data): it captures its
+/// arguments into one object (<see cref="ProxyLoggerFactory"/>) in a bounded queue, and one background thread renders
+/// and writes them to stderr as text or CLEF JSON (Serilog's formatter). When stderr does not keep up (a full container
+/// log pipe, a stopped terminal) the queue fills and further events are dropped and counted; once the writer has caught
+/// up, the next event is preceded by a warning that says how many were lost.
 /// </summary>
 public sealed class ProxyLog : IAsyncDisposable
 {
