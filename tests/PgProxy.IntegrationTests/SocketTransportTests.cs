@@ -350,6 +350,21 @@ public sealed class SocketTransportTests
             e => accepted.TrySetException(new SocketException((int)e)));
         PollSocket client = await PollSocket.ConnectAsync("127.0.0.1", listener.LocalEndPoint.Port, TestContext.Current.CancellationToken);
         PollSocket server = await accepted.Task.WaitAsync(TestContext.Current.CancellationToken);
-        return (new SocketConnection(client, "a"), new SocketConnection(server, "b"));
+        return (new SocketConnection(client, "a"), new SocketConnection(server, 'c', 42));
+    }
+
+    [Fact]
+    public async Task ConnectionId_FromPrefixAndNumber_WrittenOutWhenAsked_AndSettable()
+    {
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            Assert.Equal("a", a.ConnectionId);
+            Assert.Equal("c42", b.ConnectionId);
+            Assert.Equal("c42", b.ConnectionId);
+            b.ConnectionId = "renamed";
+            Assert.Equal("renamed", b.ConnectionId);
+        }
     }
 }

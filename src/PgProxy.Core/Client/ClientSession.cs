@@ -355,13 +355,16 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         StatementMapper? statements = settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0
             ? new StatementMapper(_services.Pools.Statements, settings.Proxy.MaxPreparedStatements)
             : null;
-        var relay = new MessageRelay(Input, Output, pool, statements, _services.Time) { View = view, Name = _connection.ConnectionId };
+        var relay = new MessageRelay(Input, Output, pool, statements, _services.Time) { View = view, Owner = this };
         Volatile.Write(ref _relay, relay);
         if (HasTimeouts)
         {
             ArmTimeouts(relay);
         }
     }
+
+    /// <summary>The client's connection id ("c42"), as log lines name it.</summary>
+    public override string ToString() => _connection.ConnectionId;
 
     /// <summary>Sends what the client's read batch wrote to the backend; a server that is gone is not an error here.</summary>
     private static async ValueTask FlushToBackendAsync(BackendConnection target)

@@ -34,8 +34,13 @@ public sealed partial class MessageRelay
     /// <summary>Timestamp since which the client has been pinned; 0 when it is not (pin_timeout).</summary>
     public long PinnedSince => Volatile.Read(ref _pinnedSince);
 
-    /// <summary>The client's connection id, for the pin log lines.</summary>
-    public string? Name { get; init; }
+    /// <summary>
+    /// Names the client in the pin log lines by its <see cref="object.ToString"/> (the session: its connection id),
+    /// asked for only when such a line is written, so the relay keeps no string of its own.
+    /// </summary>
+    public object? Owner { get; init; }
+
+    private string? Name => Owner?.ToString();
 
     /// <summary>
     /// Before a statement with <paramref name="effects"/> runs: a client not pinned yet that would create state a pin
@@ -220,6 +225,11 @@ public sealed partial class MessageRelay
         }
 
         _pool.Stats.Pinned(to & ~from);
+        if (!_pool.Logger.IsEnabled(LogLevel.Debug))
+        {
+            return; // the client's name is made only for a line that is written
+        }
+
         if (to == PinKinds.None)
         {
             LogUnpinned(_pool.Logger, Name, PinKindNames.Describe(from));

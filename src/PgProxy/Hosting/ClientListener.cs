@@ -59,7 +59,7 @@ public sealed class ClientListener : ISocketConnectionOwner
 
     private void Accepted(PollSocket socket)
     {
-        var connection = new SocketConnection(socket, "c" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture), this);
+        var connection = new SocketConnection(socket, 'c', Interlocked.Increment(ref _nextId), this);
         lock (_connectionsLock)
         {
             connection.NextInOwner = _first;

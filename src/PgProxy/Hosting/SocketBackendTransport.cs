@@ -14,6 +14,6 @@ public sealed class SocketBackendTransport : IBackendTransport
     public async ValueTask<ConnectionContext> ConnectAsync(string host, int port, CancellationToken ct)
     {
         PollSocket socket = await PollSocket.ConnectAsync(host, port, ct).ConfigureAwait(false);
-        return new SocketConnection(socket, "s" + Interlocked.Increment(ref _nextId).ToString(System.Globalization.CultureInfo.InvariantCulture));
+        return new SocketConnection(socket, 's', Interlocked.Increment(ref _nextId));
     }
 }

@@ -29,17 +29,36 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     private CancellationTokenSource? _closed;
     private int _closedFired;
     private int _disposed;
+    private readonly long _number;
+    private readonly char _prefix;
+    private string? _id;
     private IFeatureCollection? _features;
     private IDictionary<object, object?>? _items;
 
     /// <summary>Wraps a connected socket. The connection owns it; <paramref name="owner"/> hears when it is disposed.</summary>
     public SocketConnection(PollSocket socket, string id, ISocketConnectionOwner? owner = null)
+        : this(socket, owner)
+    {
+        _id = id;
+    }
+
+    /// <summary>
+    /// Wraps a connected socket whose <see cref="ConnectionId"/> is <paramref name="prefix"/> then <paramref name="number"/>
+    /// ("c42"), written out only when asked for (a log line, SHOW CLIENTS): an idle client keeps no string for it.
+    /// </summary>
+    public SocketConnection(PollSocket socket, char prefix, long number, ISocketConnectionOwner? owner = null)
+        : this(socket, owner)
+    {
+        _prefix = prefix;
+        _number = number;
+    }
+
+    private SocketConnection(PollSocket socket, ISocketConnectionOwner? owner)
     {
         _socket = socket;
         _owner = owner;
         _input = new SocketPipeReader(socket, this);
         _output = new SocketPipeWriter(socket);
-        ConnectionId = id;
     }
 
     /// <summary>The owner's list of its connections runs through these (changed only by the owner, under its lock).</summary>
@@ -69,7 +88,11 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     public PipeWriter Output => _output;
 
     /// <inheritdoc />
-    public override string ConnectionId { get; set; }
+    public override string ConnectionId
+    {
+        get => _id ?? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_prefix}{_number}");
+        set => _id = value;
+    }
 
     /// <inheritdoc />
     public override IFeatureCollection Features => _features ??= new FeatureCollection();
