@@ -290,7 +290,7 @@ public sealed partial class ClientSession
         var ssl = new System.Net.Security.SslStream(PgProxy.Core.Tls.TlsPipe.Stream(_connection.Transport), leaveInnerStreamOpen: false);
         try
         {
-            // The login timeout wakes the socket's read or flush, which the TLS stream's read or write then fails with.
+            // The login timeout wakes the socket's read, which the TLS stream's read then fails with.
             await ssl.AuthenticateAsServerAsync(options).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)

@@ -209,7 +209,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     {
         if (ex is OperationCanceledException && !_loggedIn && Volatile.Read(ref _abort) is { } abort)
         {
-            // A TLS handshake's read or write woken by the login timeout.
+            // A TLS handshake's read woken by the login timeout: the stream fails it as canceled.
             ex = new ProxyException(abort.SqlState, abort.Message);
         }
 
