@@ -63,9 +63,9 @@ public class TransactionRelaying
     {
         _pool = Wire.Pool();
         var registry = new StatementRegistry();
-        _simpleRelay = new MessageRelay(new System.IO.Pipelines.Pipe().Reader, _client, _pool, null, TimeProvider.System);
+        _simpleRelay = new MessageRelay(new System.IO.Pipelines.Pipe().Reader, _client, _pool, null);
         var mapper = new StatementMapper(registry, 200);
-        _preparedRelay = new MessageRelay(new System.IO.Pipelines.Pipe().Reader, _client, _pool, mapper, TimeProvider.System);
+        _preparedRelay = new MessageRelay(new System.IO.Pipelines.Pipe().Reader, _client, _pool, mapper);
 
         _query = new ReadOnlySequence<byte>(Wire.Messages(b => FrontendMessages.Query(b, "SELECT abalance FROM pgbench_accounts WHERE aid = 42;")));
         _reply = new ReadOnlySequence<byte>(Wire.Messages(

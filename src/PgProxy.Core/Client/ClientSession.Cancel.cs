@@ -22,7 +22,7 @@ public sealed partial class ClientSession
         bool throughDns = toPeer && !Config.Peers.TryGetValue(peer, out owner) && Config.Proxy.PeerDns.Length > 0;
         if (target is null && owner is null && !throughDns)
         {
-            LogCancelUnknown(_logger, _connection.ConnectionId);
+            LogCancelUnknown(Logger, _connection.ConnectionId);
             return;
         }
 
@@ -37,19 +37,19 @@ public sealed partial class ClientSession
             {
                 if (await ForwardToPeersAsync(pid, secret, peer, [(owner.Host, owner.Port)], cts.Token).ConfigureAwait(false) > 0)
                 {
-                    LogCancelToPeer(_logger, _connection.ConnectionId, peer, owner.Host, owner.Port);
+                    LogCancelToPeer(Logger, _connection.ConnectionId, peer, owner.Host, owner.Port);
                 }
             }
             else if (await PeerDnsTargetsAsync(cts.Token).ConfigureAwait(false) is { } others)
             {
                 await ForwardToPeersAsync(pid, secret, peer, others, cts.Token).ConfigureAwait(false);
-                LogCancelToPeers(_logger, _connection.ConnectionId, peer, others.Count, Config.Proxy.PeerDns);
+                LogCancelToPeers(Logger, _connection.ConnectionId, peer, others.Count, Config.Proxy.PeerDns);
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException or
                                        PgProxy.Core.Tls.ServerTlsException or ArgumentException)
         {
-            LogCancelFailed(_logger, _connection.ConnectionId, ex.Message);
+            LogCancelFailed(Logger, _connection.ConnectionId, ex.Message);
         }
     }
 
@@ -68,7 +68,7 @@ public sealed partial class ClientSession
         IPAddress? from = (_connection.RemoteEndPoint as IPEndPoint)?.Address;
         if (from is not null && addresses.Any(a => a.Equals(from)))
         {
-            LogCancelUnknown(_logger, _connection.ConnectionId);
+            LogCancelUnknown(Logger, _connection.ConnectionId);
             return null;
         }
 
@@ -85,7 +85,7 @@ public sealed partial class ClientSession
     {
         if (!_services.PeerCancels.TryBegin(pid, secret))
         {
-            LogCancelLoop(_logger, _connection.ConnectionId, peer);
+            LogCancelLoop(Logger, _connection.ConnectionId, peer);
             return 0;
         }
 
@@ -100,7 +100,7 @@ public sealed partial class ClientSession
                 }
                 catch (Exception ex) when (ex is OperationCanceledException or IOException or System.Net.Sockets.SocketException)
                 {
-                    LogCancelFailed(_logger, _connection.ConnectionId, $"{t.Host}:{t.Port}: {ex.Message}");
+                    LogCancelFailed(Logger, _connection.ConnectionId, $"{t.Host}:{t.Port}: {ex.Message}");
                     return false;
                 }
             })).ConfigureAwait(false);

@@ -48,7 +48,7 @@ public sealed partial class ClientSession
             return LinkSlowAsync(relay, pool, default, null, lost: backend);
         }
 
-        LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
+        LogLinked(Logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
         return default;
     }
 
@@ -143,7 +143,7 @@ public sealed partial class ClientSession
                     continue;
                 }
 
-                LogLinked(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
+                LogLinked(Logger, _connection.ConnectionId, backend.Id, backend.ProcessId);
                 return;
             }
         }
@@ -249,7 +249,7 @@ public sealed partial class ClientSession
             }
 
             backend.WakePump();
-            LogUnlinked(_logger, _connection.ConnectionId, backend.Id, RelayStop.DetachRequested);
+            LogUnlinked(Logger, _connection.ConnectionId, backend.Id, RelayStop.DetachRequested);
         }
 
         await relay.WhenDetachedAsync().ConfigureAwait(false);

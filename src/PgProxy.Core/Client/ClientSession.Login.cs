@@ -269,7 +269,7 @@ public sealed partial class ClientSession
         }
         catch (Exception ex) when (ex is System.Security.Cryptography.CryptographicException or IOException or UnauthorizedAccessException or InvalidOperationException)
         {
-            LogTlsUnavailable(_logger, ex, Config.Proxy.ClientTlsCertFile ?? "", Config.Proxy.ClientTlsKeyFile ?? "");
+            LogTlsUnavailable(Logger, ex, Config.Proxy.ClientTlsCertFile ?? "", Config.Proxy.ClientTlsKeyFile ?? "");
             if (direct)
             {
                 return (TlsStart.Failed, null); // nothing a TLS client could read: the connection just closes
@@ -295,7 +295,7 @@ public sealed partial class ClientSession
         }
         catch (Exception ex) when (ex is System.Security.Authentication.AuthenticationException or IOException)
         {
-            LogTlsFailed(_logger, _connection.ConnectionId, remote, ex.InnerException?.Message ?? ex.Message);
+            LogTlsFailed(Logger, _connection.ConnectionId, remote, ex.InnerException?.Message ?? ex.Message);
             await ssl.DisposeAsync().ConfigureAwait(false);
             return (TlsStart.Failed, null);
         }

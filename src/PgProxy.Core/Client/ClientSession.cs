@@ -28,7 +28,6 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 {
     private readonly ConnectionContext _connection;
     private readonly ProxyServices _services;
-    private readonly ILogger _logger;
     // Made for the login and the welcome, dropped after them, and made again only when the proxy writes to the client
     // itself (a setting reported on a link, an error): an idle client keeps none.
     private PgMessageBuilder? _builder;
@@ -48,7 +47,6 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     {
         _connection = connection;
         _services = services;
-        _logger = services.SessionLogger;
         _connectedAt = services.Time.GetTimestamp();
     }
 
@@ -57,6 +55,9 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     private PipeWriter Output => _connection.Transport.Output;
 
     private ProxyConfig Config => _services.Config;
+
+    // Through the services rather than a field of its own: 8 bytes less per client.
+    private ILogger Logger => _services.SessionLogger;
 
     private PgMessageBuilder Builder => _builder ??= new PgMessageBuilder();
 
@@ -231,7 +232,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
                 };
                 if (!_loggedIn)
                 {
-                    LogRefused(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, proxy.SqlState, proxy.Message);
+                    LogRefused(Logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, proxy.SqlState, proxy.Message);
                 }
 
                 return (reason, proxy.ToFatal());
@@ -239,7 +240,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             case Exception when TransportErrors.IsTransportGone(ex):
                 return (DisconnectReason.ClientClosed, null);
             default:
-                LogUnexpected(_logger, ex, _connection.ConnectionId);
+                LogUnexpected(Logger, ex, _connection.ConnectionId);
                 return (DisconnectReason.InternalError, ErrorResponse.Fatal(SqlState.InternalError, "internal error in the pooler; see its log"));
         }
     }
@@ -272,7 +273,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         {
             // Whatever went wrong here, the connection below is still completed and disposed.
             reason = DisconnectReason.InternalError;
-            LogUnexpected(_logger, ex, _connection.ConnectionId);
+            LogUnexpected(Logger, ex, _connection.ConnectionId);
         }
         finally
         {
@@ -291,7 +292,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 
             if (_loggedIn)
             {
-                LogLogout(_logger, _connection.ConnectionId, _database, _user, reason);
+                LogLogout(Logger, _connection.ConnectionId, _database, _user, reason);
             }
         }
 
@@ -308,7 +309,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         await console.WelcomeAsync(Builder).ConfigureAwait(false);
         _builder = null;
         _loggedIn = true;
-        LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, HowAuthenticated(auth));
+        LogLogin(Logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, HowAuthenticated(auth));
         await console.RunAsync().ConfigureAwait(false);
     }
 
@@ -350,12 +351,12 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         _builder = null;
         _loggedIn = true;
         pool.Stats.Login();
-        LogLogin(_logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, HowAuthenticated(auth));
+        LogLogin(Logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, HowAuthenticated(auth));
 
         StatementMapper? statements = settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0
-            ? new StatementMapper(_services.Pools.Statements, settings.Proxy.MaxPreparedStatements)
+            ? _services.Pools.EmptyStatementMapper(settings.Proxy.MaxPreparedStatements)
             : null;
-        var relay = new MessageRelay(Input, Output, pool, statements, _services.Time) { View = view, Owner = this };
+        var relay = new MessageRelay(Input, Output, pool, statements) { View = view, Owner = this };
         Volatile.Write(ref _relay, relay);
         if (HasTimeouts)
         {
@@ -406,7 +407,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         BackendConnection? backend = Volatile.Read(ref _relay)?.Backend;
         if (backend is null)
         {
-            LogCancelIgnored(_logger, _connection.ConnectionId);
+            LogCancelIgnored(Logger, _connection.ConnectionId);
             return;
         }
 
@@ -421,7 +422,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             backend.Pool.CancelEnded();
         }
 
-        LogCancelForwarded(_logger, _connection.ConnectionId, backend.Id, backend.ProcessId, tls ? " over TLS" : "");
+        LogCancelForwarded(Logger, _connection.ConnectionId, backend.Id, backend.ProcessId, tls ? " over TLS" : "");
     }
 
     private async Task TrySendAsync(ErrorResponse error)

@@ -55,6 +55,25 @@ public sealed partial class PoolManager : IAsyncDisposable
     /// <summary>Protocol-level statements shared by all clients (transaction mode): each text is held once.</summary>
     public Prepared.StatementRegistry Statements { get; } = new();
 
+    private Prepared.StatementMapper? _emptyMapper;
+
+    /// <summary>
+    /// The empty statement mapper a client starts with (shared: it registers nothing; the client's relay takes one of
+    /// its own at the first named statement), for max_prepared_statements = <paramref name="maxPerBackend"/>.
+    /// </summary>
+    public Prepared.StatementMapper EmptyStatementMapper(int maxPerBackend)
+    {
+        Prepared.StatementMapper? empty = Volatile.Read(ref _emptyMapper);
+        if (empty is null || empty.MaxPerBackend != maxPerBackend)
+        {
+            // After a reload that changed the setting; two logins racing here make one each, which is harmless.
+            empty = Prepared.StatementMapper.Empty(Statements, maxPerBackend);
+            Volatile.Write(ref _emptyMapper, empty);
+        }
+
+        return empty;
+    }
+
     private ProxyConfig _config;
     private UserList _users;
 

@@ -8,21 +8,41 @@ namespace PgProxy.Core.Prepared;
 /// Describe and Close). SQL PREPAREs are mapped the same way, to statements of their own kind
 /// (<see cref="PreparedStatement.SqlBody"/>), in the same namespace, as PostgreSQL has one per session. Touched only
 /// by the client's relay, under its lock.
+/// <para>
+/// A client starts with the pool manager's shared empty mapper (<see cref="Empty"/>), which only answers "none", and
+/// gets one of its own (<see cref="Own"/>) at its first named statement: most clients of a transaction-mode pool
+/// (pgbench -S, psql, an idle sidecar fleet) never name one, and an idle client should hold nothing it does not use.
+/// </para>
 /// </summary>
 public sealed class StatementMapper
 {
     private readonly StatementRegistry _registry;
-    // Made at the client's first Parse: most clients of a transaction-mode pool (pgbench -S, psql, an idle sidecar
-    // fleet) never name a statement, and an idle client should hold nothing it does not use.
+    private readonly bool _shared;
+    // Made at the client's first named statement.
     private Dictionary<byte[], PreparedStatement>? _byName;
     private Dictionary<byte[], PreparedStatement>.AlternateLookup<ReadOnlySpan<byte>> _lookup;
 
     /// <summary>A client's mapper; <paramref name="maxPerBackend"/> is max_prepared_statements.</summary>
     public StatementMapper(StatementRegistry registry, int maxPerBackend)
+        : this(registry, maxPerBackend, shared: false)
+    {
+    }
+
+    private StatementMapper(StatementRegistry registry, int maxPerBackend, bool shared)
     {
         _registry = registry;
         MaxPerBackend = maxPerBackend;
+        _shared = shared;
     }
+
+    /// <summary>
+    /// An empty mapper to share among clients that have named no statement: it finds, forgets and clears nothing, and
+    /// refuses to register; a client takes <see cref="Own"/> before its first registration.
+    /// </summary>
+    public static StatementMapper Empty(StatementRegistry registry, int maxPerBackend) => new(registry, maxPerBackend, shared: true);
+
+    /// <summary>This mapper, or a new one of the client's own when this is the shared empty one.</summary>
+    public StatementMapper Own() => _shared ? new StatementMapper(_registry, MaxPerBackend) : this;
 
     /// <summary>max_prepared_statements: statements kept per backend.</summary>
     public int MaxPerBackend { get; }
@@ -46,6 +66,7 @@ public sealed class StatementMapper
         out byte[] key)
     {
         key = [];
+        ThrowIfShared();
         if (_byName is null)
         {
             _byName = new Dictionary<byte[], PreparedStatement>(ByteKeyComparer.Instance);
@@ -69,6 +90,7 @@ public sealed class StatementMapper
     /// </summary>
     public PreparedStatement RegisterSql(string name, ReadOnlySpan<byte> body, out byte[] key)
     {
+        ThrowIfShared();
         if (_byName is null)
         {
             _byName = new Dictionary<byte[], PreparedStatement>(ByteKeyComparer.Instance);
@@ -89,4 +111,12 @@ public sealed class StatementMapper
 
     /// <summary>DEALLOCATE ALL, DISCARD ALL: every name goes, protocol and SQL alike.</summary>
     public void Clear() => _byName?.Clear();
+
+    private void ThrowIfShared()
+    {
+        if (_shared)
+        {
+            throw new InvalidOperationException("the shared empty statement mapper registers nothing: take Own() first");
+        }
+    }
 }

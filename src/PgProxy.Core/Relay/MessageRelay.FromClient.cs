@@ -17,7 +17,7 @@ public sealed partial class MessageRelay
     /// </summary>
     public RelayStop ForwardFromClient(ref ReadOnlySequence<byte> buffer, out BackendConnection? target)
     {
-        Volatile.Write(ref _lastClientActivity, _time.GetTimestamp());
+        Volatile.Write(ref _lastClientActivity, _pool.Time.GetTimestamp());
         long length = buffer.Length;
         lock (this)
         {

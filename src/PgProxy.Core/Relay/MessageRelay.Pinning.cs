@@ -213,7 +213,7 @@ public sealed partial class MessageRelay
         }
 
         _pinned = to;
-        long now = _time.GetTimestamp();
+        long now = _pool.Time.GetTimestamp();
         if (from == PinKinds.None)
         {
             Volatile.Write(ref _pinnedSince, now);

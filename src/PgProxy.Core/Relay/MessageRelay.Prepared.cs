@@ -86,6 +86,7 @@ public sealed partial class MessageRelay
         }
 
         ReadOnlySpan<byte> tail = body[(nameEnd + 1)..];
+        _statements = _statements.Own();
         if (!_statements.TryRegister(name, tail, out PreparedStatement? statement, out byte[] key))
         {
             buffer = buffer.Slice(header.TotalLength);

@@ -160,7 +160,8 @@ public sealed partial class MessageRelay
     private void MapSqlPrepare(BackendConnection backend, ReadOnlySpan<byte> text, SqlStatement statement, string name, int index, PipeWriter to,
         ref List<Edit>? edits)
     {
-        PreparedStatement shared = _statements!.RegisterSql(name, text[statement.Name.End..statement.End], out byte[] key);
+        _statements = _statements!.Own();
+        PreparedStatement shared = _statements.RegisterSql(name, text[statement.Name.End..statement.End], out byte[] key);
         BackendStatements statements = backend.Session.Statements;
         bool has = statements.Touch(shared);
         MakeRoomBeforeQuery(backend, to);

@@ -1,6 +1,5 @@
 using System.Buffers;
 using System.IO.Pipelines;
-using System.Threading.Tasks.Sources;
 using PgProxy.Core.Backend;
 using PgProxy.Core.Client;
 using PgProxy.Core.Configuration;
@@ -29,7 +28,7 @@ namespace PgProxy.Core.Relay;
 /// keeps the pool's client counters.
 /// </para>
 /// </summary>
-public sealed partial class MessageRelay : IValueTaskSource
+public sealed partial class MessageRelay
 {
     /// <summary>Messages buffered for inspection are capped; larger ones are forwarded uninspected.</summary>
     public const int MaxInspectedBodyBytes = 64 * 1024;
@@ -44,16 +43,14 @@ public sealed partial class MessageRelay : IValueTaskSource
     private readonly PipeReader _clientInput;
     private readonly PipeWriter _clientOutput;
     private readonly PoolMode _mode;
-    private readonly StatementMapper? _statements;
-    private readonly TimeProvider _time;
-    private readonly ResponseQueue _queue = new();
+    private StatementMapper? _statements; // the pool manager's shared empty one until the client names a statement
+    private ResponseQueue _queue = new(); // a mutable struct: never readonly, never copied
     private readonly Pool _pool;
     private PgMessageBuilder? _scratch;
     private BackendConnection? _backend;
     private volatile ClientState _state = ClientState.Idle;
     private bool _detaching;
-    private ManualResetValueTaskSourceCore<bool> _detached;
-    private bool _waitingForDetach;
+    private TaskCompletionSource? _detachWaiter; // made only when the session must wait for a pump to finish
     private bool _detachRequested;
     private bool _detachedQuiescent;
 
@@ -80,16 +77,14 @@ public sealed partial class MessageRelay : IValueTaskSource
     /// <param name="clientOutput">To the client.</param>
     /// <param name="pool">The client's pool (its mode, and its client counters).</param>
     /// <param name="statements">The client's prepared statements (transaction/statement mode with max_prepared_statements &gt; 0), else null.</param>
-    /// <param name="time">The clock.</param>
-    public MessageRelay(PipeReader clientInput, PipeWriter clientOutput, Pool pool, StatementMapper? statements, TimeProvider time)
+    public MessageRelay(PipeReader clientInput, PipeWriter clientOutput, Pool pool, StatementMapper? statements)
     {
         _clientInput = clientInput;
         _clientOutput = clientOutput;
         _pool = pool;
         _mode = pool.Settings.Mode;
         _statements = _mode == PoolMode.Session ? null : statements;
-        _time = time;
-        _lastClientActivity = time.GetTimestamp();
+        _lastClientActivity = pool.Time.GetTimestamp();
         pool.CountClient(ClientState.Idle, +1);
     }
 
@@ -98,7 +93,6 @@ public sealed partial class MessageRelay : IValueTaskSource
         _clientInput = null!;
         _clientOutput = null!;
         _pool = null!;
-        _time = TimeProvider.System;
     }
 
     /// <summary>The client's named prepared statements the proxy maps (SHOW CLIENTS).</summary>
@@ -293,7 +287,7 @@ public sealed partial class MessageRelay : IValueTaskSource
             View = _pool.Intern(view.With(backend.Parameters));
         }
 
-        bool wake;
+        TaskCompletionSource? waiter;
         lock (this)
         {
             _detaching = false;
@@ -303,14 +297,11 @@ public sealed partial class MessageRelay : IValueTaskSource
                 SetState(ClientState.Idle);
             }
 
-            wake = _waitingForDetach;
-            _waitingForDetach = false;
+            waiter = _detachWaiter;
+            _detachWaiter = null;
         }
 
-        if (wake)
-        {
-            _detached.SetResult(true);
-        }
+        waiter?.SetResult();
     }
 
     /// <summary>
@@ -327,9 +318,8 @@ public sealed partial class MessageRelay : IValueTaskSource
                 return ValueTask.CompletedTask;
             }
 
-            _detached.Reset();
-            _waitingForDetach = true;
-            return new ValueTask(this, _detached.Version);
+            _detachWaiter ??= new TaskCompletionSource();
+            return new ValueTask(_detachWaiter.Task);
         }
     }
 
@@ -351,7 +341,7 @@ public sealed partial class MessageRelay : IValueTaskSource
         long busy = _queue.Count > 0 ? was : 0;
         if (_queue.Count > 0 && busy == 0)
         {
-            busy = _time.GetTimestamp();
+            busy = _pool.Time.GetTimestamp();
             if (_transactionSince == 0)
             {
                 _transactionSince = busy; // the first request since the last transaction ended starts the next one
@@ -359,7 +349,7 @@ public sealed partial class MessageRelay : IValueTaskSource
         }
         else if (busy == 0 && was != 0)
         {
-            _pool.Stats.Busy(_time.GetTimestamp() - was);
+            _pool.Stats.Busy(_pool.Time.GetTimestamp() - was);
         }
 
         Volatile.Write(ref _busySince, busy);
@@ -371,7 +361,7 @@ public sealed partial class MessageRelay : IValueTaskSource
         _pool.Stats.QueryDone();
         if (status == TransactionStatus.Idle && _transactionSince != 0)
         {
-            _pool.Stats.TransactionDone(_time.GetTimestamp() - _transactionSince);
+            _pool.Stats.TransactionDone(_pool.Time.GetTimestamp() - _transactionSince);
             _transactionSince = 0;
         }
     }
@@ -383,11 +373,4 @@ public sealed partial class MessageRelay : IValueTaskSource
             to.Write(segment.Span);
         }
     }
-
-    void IValueTaskSource.GetResult(short token) => _detached.GetResult(token);
-
-    ValueTaskSourceStatus IValueTaskSource.GetStatus(short token) => _detached.GetStatus(token);
-
-    void IValueTaskSource.OnCompleted(Action<object?> continuation, object? state, short token, ValueTaskSourceOnCompletedFlags flags) =>
-        _detached.OnCompleted(continuation, state, token, flags);
 }

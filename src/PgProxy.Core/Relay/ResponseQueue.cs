@@ -67,24 +67,35 @@ public enum ResponseAction
 /// synthetic replies included ("Extended Query": after an error the backend discards messages until Sync).
 /// Entries dropped that way which carry bookkeeping (a statement, a client name) are kept for the caller to undo
 /// (<see cref="TryTakeDropped"/>). Not thread-safe: the relay calls it under its lock.
+/// <para>
+/// A mutable struct, held in a field of the relay (not read-only, never copied): a client's queue is part of its relay
+/// object rather than an object of its own, 48 bytes less per client.
+/// </para>
 /// </summary>
-public sealed class ResponseQueue
+public struct ResponseQueue
 {
     // Both arrays are allocated at first use: an idle client that never sent a request holds none.
-    private Expectation[] _items = [];
+    private Expectation[] _items;
     private int _head;
     private int _count;
-    private Expectation[] _dropped = [];
+    private Expectation[] _dropped;
     private int _droppedCount;
 
+    /// <summary>An empty queue.</summary>
+    public ResponseQueue()
+    {
+        _items = [];
+        _dropped = [];
+    }
+
     /// <summary>Entries not answered yet.</summary>
-    public int Count => _count;
+    public readonly int Count => _count;
 
     /// <summary>The head is the pin probe: the backend is answering it now.</summary>
-    public bool HeadIsProbe => _count > 0 && _items[_head].Probe;
+    public readonly bool HeadIsProbe => _count > 0 && _items[_head].Probe;
 
     /// <summary>The entry the backend is answering now; false when none is outstanding.</summary>
-    public bool TryPeek(out Expectation head)
+    public readonly bool TryPeek(out Expectation head)
     {
         head = _count > 0 ? _items[_head] : default;
         return _count > 0;

@@ -26,20 +26,19 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     private readonly PollSocket _socket;
     private readonly SocketPipeReader _input;
     private readonly SocketPipeWriter _output;
-    private CancellationTokenSource? _closed;
+    // What few connections use (a TLS stream over the socket, a cancellation token, features, items, an id set by
+    // hand) is kept aside, made at the first use: an idle plaintext client keeps one null reference for all of it.
+    private Extras? _extras;
     private int _closedFired;
     private int _disposed;
     private readonly long _number;
     private readonly char _prefix;
-    private string? _id;
-    private IFeatureCollection? _features;
-    private IDictionary<object, object?>? _items;
 
     /// <summary>Wraps a connected socket. The connection owns it; <paramref name="owner"/> hears when it is disposed.</summary>
     public SocketConnection(PollSocket socket, string id, ISocketConnectionOwner? owner = null)
         : this(socket, owner)
     {
-        _id = id;
+        GetExtras().Id = id;
     }
 
     /// <summary>
@@ -90,18 +89,30 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     /// <inheritdoc />
     public override string ConnectionId
     {
-        get => _id ?? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_prefix}{_number}");
-        set => _id = value;
+        get => Volatile.Read(ref _extras)?.Id ?? string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{_prefix}{_number}");
+        set => GetExtras().Id = value;
     }
 
     /// <inheritdoc />
-    public override IFeatureCollection Features => _features ??= new FeatureCollection();
+    public override IFeatureCollection Features
+    {
+        get
+        {
+            Extras extras = GetExtras();
+            return extras.Features ??= new FeatureCollection();
+        }
+    }
 
     /// <inheritdoc />
     public override IDictionary<object, object?> Items
     {
-        get => _items ??= new Dictionary<object, object?>();
-        set => _items = value;
+        get
+        {
+            Extras extras = GetExtras();
+            return extras.Items ??= new Dictionary<object, object?>();
+        }
+
+        set => GetExtras().Items = value;
     }
 
     /// <summary>
@@ -110,11 +121,19 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     /// </summary>
     public override IDuplexPipe Transport
     {
-        get => _transport ?? this;
-        set => _transport = value == this ? null : value;
+        get => Volatile.Read(ref _extras)?.Transport ?? this;
+        set
+        {
+            if (value != this)
+            {
+                GetExtras().Transport = value;
+            }
+            else if (Volatile.Read(ref _extras) is { } extras)
+            {
+                extras.Transport = null;
+            }
+        }
     }
-
-    private IDuplexPipe? _transport;
 
     /// <summary>
     /// Cancelled when the peer closes or resets the connection (noticed whenever nothing unread is buffered, even while
@@ -124,11 +143,12 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     {
         get
         {
-            CancellationTokenSource? cts = Volatile.Read(ref _closed);
+            Extras extras = GetExtras();
+            CancellationTokenSource? cts = Volatile.Read(ref extras.Closed);
             if (cts is null)
             {
                 var created = new CancellationTokenSource();
-                cts = Interlocked.CompareExchange(ref _closed, created, null) ?? created;
+                cts = Interlocked.CompareExchange(ref extras.Closed, created, null) ?? created;
             }
 
             if (Volatile.Read(ref _closedFired) != 0)
@@ -175,10 +195,32 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
     /// <summary>The reader saw the peer close or reset.</summary>
     internal void FireClosed()
     {
-        if (Interlocked.Exchange(ref _closedFired, 1) == 0 && Volatile.Read(ref _closed) is { } cts)
+        if (Interlocked.Exchange(ref _closedFired, 1) == 0 && Volatile.Read(ref _extras) is { } extras && Volatile.Read(ref extras.Closed) is { } cts)
         {
             cts.Cancel();
         }
+    }
+
+    private Extras GetExtras()
+    {
+        Extras? extras = Volatile.Read(ref _extras);
+        if (extras is null)
+        {
+            var created = new Extras();
+            extras = Interlocked.CompareExchange(ref _extras, created, null) ?? created;
+        }
+
+        return extras;
+    }
+
+    /// <summary>The connection's rarely used state.</summary>
+    private sealed class Extras
+    {
+        public CancellationTokenSource? Closed;
+        public string? Id;
+        public IFeatureCollection? Features;
+        public IDictionary<object, object?>? Items;
+        public IDuplexPipe? Transport;
     }
 }
 

@@ -22,7 +22,7 @@ public sealed class MessageRelayTests
         BackendConnection backend = FakeBackends.NewBackend(pool, out Pipe toBackend, out _);
         var client = new Pipe();
         var toClient = new Pipe(new PipeOptions(pauseWriterThreshold: 0));
-        var relay = new MessageRelay(client.Reader, toClient.Writer, pool, statements, TimeProvider.System);
+        var relay = new MessageRelay(client.Reader, toClient.Writer, pool, statements);
         relay.Attach(backend);
         return new Harness(relay, backend, toBackend, toClient, pool);
     }
