@@ -171,11 +171,38 @@ public sealed class StartupTests(PostgresFixture pg)
     }
 
     [Fact(Timeout = 60_000)]
-    public async Task SilentClient_DroppedAfterClientLoginTimeout()
+    public async Task SilentClient_ToldLoginTimeout57014_AndDropped()
     {
+        // The session of a client that has sent nothing waits on a parked read (no login running yet): the deadline
+        // wakes it, and it ends as a stalled login does.
         await using TestProxy proxy = await TestProxy.StartAsync(pg, "client_login_timeout = \"500ms\"");
         await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        await WaitForClientsAsync(proxy, 1);
+        Dictionary<char, string> e = await ExpectFatalAsync(client);
+        Assert.Equal("57014", e['C']);
         Assert.True(await client.IsClosedAsync(TimeSpan.FromSeconds(10), ct: TestContext.Current.CancellationToken));
+        await WaitForNoClientsAsync(proxy);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task StartupPacketInPieces_AfterAPause_LogsIn()
+    {
+        // The first bytes start the login; the rest of the packet comes later, and the login waits for it.
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "trust");
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        byte[] startup = RawPgClient.Startup(196608, ("user", PostgresFixture.Alice), ("database", PostgresFixture.Database));
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        await client.SendAsync(startup[..3], ct: TestContext.Current.CancellationToken);
+        await Task.Delay(200, TestContext.Current.CancellationToken);
+        await client.SendAsync(startup[3..], ct: TestContext.Current.CancellationToken);
+        (char Type, byte[] Body)? message;
+        do
+        {
+            message = await client.ReadMessageAsync(Wait, TestContext.Current.CancellationToken);
+            Assert.NotNull(message);
+            Assert.NotEqual('E', message.Value.Type);
+        }
+        while (message.Value.Type != 'Z');
     }
 
     [Fact(Timeout = 60_000)]
@@ -216,10 +243,12 @@ public sealed class StartupTests(PostgresFixture pg)
         Assert.Equal(42, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
     }
 
-    private static async Task WaitForNoClientsAsync(TestProxy proxy)
+    private static Task WaitForNoClientsAsync(TestProxy proxy) => WaitForClientsAsync(proxy, 0);
+
+    private static async Task WaitForClientsAsync(TestProxy proxy, int count)
     {
         using var cts = new CancellationTokenSource(Wait);
-        while (proxy.Services.ClientCount != 0)
+        while (proxy.Services.ClientCount != count)
         {
             await Task.Delay(20, cts.Token);
         }

@@ -8,7 +8,8 @@ public sealed partial class ClientSession
 {
     [LoggerMessage(EventId = ProxyEventIds.ClientLogin, Level = LogLevel.Information,
         Message = "Client {ConnectionId} from {Remote} logged in to {Database} as {User} ({Auth})")]
-    private static partial void LogLogin(ILogger logger, string connectionId, string remote, string database, string user, string auth);
+    // The session and the peer's address are rendered (their ToString) by the log writer's thread, not the relaying one.
+    private static partial void LogLogin(ILogger logger, ClientSession connectionId, object remote, string database, string user, string auth);
 
     [LoggerMessage(EventId = ProxyEventIds.ClientLinked, Level = LogLevel.Debug,
         Message = "Client {ConnectionId} linked to backend {BackendId} (server pid {ServerPid})")]
@@ -16,7 +17,7 @@ public sealed partial class ClientSession
 
     [LoggerMessage(EventId = ProxyEventIds.ClientLogout, Level = LogLevel.Information,
         Message = "Client {ConnectionId} ({Database}/{User}) logged out: {Reason}")]
-    private static partial void LogLogout(ILogger logger, string connectionId, string database, string user, DisconnectReason reason);
+    private static partial void LogLogout(ILogger logger, ClientSession connectionId, string database, string user, DisconnectReason reason);
 
     [LoggerMessage(EventId = ProxyEventIds.ClientUnlinked, Level = LogLevel.Debug, Message = "Client {ConnectionId} unlinked from backend {BackendId}: {Stop}")]
     private static partial void LogUnlinked(ILogger logger, string connectionId, long backendId, Relay.RelayStop stop);

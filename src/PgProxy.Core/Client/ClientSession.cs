@@ -66,19 +66,46 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 
     /// <summary>Runs the connection to its end and disposes it. Never throws.</summary>
     /// <remarks>
-    /// This method logs the client in and starts the client side's loop (<see cref="ServeAsync"/>), which parks the
-    /// client's read when the socket has nothing and returns: an idle client keeps no state machine at all, only its
-    /// session, relay and socket. The loop starts again, from the session's fields, when the read completes.
+    /// A socket's client is logged in once its first bytes are there: until then its read is parked with a callback
+    /// (<see cref="IParkableReader"/>), so the login's methods run to the welcome without suspending (with trust) and
+    /// no state machine is made for a read that would have waited. The login then starts the client side's loop
+    /// (<see cref="ServeAsync"/>), which parks the client's read when the socket has nothing and returns: an idle client
+    /// keeps no state machine at all, only its session, relay and socket. The loop starts again, from the session's
+    /// fields, when the read completes. The task completes when the session has ended or parked a read.
     /// </remarks>
-    public async Task RunAsync()
+    public Task RunAsync()
     {
         _counted = _services.TryAddClient();
+        ArmLoginTimeout();
+        return LoginAndServeAsync(parked: false);
+    }
+
+    /// <summary>The first bytes of a parked client came (or its end, or a wake-up): its login starts.</summary>
+    private static readonly Action<object?> s_start = static state => _ = ((ClientSession)state!).LoginAndServeAsync(parked: true);
+
+    private async Task LoginAndServeAsync(bool parked)
+    {
         DisconnectReason reason = DisconnectReason.ClientClosed;
         ErrorResponse? fatal = null;
         bool endLink = false;
         try
         {
-            ArmLoginTimeout();
+            if (Input is IParkableReader parkable)
+            {
+                ReadResult first;
+                if (parked)
+                {
+                    first = parkable.TakeParkedResult();
+                }
+                else if (!parkable.TryReadOrPark(s_start, this, out first))
+                {
+                    return; // parked: s_start calls this again when the client's first bytes come
+                }
+
+                Input.AdvanceTo(first.Buffer.Start); // looked at only: the login reads the same bytes
+            }
+
+            ThrowIfAborted(); // the login's deadline passed while the first bytes were awaited (its wake-up was taken)
             LoginResult? login = await LoginAsync().ConfigureAwait(false);
             EndLoginTimeout();
             if (login is { IsConsole: true })
@@ -292,7 +319,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 
             if (_loggedIn)
             {
-                LogLogout(Logger, _connection.ConnectionId, _database, _user, reason);
+                LogLogout(Logger, this, _database, _user, reason);
             }
         }
 
@@ -309,7 +336,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         await console.WelcomeAsync(Builder).ConfigureAwait(false);
         _builder = null;
         _loggedIn = true;
-        LogLogin(Logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, HowAuthenticated(auth));
+        LogLogin(Logger, this, (object?)_connection.RemoteEndPoint ?? "?", _database, _user, HowAuthenticated(auth));
         await console.RunAsync().ConfigureAwait(false);
     }
 
@@ -351,7 +378,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         _builder = null;
         _loggedIn = true;
         pool.Stats.Login();
-        LogLogin(Logger, _connection.ConnectionId, _connection.RemoteEndPoint?.ToString() ?? "?", _database, _user, HowAuthenticated(auth));
+        LogLogin(Logger, this, (object?)_connection.RemoteEndPoint ?? "?", _database, _user, HowAuthenticated(auth));
 
         StatementMapper? statements = settings.Mode != PoolMode.Session && settings.Proxy.MaxPreparedStatements > 0
             ? _services.Pools.EmptyStatementMapper(settings.Proxy.MaxPreparedStatements)

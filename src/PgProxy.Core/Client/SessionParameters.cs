@@ -20,17 +20,19 @@ public static class SessionParameters
     /// </summary>
     public static List<KeyValuePair<string, string>> FromStartup(IReadOnlyList<KeyValuePair<string, string>> parameters)
     {
-        var result = new List<KeyValuePair<string, string>>();
-        foreach (KeyValuePair<string, string> p in parameters)
+        // Indexed, not foreach: enumerating the interface would box an enumerator per pass, per login.
+        var result = new List<KeyValuePair<string, string>>(parameters.Count);
+        for (int i = 0; i < parameters.Count; i++)
         {
-            if (p.Key == "options")
+            if (parameters[i].Key == "options")
             {
-                result.AddRange(ParseOptions(p.Value));
+                result.AddRange(ParseOptions(parameters[i].Value));
             }
         }
 
-        foreach (KeyValuePair<string, string> p in parameters)
+        for (int i = 0; i < parameters.Count; i++)
         {
+            KeyValuePair<string, string> p = parameters[i];
             if (!s_notSettings.Contains(p.Key) && !p.Key.StartsWith("_pq_.", StringComparison.Ordinal))
             {
                 result.Add(p);

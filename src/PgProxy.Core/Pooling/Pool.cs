@@ -36,6 +36,8 @@ public sealed partial class Pool
         _open = open;
         _logger = logger;
         Time = time ?? TimeProvider.System;
+        _loginViews = new Dictionary<string, ClientSettings>(StringComparer.Ordinal);
+        _loginViewsBySpan = _loginViews.GetAlternateLookup<ReadOnlySpan<char>>();
         Stats = new PoolStats(Time.TimestampFrequency, instruments, [new("database", key.Database), new("user", key.User)]);
     }
 
@@ -118,50 +120,74 @@ public sealed partial class Pool
     public ClientSettings ViewAtLogin(IReadOnlyList<KeyValuePair<string, string>> startup)
     {
         IReadOnlyDictionary<string, string> welcome = WelcomeParameters!;
-        string signature = LoginSignature(startup);
-        lock (_settingsViews)
+        // The signature is written into a rented buffer and looked up as a span: a login that finds its view makes no
+        // string for it.
+        int length = LoginSignatureLength(startup);
+        char[] rented = System.Buffers.ArrayPool<char>.Shared.Rent(Math.Max(length, 1));
+        try
         {
-            if (ReferenceEquals(_loginViewsWelcome, welcome) && _loginViews.TryGetValue(signature, out ClientSettings? known))
+            Span<char> signature = rented.AsSpan(0, length);
+            WriteLoginSignature(startup, signature);
+            lock (_settingsViews)
             {
-                return known;
+                if (ReferenceEquals(_loginViewsWelcome, welcome) && _loginViewsBySpan.TryGetValue(signature, out ClientSettings? known))
+                {
+                    return known;
+                }
             }
-        }
 
-        ClientSettings view = Intern(ClientSettings.AtLogin(welcome, startup));
-        lock (_settingsViews)
+            ClientSettings view = Intern(ClientSettings.AtLogin(welcome, startup));
+            lock (_settingsViews)
+            {
+                if (!ReferenceEquals(_loginViewsWelcome, welcome))
+                {
+                    _loginViews.Clear();
+                    _loginViewsWelcome = welcome;
+                }
+
+                if (_loginViews.Count < MaxSharedSettingsViews)
+                {
+                    _loginViews[signature.ToString()] = view;
+                }
+            }
+
+            return view;
+        }
+        finally
         {
-            if (!ReferenceEquals(_loginViewsWelcome, welcome))
-            {
-                _loginViews.Clear();
-                _loginViewsWelcome = welcome;
-            }
-
-            if (_loginViews.Count < MaxSharedSettingsViews)
-            {
-                _loginViews[signature] = view;
-            }
+            System.Buffers.ArrayPool<char>.Shared.Return(rented);
         }
-
-        return view;
     }
 
-    private static string LoginSignature(IReadOnlyList<KeyValuePair<string, string>> startup)
+    /// <summary>The length of the startup settings' signature: each name and value, each followed by a NUL.</summary>
+    private static int LoginSignatureLength(IReadOnlyList<KeyValuePair<string, string>> startup)
     {
-        if (startup.Count == 0)
+        int length = 0;
+        for (int i = 0; i < startup.Count; i++)
         {
-            return string.Empty;
+            length += startup[i].Key.Length + startup[i].Value.Length + 2;
         }
 
-        var text = new System.Text.StringBuilder();
-        foreach (KeyValuePair<string, string> p in startup)
-        {
-            text.Append(p.Key).Append('\0').Append(p.Value).Append('\0');
-        }
-
-        return text.ToString();
+        return length;
     }
 
-    private readonly Dictionary<string, ClientSettings> _loginViews = new(StringComparer.Ordinal);
+    private static void WriteLoginSignature(IReadOnlyList<KeyValuePair<string, string>> startup, Span<char> destination)
+    {
+        int at = 0;
+        for (int i = 0; i < startup.Count; i++)
+        {
+            (string key, string value) = (startup[i].Key, startup[i].Value);
+            key.CopyTo(destination[at..]);
+            at += key.Length;
+            destination[at++] = '\0';
+            value.CopyTo(destination[at..]);
+            at += value.Length;
+            destination[at++] = '\0';
+        }
+    }
+
+    private readonly Dictionary<string, ClientSettings> _loginViews;
+    private readonly Dictionary<string, ClientSettings>.AlternateLookup<ReadOnlySpan<char>> _loginViewsBySpan;
     private IReadOnlyDictionary<string, string>? _loginViewsWelcome;
 
     /// <summary>Running totals: transactions, queries, bytes, times (SHOW STATS_TOTALS, /metrics).</summary>
