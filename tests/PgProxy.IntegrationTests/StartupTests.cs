@@ -86,6 +86,48 @@ public sealed class StartupTests(PostgresFixture pg)
     }
 
     [Fact(Timeout = 60_000)]
+    public async Task ThirdEncryptionRequest_Fatal08P01()
+    {
+        // Two requests are answered 'N' before the login starts, the third is counted on by the login and refused.
+        await using TestProxy proxy = await TestProxy.StartAsync(pg);
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        byte[] ssl = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(ssl, 8);
+        BinaryPrimitives.WriteInt32BigEndian(ssl.AsSpan(4), 80877103);
+        for (int i = 0; i < 2; i++)
+        {
+            await client.SendAsync(ssl, ct: TestContext.Current.CancellationToken);
+            Assert.Equal('N', await client.ReadByteAsync(Wait, ct: TestContext.Current.CancellationToken));
+        }
+
+        await client.SendAsync(ssl, ct: TestContext.Current.CancellationToken);
+        Dictionary<char, string> e = await ExpectFatalAsync(client);
+        Assert.Equal("08P01", e['C']);
+        Assert.Equal("too many encryption negotiation requests", e['M']);
+    }
+
+    [Fact(Timeout = 60_000)]
+    public async Task SslRequestAndStartupInOneWrite_AnsweredN_ThenLogsIn()
+    {
+        await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "trust");
+        await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
+        byte[] ssl = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(ssl, 8);
+        BinaryPrimitives.WriteInt32BigEndian(ssl.AsSpan(4), 80877103);
+        byte[] startup = RawPgClient.Startup(196608, ("user", PostgresFixture.Alice), ("database", PostgresFixture.Database));
+        await client.SendAsync([.. ssl, .. startup], ct: TestContext.Current.CancellationToken);
+        Assert.Equal('N', await client.ReadByteAsync(Wait, ct: TestContext.Current.CancellationToken));
+        (char Type, byte[] Body)? message;
+        do
+        {
+            message = await client.ReadMessageAsync(Wait, TestContext.Current.CancellationToken);
+            Assert.NotNull(message);
+            Assert.NotEqual('E', message.Value.Type);
+        }
+        while (message.Value.Type != 'Z');
+    }
+
+    [Fact(Timeout = 60_000)]
     public async Task NewerMinorAndPqOptions_GetNegotiateProtocolVersion()
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);

@@ -70,7 +70,7 @@ public sealed partial class ClientSession
     private async Task<LoginResult?> LoginAsync()
     {
         StartupPacket? startup = null;
-        int negotiations = 0;
+        int negotiations = _negotiations;
         bool encrypted = false;
         string? certificateName = null;
         while (startup is null)

@@ -39,6 +39,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     private Pool? _pool;
     private int _cancelPid;
     private bool _counted;
+    private byte _negotiations; // encryption requests answered 'N' before the login started (LoginAsync counts on)
     private bool _loggedIn;
     private volatile bool _ended;
 
@@ -83,6 +84,24 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     /// <summary>The first bytes of a parked client came (or its end, or a wake-up): its login starts.</summary>
     private static readonly Action<object?> s_start = static state => _ = ((ClientSession)state!).LoginAndServeAsync(parked: true);
 
+    /// <summary>
+    /// The client's bytes begin with an encryption request the proxy answers 'N' (GSSAPI encryption is not offered, nor
+    /// TLS when client_tls_sslmode is disable), and the login would accept another one (at most two in all).
+    /// </summary>
+    private bool IsPlaintextNegotiation(in ReadOnlySequence<byte> buffer)
+    {
+        if (_negotiations >= 2 || buffer.Length < 8)
+        {
+            return false;
+        }
+
+        Span<byte> head = stackalloc byte[8];
+        buffer.Slice(0, 8).CopyTo(head);
+        int code = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head[4..]);
+        return System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head) == 8 &&
+            (code == ProtocolCodes.GssEncRequest || (code == ProtocolCodes.SslRequest && Config.Proxy.ClientTlsSslMode == TlsMode.Disable));
+    }
+
     private async Task LoginAndServeAsync(bool parked)
     {
         DisconnectReason reason = DisconnectReason.ClientClosed;
@@ -92,17 +111,33 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         {
             if (Input is IParkableReader parkable)
             {
-                ReadResult first;
-                if (parked)
+                while (true)
                 {
-                    first = parkable.TakeParkedResult();
-                }
-                else if (!parkable.TryReadOrPark(s_start, this, out first))
-                {
-                    return; // parked: s_start calls this again when the client's first bytes come
-                }
+                    ReadResult first;
+                    if (parked)
+                    {
+                        parked = false;
+                        first = parkable.TakeParkedResult();
+                    }
+                    else if (!parkable.TryReadOrPark(s_start, this, out first))
+                    {
+                        return; // parked: s_start calls this again when the client's first bytes come
+                    }
 
-                Input.AdvanceTo(first.Buffer.Start); // looked at only: the login reads the same bytes
+                    if (!first.IsCanceled && IsPlaintextNegotiation(first.Buffer))
+                    {
+                        // An SSLRequest without TLS configured, or a GSSENCRequest (libpq's sslmode=prefer sends one
+                        // first): 'N', and the startup packet that follows is parked for too.
+                        _negotiations++;
+                        Input.AdvanceTo(first.Buffer.GetPosition(8));
+                        Output.Write("N"u8);
+                        await Output.FlushAsync().ConfigureAwait(false);
+                        continue;
+                    }
+
+                    Input.AdvanceTo(first.Buffer.Start); // looked at only: the login reads the same bytes
+                    break;
+                }
             }
 
             ThrowIfAborted(); // the login's deadline passed while the first bytes were awaited (its wake-up was taken)
