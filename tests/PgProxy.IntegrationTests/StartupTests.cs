@@ -69,14 +69,10 @@ public sealed class StartupTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
         await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
-        byte[] gss = new byte[8];
-        BinaryPrimitives.WriteInt32BigEndian(gss, 8);
-        BinaryPrimitives.WriteInt32BigEndian(gss.AsSpan(4), 80877104);
+        byte[] gss = EncryptionRequest(80877104);
         await client.SendAsync(gss, ct: TestContext.Current.CancellationToken);
         Assert.Equal('N', await client.ReadByteAsync(Wait, ct: TestContext.Current.CancellationToken));
-        byte[] ssl = new byte[8];
-        BinaryPrimitives.WriteInt32BigEndian(ssl, 8);
-        BinaryPrimitives.WriteInt32BigEndian(ssl.AsSpan(4), 80877103);
+        byte[] ssl = EncryptionRequest(80877103);
         await client.SendAsync(ssl, ct: TestContext.Current.CancellationToken);
         Assert.Equal('N', await client.ReadByteAsync(Wait, ct: TestContext.Current.CancellationToken));
         await client.SendAsync(RawPgClient.Startup(196608, ("user", "alice"), ("database", "appdb")), ct: TestContext.Current.CancellationToken);
@@ -91,9 +87,7 @@ public sealed class StartupTests(PostgresFixture pg)
         // Two requests are answered 'N' before the login starts, the third is counted on by the login and refused.
         await using TestProxy proxy = await TestProxy.StartAsync(pg);
         await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
-        byte[] ssl = new byte[8];
-        BinaryPrimitives.WriteInt32BigEndian(ssl, 8);
-        BinaryPrimitives.WriteInt32BigEndian(ssl.AsSpan(4), 80877103);
+        byte[] ssl = EncryptionRequest(80877103);
         for (int i = 0; i < 2; i++)
         {
             await client.SendAsync(ssl, ct: TestContext.Current.CancellationToken);
@@ -111,9 +105,7 @@ public sealed class StartupTests(PostgresFixture pg)
     {
         await using TestProxy proxy = await TestProxy.StartAsync(pg, authType: "trust");
         await using RawPgClient client = await RawPgClient.ConnectAsync(proxy.Port, ct: TestContext.Current.CancellationToken);
-        byte[] ssl = new byte[8];
-        BinaryPrimitives.WriteInt32BigEndian(ssl, 8);
-        BinaryPrimitives.WriteInt32BigEndian(ssl.AsSpan(4), 80877103);
+        byte[] ssl = EncryptionRequest(80877103);
         byte[] startup = RawPgClient.Startup(196608, ("user", PostgresFixture.Alice), ("database", PostgresFixture.Database));
         await client.SendAsync([.. ssl, .. startup], ct: TestContext.Current.CancellationToken);
         Assert.Equal('N', await client.ReadByteAsync(Wait, ct: TestContext.Current.CancellationToken));
@@ -283,6 +275,15 @@ public sealed class StartupTests(PostgresFixture pg)
         await Task.Delay(800, TestContext.Current.CancellationToken);
         await using var cmd = new Npgsql.NpgsqlCommand("SELECT 41 + 1", conn);
         Assert.Equal(42, await cmd.ExecuteScalarAsync(TestContext.Current.CancellationToken));
+    }
+
+    /// <summary>An SSLRequest (80877103) or GSSENCRequest (80877104): length 8, then the code.</summary>
+    private static byte[] EncryptionRequest(int code)
+    {
+        byte[] request = new byte[8];
+        BinaryPrimitives.WriteInt32BigEndian(request, 8);
+        BinaryPrimitives.WriteInt32BigEndian(request.AsSpan(4), code);
+        return request;
     }
 
     private static Task WaitForNoClientsAsync(TestProxy proxy) => WaitForClientsAsync(proxy, 0);
