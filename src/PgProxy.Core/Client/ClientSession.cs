@@ -126,8 +126,8 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
 
                     if (!first.IsCanceled && IsPlaintextNegotiation(first.Buffer))
                     {
-                        // An SSLRequest without TLS configured, or a GSSENCRequest (libpq's sslmode=prefer sends one
-                        // first): 'N', and the startup packet that follows is parked for too.
+                        // An SSLRequest without TLS configured (libpq's default sslmode=prefer sends one first), or a
+                        // GSSENCRequest: 'N', and the startup packet that follows is parked for too.
                         _negotiations++;
                         Input.AdvanceTo(first.Buffer.GetPosition(8));
                         Output.Write("N"u8);
