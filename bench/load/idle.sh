@@ -11,6 +11,7 @@
 #   UPDATE_README=1 bench/load/idle.sh       # also puts the table into README.md
 #   POOLERS=pgproxy PROXY_ENV="DOTNET_GCgen0size=0x400000" bench/load/idle.sh   # try a runtime setting
 #   PROXY_DLL=/tmp/r2r/pgproxy.dll POOLERS=pgproxy bench/load/idle.sh               # another build (e.g. ReadyToRun)
+#   PROXY_DLL=/tmp/aot/pgproxy POOLERS=pgproxy bench/load/idle.sh                   # a Native AOT executable
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -130,8 +131,10 @@ listen = ""
 host = "127.0.0.1"
 port = $PG_PORT
 TOML
+      # A .dll runs on the shared runtime; anything else is a native executable (a Native AOT publish).
+      launcher=(dotnet "$PROXY_DLL"); [[ "$PROXY_DLL" == *.dll ]] || launcher=("$PROXY_DLL")
       # shellcheck disable=SC2086
-      env $PROXY_ENV dotnet "$PROXY_DLL" run --config "$RUN/proxy.toml" 2> "$RUN/pgproxy.log" &
+      env $PROXY_ENV "${launcher[@]}" run --config "$RUN/proxy.toml" 2> "$RUN/pgproxy.log" &
       POOLER=$!;;
   esac
   for _ in $(seq 1 100); do
