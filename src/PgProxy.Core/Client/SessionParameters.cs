@@ -33,7 +33,7 @@ public static class SessionParameters
         for (int i = 0; i < parameters.Count; i++)
         {
             KeyValuePair<string, string> p = parameters[i];
-            if (!s_notSettings.Contains(p.Key) && !p.Key.StartsWith("_pq_.", StringComparison.Ordinal))
+            if (!s_notSettings.Contains(p.Key) && !IsProtocolOption(p.Key))
             {
                 result.Add(p);
             }
@@ -41,6 +41,9 @@ public static class SessionParameters
 
         return result;
     }
+
+    /// <summary>A protocol option ("_pq_." prefix): not a setting; the proxy refuses it with NegotiateProtocolVersion.</summary>
+    public static bool IsProtocolOption(string name) => name.StartsWith("_pq_.", StringComparison.Ordinal);
 
     /// <summary>Splits "options" like pg_split_opts: whitespace separates, backslash escapes the next character.</summary>
     public static List<KeyValuePair<string, string>> ParseOptions(string options)
