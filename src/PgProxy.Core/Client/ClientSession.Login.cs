@@ -101,7 +101,7 @@ public sealed partial class ClientSession
             {
                 case StartupPacketKind.SslRequest:
                 case StartupPacketKind.GssEncRequest:
-                    if (++negotiations > 2)
+                    if (++negotiations > MaxEncryptionRequests)
                     {
                         throw new ProxyException(SqlState.ProtocolViolation, "too many encryption negotiation requests");
                     }
@@ -111,7 +111,7 @@ public sealed partial class ClientSession
                         throw new ProxyException(SqlState.ProtocolViolation, "encryption negotiation request over an encrypted connection");
                     }
 
-                    if (packet.Kind == StartupPacketKind.SslRequest && Config.Proxy.ClientTlsSslMode != TlsMode.Disable)
+                    if (!AnsweredInPlaintext(packet.Code))
                     {
                         (TlsStart tls, string? name) = await StartTlsAsync(direct: false).ConfigureAwait(false);
                         if (tls == TlsStart.Failed)
@@ -125,8 +125,7 @@ public sealed partial class ClientSession
                         break;
                     }
 
-                    // GSSAPI encryption is not offered (nor TLS when client_tls_sslmode is disable): 'N' tells the
-                    // client to go on in plaintext.
+                    // 'N' tells the client to go on in plaintext.
                     Output.Write("N"u8);
                     await Output.FlushAsync().ConfigureAwait(false);
                     break;
@@ -142,7 +141,7 @@ public sealed partial class ClientSession
         if (startup.MinorVersion > 0 || HasProtocolOptions(startup.Parameters))
         {
             BackendMessages.NegotiateProtocolVersion(Builder, 0,
-                [.. startup.Parameters.Where(p => p.Key.StartsWith("_pq_.", StringComparison.Ordinal)).Select(p => p.Key)]);
+                [.. startup.Parameters.Where(p => SessionParameters.IsProtocolOption(p.Key)).Select(p => p.Key)]);
         }
 
         string? user = startup.Get("user");
@@ -221,12 +220,22 @@ public sealed partial class ClientSession
         return new LoginResult(_pool, settings, auth);
     }
 
+    /// <summary>Encryption requests a client may send before its startup packet (PostgreSQL's limit: GSSAPI, then TLS).</summary>
+    private const int MaxEncryptionRequests = 2;
+
+    /// <summary>
+    /// An encryption request (by its protocol code) the proxy answers 'N': GSSAPI encryption is never offered, TLS not
+    /// when client_tls_sslmode is disable.
+    /// </summary>
+    private bool AnsweredInPlaintext(int code) =>
+        code == ProtocolCodes.GssEncRequest || (code == ProtocolCodes.SslRequest && Config.Proxy.ClientTlsSslMode == TlsMode.Disable);
+
     /// <summary>True when the startup packet asks for protocol options ("_pq_." parameters), which are refused by NegotiateProtocolVersion.</summary>
     private static bool HasProtocolOptions(IReadOnlyList<KeyValuePair<string, string>> parameters)
     {
         for (int i = 0; i < parameters.Count; i++)
         {
-            if (parameters[i].Key.StartsWith("_pq_.", StringComparison.Ordinal))
+            if (SessionParameters.IsProtocolOption(parameters[i].Key))
             {
                 return true;
             }

@@ -85,21 +85,20 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     private static readonly Action<object?> s_start = static state => _ = ((ClientSession)state!).LoginAndServeAsync(parked: true);
 
     /// <summary>
-    /// The client's bytes begin with an encryption request the proxy answers 'N' (GSSAPI encryption is not offered, nor
-    /// TLS when client_tls_sslmode is disable), and the login would accept another one (at most two in all).
+    /// The client's bytes begin with an encryption request (8 bytes: length, code) the proxy answers 'N'
+    /// (<see cref="AnsweredInPlaintext"/>), and the login would accept another one (<see cref="MaxEncryptionRequests"/>).
     /// </summary>
     private bool IsPlaintextNegotiation(in ReadOnlySequence<byte> buffer)
     {
-        if (_negotiations >= 2 || buffer.Length < 8)
+        if (_negotiations >= MaxEncryptionRequests || buffer.Length < 8)
         {
             return false;
         }
 
         Span<byte> head = stackalloc byte[8];
         buffer.Slice(0, 8).CopyTo(head);
-        int code = System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head[4..]);
         return System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head) == 8 &&
-            (code == ProtocolCodes.GssEncRequest || (code == ProtocolCodes.SslRequest && Config.Proxy.ClientTlsSslMode == TlsMode.Disable));
+            AnsweredInPlaintext(System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head[4..]));
     }
 
     private async Task LoginAndServeAsync(bool parked)
