@@ -4,6 +4,7 @@
 # Prints TPS and pooler CPU per transaction (user + system from /proc) per round. Loopback only; every load is bounded
 # by pgbench -T; both proxies are stopped at the end.
 #   A=old/pgproxy.dll B=src/PgProxy/bin/Release/net10.0/pgproxy.dll bench/load/ab.sh
+#   A=src/PgProxy/bin/Release/net10.0/pgproxy.dll B=artifacts/publish/pgproxy bench/load/ab.sh   # JIT against native
 #   ARGS="-S -C -c 20 -j 2 -T 8" ROUNDS=3 A=... B=... bench/load/ab.sh     # connect + one transaction
 # Build the old one from a worktree: git worktree add /tmp/old REV && dotnet build /tmp/old/src/PgProxy -c Release
 set -euo pipefail
@@ -36,6 +37,8 @@ printf '"postgres" "x"\n' > "$RUN/users.txt"
 # ops port has no [http] section and is given none).
 start() {
   local http=$'[http]\nlisten = ""'
+  # A build is a .dll (run by dotnet) or a native executable (scripts/publish.sh), run directly.
+  local -a px=("$2"); [[ $2 == *.dll ]] && px=(dotnet "$2")
   cat > "$RUN/$1.toml" <<T
 [proxy]
 listen = "127.0.0.1:$3"
@@ -52,11 +55,11 @@ $http
 host = "127.0.0.1"
 port = 15540
 T
-  if ! dotnet "$2" check --config "$RUN/$1.toml" >/dev/null 2>&1; then
+  if ! "${px[@]}" check --config "$RUN/$1.toml" >/dev/null 2>&1; then
     sed -i '/^\[http\]$/,/^listen = ""$/d' "$RUN/$1.toml"
-    dotnet "$2" check --config "$RUN/$1.toml" >/dev/null || { echo "$2 refuses the config" >&2; exit 1; }
+    "${px[@]}" check --config "$RUN/$1.toml" >/dev/null || { echo "$2 refuses the config" >&2; exit 1; }
   fi
-  dotnet "$2" run --config "$RUN/$1.toml" >/dev/null 2>"$RUN/$1.log" &
+  "${px[@]}" run --config "$RUN/$1.toml" >/dev/null 2>"$RUN/$1.log" &
   PIDS+=($!)
 }
 start a "$A" 16601
