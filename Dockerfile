@@ -2,8 +2,8 @@
 #  - from registries: `docker build -t pgproxy .` (SDK_IMAGE publishes, RUNTIME_IMAGE runs);
 #  - from a publish done on the host, with no SDK image: scripts/build-image.sh publishes to artifacts/publish and
 #    builds `--target prebuilt` on a runtime base built locally (this is how the tests build it: nothing is pulled).
-# The app is published self-contained with ReadyToRun (see the README for why), so the runtime base needs only the
-# native libraries .NET uses (libc, libssl, ca-certificates); globalization is invariant, so no ICU.
+# The app is published as one Native AOT executable (see the README for why), so the runtime base needs only the
+# native libraries it loads (libc, libssl for TLS and SCRAM, ca-certificates); globalization is invariant, so no ICU.
 # Runs as UID 10001, works with a read-only root filesystem (only /tmp needs to be writable), config at
 # /etc/pgproxy/proxy.toml, HEALTHCHECK on /healthz through `pgproxy health`; SIGTERM drains (shutdown_delay, then
 # shutdown_timeout).
@@ -35,9 +35,12 @@ COPY --chown=0:0 artifacts/publish/ /app/
 # The default target: published in the SDK stage. (After `prebuilt`, so that a classic builder asked for
 # `--target prebuilt` stops before it and never needs the SDK image.)
 FROM ${SDK_IMAGE} AS build
+# Native AOT links with clang and needs zlib's headers (scripts/publish.sh installs the same on a host).
+RUN apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends clang zlib1g-dev binutils \
+ && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
-RUN dotnet publish src/PgProxy -c Release -r linux-x64 --self-contained -p:PublishReadyToRun=true -o /app
+RUN scripts/publish.sh /app
 
 FROM runtime AS final
 COPY --from=build --chown=0:0 /app/ /app/

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: unit tests (codec, TOML, pool, relay) and integration tests against a real
 # PostgreSQL that the test fixture starts in a temp dir (or the server in PROXY_TEST_PG=host:port), then a few
-# integration classes again against PostgreSQL in a Docker container started by Testcontainers, and the container
-# image built and run (scripts/test-image.sh).
+# integration classes again against PostgreSQL in a Docker container started by Testcontainers, the executable the
+# image ships (Native AOT) run end to end, and the container image built and run (scripts/test-image.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh
@@ -39,6 +39,17 @@ log=$(mktemp)
 results=$(mktemp -d /tmp/pgproxy-test-results.XXXXXX)
 status=0
 dotnet test Proxy.sln -c Release --no-build --nologo --logger "console;verbosity=minimal" --logger trx --results-directory "$results" 2>&1 | tee "$log" || status=$?
+# The native pass: the executable the image ships (Native AOT, scripts/publish.sh) run end to end by
+# ShippedBinaryTests (every subcommand, SCRAM and TLS logins, /metrics, JSON logs, reload and drain by signal).
+echo "Native pass: scripts/publish.sh, then ShippedBinaryTests against artifacts/publish/pgproxy"
+if scripts/publish.sh artifacts/publish >/dev/null; then
+  PGPROXY_EXECUTABLE="$PWD/artifacts/publish/pgproxy" dotnet test tests/PgProxy.IntegrationTests -c Release --no-build --nologo \
+    --logger "console;verbosity=minimal" --logger "trx;LogFileName=native.trx" --results-directory "$results" \
+    --filter "FullyQualifiedName~.ShippedBinaryTests." 2>&1 | tee -a "$log" || status=$?
+else
+  echo "native pass: scripts/publish.sh failed" | tee -a "$log" >&2
+  status=1
+fi
 if [ "${PGPROXY_TEST_CONTAINERS:-run}" != skip ]; then
   # The same integration classes against PostgreSQL in a container, started by Testcontainers: no Ryuk (it cannot be
   # pulled; the fixture removes its container), and every connection to the port published on loopback.
@@ -52,7 +63,7 @@ if [ "${PGPROXY_TEST_CONTAINERS:-run}" != skip ]; then
     2>&1 | tee -a "$log" || status=$?
   # The container image: built here (no registry), run read-only, healthy, queried, drained by SIGTERM.
   echo "Image test: scripts/test-image.sh"
-  scripts/test-image.sh || status=1
+  PGPROXY_PUBLISHED=1 scripts/test-image.sh || status=1
 else
   echo "Testcontainers pass and image test skipped (PGPROXY_TEST_CONTAINERS=skip)"
 fi
