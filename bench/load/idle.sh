@@ -1,17 +1,20 @@
 #!/usr/bin/env bash
 # The costs a pooler pays outside transactions, PgProxy against PgBouncer in one run, each pooler a fresh process:
 #  - resident memory per idle client as clients log in and stay idle, in steps (default 5000, then up to 15000);
-#  - PgProxy's live managed heap per idle client at each step (dotnet-gcdump, a full GC), beside the RSS;
+#  - PgProxy's live managed heap per idle client at each step (dotnet-gcdump, a full GC), beside the RSS (JIT build only:
+#    the tool cannot attach to a Native AOT process);
 #  - CPU per login (startup to ReadyForQuery), with trust and with SCRAM when both poolers verify from the same
 #    stored verifier (userlist holds PostgreSQL's SCRAM-SHA-256$... secret, so neither runs PBKDF2 per login);
 #  - CPU while the clients sit idle (no timeouts configured, then with client_idle_timeout set far in the future).
+# Three poolers by default, each a column: PgBouncer; "pgproxy", the Native AOT executable the image ships
+# (scripts/publish.sh, or PROXY_BIN); "pgproxy-jit", the build `dotnet pgproxy.dll` runs (scripts/dev.sh; or PROXY_DLL).
 # Writes bench/results/latest-idle.md. Bounded: every holder process exits by itself; every wait has a cap.
 #   bench/load/idle.sh                       # steps 5000 15000
 #   STEPS="1000 3000" bench/load/idle.sh     # smaller
 #   UPDATE_README=1 bench/load/idle.sh       # also puts the table into README.md
-#   POOLERS=pgproxy PROXY_ENV="DOTNET_GCgen0size=0x400000" bench/load/idle.sh   # try a runtime setting
-#   PROXY_DLL=/tmp/r2r/pgproxy.dll POOLERS=pgproxy bench/load/idle.sh               # another build (e.g. ReadyToRun)
-#   PROXY_DLL=/tmp/aot/pgproxy POOLERS=pgproxy bench/load/idle.sh                   # a Native AOT executable
+#   POOLERS=pgproxy-jit PROXY_ENV="DOTNET_GCgen0size=0x400000" bench/load/idle.sh   # try a runtime setting
+#   PROXY_DLL=/tmp/old/pgproxy.dll POOLERS=pgproxy-jit bench/load/idle.sh           # another JIT build
+#   PROXY_BIN=/tmp/aot/pgproxy POOLERS=pgproxy bench/load/idle.sh                   # another native executable
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -20,7 +23,7 @@ SCRAM_LOGINS=${SCRAM_LOGINS:-3000}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
 OUT=${OUT:-$ROOT/bench/results}
 UPDATE_README=${UPDATE_README:-0}
-POOLERS=${POOLERS:-"pgbouncer pgproxy"}
+POOLERS=${POOLERS:-"pgbouncer pgproxy pgproxy-jit"}
 PROXY_ENV=${PROXY_ENV:-}
 scripts/ensure-deps.sh
 if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
@@ -52,6 +55,11 @@ trap cleanup EXIT INT TERM
 dotnet build src/PgProxy -c Release --nologo -v quiet >/dev/null
 dotnet build bench/IdleClients -c Release --nologo -v quiet >/dev/null
 PROXY_DLL=${PROXY_DLL:-src/PgProxy/bin/Release/net10.0/pgproxy.dll}
+PROXY_BIN=${PROXY_BIN:-}
+if [[ " $POOLERS " == *" pgproxy "* ]] && [ -z "$PROXY_BIN" ]; then
+  echo "Publishing the native executable (scripts/publish.sh, 2-3 minutes)..." >&2
+  PROXY_BIN=$(scripts/publish.sh "$RUN/publish")
+fi
 IDLE_TOOL=bench/IdleClients/bin/Release/net10.0/IdleClients.dll
 GCDUMP=""
 if dotnet tool install dotnet-gcdump --tool-path "$RUN/tools" >/dev/null 2>&1; then GCDUMP="$RUN/tools/dotnet-gcdump"; else echo "WARN: no dotnet-gcdump: no live-heap figures" >&2; fi
@@ -112,7 +120,7 @@ INI
       for _ in $(seq 1 50); do p=$(pgrep -n -u postgres -f "pgbouncer -q $RUN/pgbouncer.ini" || true); [ -n "$p" ] && break; sleep 0.1; done
       [ -n "$p" ] || { echo "PgBouncer did not start"; cat "$RUN/pgbouncer.log"; exit 1; }
       POOLER=$p;;
-    pgproxy)
+    pgproxy|pgproxy-jit)
       cat > "$RUN/proxy.toml" <<TOML
 [proxy]
 listen = "127.0.0.1:$POOLER_PORT"
@@ -131,8 +139,8 @@ listen = ""
 host = "127.0.0.1"
 port = $PG_PORT
 TOML
-      # A .dll runs on the shared runtime; anything else is a native executable (a Native AOT publish).
-      launcher=(dotnet "$PROXY_DLL"); [[ "$PROXY_DLL" == *.dll ]] || launcher=("$PROXY_DLL")
+      # pgproxy-jit runs the .dll on the shared runtime; pgproxy the native executable.
+      launcher=(dotnet "$PROXY_DLL"); [ "$name" = pgproxy ] && launcher=("$PROXY_BIN")
       # shellcheck disable=SC2086
       env $PROXY_ENV "${launcher[@]}" run --config "$RUN/proxy.toml" 2> "$RUN/pgproxy.log" &
       POOLER=$!;;
@@ -177,7 +185,7 @@ for t in $POOLERS; do
   start_pooler "$t" trust "$RUN/userlist-plain.txt"
   # The live-heap probe (dotnet-gcdump) leaves its own buffers in the process: take the first one before the
   # baseline, so that no step's resident growth counts the measuring tool's one-time cost.
-  heap0="-"; [ "$t" = pgproxy ] && heap0=$(live_heap_kb "$POOLER") && sleep 1
+  heap0="-"; [ "$t" = pgproxy-jit ] && heap0=$(live_heap_kb "$POOLER") && sleep 1
   rss0=$(rss_kb "$POOLER")
   prev=0; prev_rss=$rss0; prev_heap=$heap0
   for step in $STEPS; do
@@ -187,7 +195,7 @@ for t in $POOLERS; do
     sleep 3
     rss=$(rss_kb "$POOLER")
     cpu_begin "$POOLER"; sleep "$IDLE_SECONDS"; idle_cpu=$(cpu_end_us "$POOLER")
-    heap="-"; [ "$t" = pgproxy ] && heap=$(live_heap_kb "$POOLER")
+    heap="-"; [ "$t" = pgproxy-jit ] && heap=$(live_heap_kb "$POOLER")
     login_us=$(awk -v d="$login_cpu" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", d / n; else print "-"}')
     per=$(awk -v a="$rss" -v b="$prev_rss" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "-"}')
     heap_per=$(awk -v a="$heap" -v b="$prev_heap" -v n="$opened" 'BEGIN {if (n > 0 && a != "-" && b != "-") printf "%.0f", (a - b) * 1024 / n; else print "-"}')
@@ -223,22 +231,29 @@ REPORT="$OUT/latest-idle.md"
 {
   echo "# Idle clients and logins, PgProxy vs PgBouncer ($(date -u +%Y-%m-%d), each pooler a fresh process)"
   echo
-  echo "Command: \`STEPS=\"$STEPS\" bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added; PgProxy's live heap is what survives a full GC (dotnet-gcdump). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
+  echo "Command: \`STEPS=\"$STEPS\" bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added; PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
   echo
-  echo "| figure | PgBouncer | PgProxy |"
-  echo "| --- | --- | --- |"
+  # One column per pooler, in POOLERS order; a cell is "-" where that figure was not measured.
+  declare -A TITLE=([pgbouncer]="PgBouncer" [pgproxy]="PgProxy (native, as the image ships)" [pgproxy-jit]="PgProxy (JIT, dotnet pgproxy.dll)")
+  row() { local line="| $1 |" t; shift; for t in $POOLERS; do line+=" $("$@" "$t") |"; done; echo "$line"; }
+  field() { local v; IFS='|' read -r -a v <<< "${R[$2|$1]:--|-|-|-|-|-}"; echo "${v[$3]}"; }
+  memory() { local per heap; per=$(field "$step" "$1" 2); heap=$(field "$step" "$1" 3); [ "$heap" = - ] && echo "$per B" || echo "$per B (live heap $heap B)"; }
+  login() { echo "$(field "$step" "$1" 4) µs"; }
+  idle() { echo "$(field "$step" "$1" 5) ms/s"; }
+  simple() { echo "${R[$1|$KEY]:--} $UNIT"; }
+  header="| figure |"; sep="| --- |"
+  for t in $POOLERS; do header+=" ${TITLE[$t]} |"; sep+=" --- |"; done
+  echo "$header"; echo "$sep"
   prev=0
   for step in $STEPS; do
-    IFS='|' read -r bo br bp bh bl bi <<< "${R[pgbouncer|$step]:--|-|-|-|-|-}"
-    IFS='|' read -r po pr pp ph pl pi <<< "${R[pgproxy|$step]:--|-|-|-|-|-}"
     range="clients $((prev + 1))-$step"
-    echo "| resident memory per idle client, $range | $bp B | $pp B (live heap $ph B) |"
-    echo "| CPU per login (trust), $range | $bl µs | $pl µs |"
-    echo "| CPU while $step clients sit idle, no timeouts | $bi ms/s | $pi ms/s |"
+    row "resident memory per idle client, $range" memory
+    row "CPU per login (trust), $range" login
+    row "CPU while $step clients sit idle, no timeouts" idle
     prev=$step
   done
-  echo "| CPU while ${STEPS%% *} clients sit idle, client_idle_timeout = 1 h | ${R[pgbouncer|timeout]:--} ms/s | ${R[pgproxy|timeout]:--} ms/s |"
-  echo "| CPU per login (SCRAM, stored verifier, $SCRAM_LOGINS logins) | ${R[pgbouncer|scram]:--} µs | ${R[pgproxy|scram]:--} µs |"
+  KEY=timeout UNIT=ms/s row "CPU while ${STEPS%% *} clients sit idle, client_idle_timeout = 1 h" simple
+  KEY=scram UNIT=µs row "CPU per login (SCRAM, stored verifier, $SCRAM_LOGINS logins)" simple
 } > "$REPORT"
 cat "$REPORT"
 
