@@ -220,7 +220,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         try
         {
             string ops = $"http://127.0.0.1:{opsPort}";
-            await Await.UntilAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.OK, ct);
+            await Await.UntilAsync(async () => (await HttpProbe.StatusAsync(ops + "/readyz", ct)) == HttpStatusCode.OK, ct);
             await using var idle = new NpgsqlConnection(cs);
             await idle.OpenAsync(ct);
             await using var busy = new NpgsqlConnection(cs);
@@ -244,7 +244,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
             ProcessRunner.Result term = await ProcessRunner.RunAsync("kill", ["-TERM", process.Id.ToString(CultureInfo.InvariantCulture)], TimeSpan.FromSeconds(10), ct: ct);
             Assert.Equal(0, term.ExitCode);
             var sw = Stopwatch.StartNew();
-            await Await.UntilAsync(async () => (await TryGetAsync(ops + "/readyz", ct)) == HttpStatusCode.ServiceUnavailable, ct);
+            await Await.UntilAsync(async () => (await HttpProbe.StatusAsync(ops + "/readyz", ct)) == HttpStatusCode.ServiceUnavailable, ct);
             Assert.True(sw.Elapsed < TimeSpan.FromSeconds(0.9), $"readiness took {sw.Elapsed} to fail");
 
             // Within shutdown_delay a new client is still served: the pod may still get traffic.
@@ -306,17 +306,4 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
     }
 
     private static string OpsUrl(TestProxy proxy) => $"http://127.0.0.1:{proxy.Host.OpsEndpoint!.Port}";
-
-    private static async Task<HttpStatusCode?> TryGetAsync(string url, CancellationToken ct)
-    {
-        try
-        {
-            using HttpResponseMessage r = await s_http.GetAsync(url, ct);
-            return r.StatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return null;
-        }
-    }
 }

@@ -29,7 +29,7 @@ public sealed class ShippedBinaryTests(PostgresFixture pg) : IDisposable
         string config = Config(port, opsPort, poolSize: 20);
         await using var proxy = Proxy.Start(_dir, config);
         string ops = $"http://127.0.0.1:{opsPort}";
-        await proxy.UntilAsync(async () => await StatusAsync(ops + "/readyz", ct) == HttpStatusCode.OK, ct);
+        await proxy.UntilAsync(async () => await HttpProbe.StatusAsync(ops + "/readyz", ct) == HttpStatusCode.OK, ct);
 
         // SCRAM logins and named prepared statements (Npgsql prepares automatically) in transaction mode, on two
         // clients sharing the pool.
@@ -77,7 +77,7 @@ public sealed class ShippedBinaryTests(PostgresFixture pg) : IDisposable
 
         // SIGTERM: readiness fails, the process drains and exits 0.
         Signal(proxy.Process, "TERM");
-        await Await.UntilAsync(async () => await StatusAsync(ops + "/readyz", ct) != HttpStatusCode.OK, ct);
+        await Await.UntilAsync(async () => await HttpProbe.StatusAsync(ops + "/readyz", ct) != HttpStatusCode.OK, ct);
         Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(30), ct));
 
         // The log: one JSON object per line, with the login and the drain, and never a password.
@@ -229,19 +229,6 @@ public sealed class ShippedBinaryTests(PostgresFixture pg) : IDisposable
             ["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-c", command,
                 $"host=127.0.0.1 port={port.ToString(CultureInfo.InvariantCulture)} user={PostgresFixture.Alice} dbname={database} {extra}"],
             TimeSpan.FromSeconds(30), new Dictionary<string, string> { ["PGPASSWORD"] = PostgresFixture.AlicePassword }, ct: ct);
-
-    private static async Task<HttpStatusCode?> StatusAsync(string url, CancellationToken ct)
-    {
-        try
-        {
-            using HttpResponseMessage response = await s_http.GetAsync(url, ct);
-            return response.StatusCode;
-        }
-        catch (HttpRequestException)
-        {
-            return null;
-        }
-    }
 
     private static void Signal(Process process, string signal)
     {
