@@ -10,6 +10,8 @@
 #   UPDATE_README=1 bench/load/compare.sh      # also puts the table into README.md (transaction mode)
 #   POOL_MODE=session bench/load/compare.sh    # session mode (20 clients, as a session pool of 20 can serve no more)
 #   ONLY="(-C)" ROUNDS=3 bench/load/compare.sh  # only the scenarios whose name contains the text (not for publishing)
+#   PROXY_BIN=native bench/load/compare.sh     # PgProxy as the image ships it (scripts/publish.sh), not the JIT build
+#   PROXY_BIN=artifacts/publish/pgproxy bench/load/compare.sh   # a native executable already published
 # Transaction pool mode by default, pool of 20 in both poolers. Each pooler runs twice, once with trust and once
 # with SCRAM-SHA-256 for clients (scenarios name theirs); the server logins are SCRAM either way. Both poolers log
 # as they do by default: connections and disconnections (PgBouncer's log_connections, PgProxy's info level).
@@ -26,6 +28,8 @@ OUT=${OUT:-$ROOT/bench/results}
 POOL_MODE=${POOL_MODE:-transaction}
 IDLE_CLIENTS=${IDLE_CLIENTS:-5000}
 UPDATE_README=${UPDATE_README:-0}
+PROXY_BIN=${PROXY_BIN:-}
+PROXY_SPEC=$PROXY_BIN   # as given (the report's command line), before "native" becomes a path
 scripts/ensure-deps.sh
 if ! command -v gnuplot >/dev/null; then
   echo "Installing gnuplot from Debian packages (for the chart)..."
@@ -58,6 +62,13 @@ trap cleanup EXIT INT TERM
 
 dotnet build src/PgProxy -c Release --nologo -v quiet >/dev/null
 dotnet build bench/IdleClients -c Release --nologo -v quiet >/dev/null
+# PgProxy's build: the JIT one (dotnet pgproxy.dll) by default, or a native executable (PROXY_BIN=native publishes one).
+PROXY=(dotnet src/PgProxy/bin/Release/net10.0/pgproxy.dll); BUILD="JIT build, dotnet pgproxy.dll"
+if [ "$PROXY_BIN" = native ]; then
+  echo "Publishing the native executable (scripts/publish.sh, 2-3 minutes)..." >&2
+  PROXY_BIN=$(scripts/publish.sh "$RUN/publish")
+fi
+if [ -n "$PROXY_BIN" ]; then PROXY=("$PROXY_BIN"); BUILD="native executable, as the image ships"; fi
 printf '%s\n' "$PASSWORD" > "$RUN/pw"
 openssl req -x509 -newkey rsa:2048 -nodes -keyout "$RUN/tls.key" -out "$RUN/tls.crt" -days 2 -subj "/CN=localhost" \
   -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1
@@ -124,7 +135,7 @@ declare -A POOLER_PID
 for auth in $POOLERS_BY; do
   # runuser resets the soft open-files limit to 1024: raise it in the shell that becomes PgBouncer.
   as_pg sh -c "ulimit -n $((IDLE_CLIENTS + 2000)) 2>/dev/null; exec $PGBOUNCER -q $RUN/pgbouncer-$auth.ini" & PIDS+=($!)
-  dotnet src/PgProxy/bin/Release/net10.0/pgproxy.dll run --config "$RUN/proxy-$auth.toml" 2> "$RUN/pgproxy-$auth.log" & PIDS+=($!)
+  "${PROXY[@]}" run --config "$RUN/proxy-$auth.toml" 2> "$RUN/pgproxy-$auth.log" & PIDS+=($!)
   POOLER_PID[pgproxy-$auth]=$!
 done
 sleep 3
@@ -290,7 +301,7 @@ DATA="$RUN/chart.dat"
 {
   echo "# PgProxy vs PgBouncer vs direct ($(date -u +%Y-%m-%d), $POOL_MODE mode, pool 20, $ROUNDS rounds x ${DURATION}s)"
   echo
-  echo "Command: \`ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\` on $(nproc) cores, $(uname -r); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'). Client auth trust unless the scenario says SCRAM (server logins SCRAM); both poolers log connections, as by default. CPU steal during the load: ${STEAL}%. TPS are medians over the rounds; \"failed\" means the target could not run the scenario (see the warnings in the run's output). Pooler CPU is user + system time of the pooler process per transaction (µs, which is also ms per 1000 transactions); system calls per transaction are counted by \`perf stat -e raw_syscalls:sys_enter\` on the pooler process in one extra round, not used for the other figures."
+  echo "Command: \`${PROXY_SPEC:+PROXY_BIN=$PROXY_SPEC }ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\` on $(nproc) cores, PgProxy's $BUILD, $(uname -r); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'). Client auth trust unless the scenario says SCRAM (server logins SCRAM); both poolers log connections, as by default. CPU steal during the load: ${STEAL}%. TPS are medians over the rounds; \"failed\" means the target could not run the scenario (see the warnings in the run's output). Pooler CPU is user + system time of the pooler process per transaction (µs, which is also ms per 1000 transactions); system calls per transaction are counted by \`perf stat -e raw_syscalls:sys_enter\` on the pooler process in one extra round, not used for the other figures."
   echo
   echo "| scenario | direct TPS | PgBouncer TPS | PgProxy TPS (min-max) | PgProxy / PgBouncer | PgProxy / direct | latency ms direct / PgBouncer / PgProxy | pooler CPU µs per tx PgBouncer / PgProxy (ratio) | syscalls per tx PgBouncer / PgProxy | sched_yield per tx PgBouncer / PgProxy |"
   echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
