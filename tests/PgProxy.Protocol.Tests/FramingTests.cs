@@ -80,6 +80,25 @@ public sealed class FramingTests
         Assert.Equal(8, consumed);
     }
 
+    [Theory]
+    [InlineData("00000008 04d2162f", true, 80877103)]                       // SSLRequest
+    [InlineData("00000008 04d21630 00000008 00030000", true, 80877104)]     // GSSENCRequest, more bytes after it
+    [InlineData("00000008 04d216", false, 0)]                               // not all 8 bytes yet
+    [InlineData("00000010 04d2162e 00000001 00000002", false, 0)]           // CancelRequest
+    [InlineData("00000009 04d2162f 00", false, 0)]                          // the SSLRequest code with another length
+    [InlineData("00000017 00030000 75736572 00610000", false, 0)]           // StartupMessage
+    public void IsEncryptionRequest_LooksAtTheFirstEightBytes(string hex, bool expected, int expectedCode)
+    {
+        foreach (ReadOnlySequence<byte> seq in Segments.AllSplits(Segments.Hex(hex)))
+        {
+            Assert.Equal(expected, StartupPacket.IsEncryptionRequest(seq, out int code));
+            if (expected)
+            {
+                Assert.Equal(expectedCode, code);
+            }
+        }
+    }
+
     [Fact]
     public void CancelRequest_CarriesKey()
     {

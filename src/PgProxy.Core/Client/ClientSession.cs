@@ -88,18 +88,8 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     /// The client's bytes begin with an encryption request (8 bytes: length, code) the proxy answers 'N'
     /// (<see cref="AnsweredInPlaintext"/>), and the login would accept another one (<see cref="MaxEncryptionRequests"/>).
     /// </summary>
-    private bool IsPlaintextNegotiation(in ReadOnlySequence<byte> buffer)
-    {
-        if (_negotiations >= MaxEncryptionRequests || buffer.Length < 8)
-        {
-            return false;
-        }
-
-        Span<byte> head = stackalloc byte[8];
-        buffer.Slice(0, 8).CopyTo(head);
-        return System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head) == 8 &&
-            AnsweredInPlaintext(System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(head[4..]));
-    }
+    private bool IsPlaintextNegotiation(in ReadOnlySequence<byte> buffer) =>
+        _negotiations < MaxEncryptionRequests && StartupPacket.IsEncryptionRequest(buffer, out int code) && AnsweredInPlaintext(code);
 
     private async Task LoginAndServeAsync(bool parked)
     {

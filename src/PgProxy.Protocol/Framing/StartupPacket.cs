@@ -126,6 +126,25 @@ public sealed class StartupPacket
         }
     }
 
+    /// <summary>
+    /// True when <paramref name="buffer"/> begins with a whole encryption request (an SSLRequest or a GSSENCRequest:
+    /// length 8, then the code), with its <paramref name="code"/>. Looks at the first 8 bytes only and makes nothing, so
+    /// a caller can decide how to answer one before it parses (<see cref="TryParse"/>) what follows.
+    /// </summary>
+    public static bool IsEncryptionRequest(in ReadOnlySequence<byte> buffer, out int code)
+    {
+        code = 0;
+        if (buffer.Length < 8)
+        {
+            return false;
+        }
+
+        Span<byte> head = stackalloc byte[8];
+        buffer.Slice(0, 8).CopyTo(head);
+        code = BinaryPrimitives.ReadInt32BigEndian(head[4..]);
+        return BinaryPrimitives.ReadInt32BigEndian(head) == 8 && code is ProtocolCodes.SslRequest or ProtocolCodes.GssEncRequest;
+    }
+
     private static bool TryParseBody(ReadOnlySpan<byte> body, out StartupPacket? packet, out StartupPacketError error)
     {
         packet = null;
