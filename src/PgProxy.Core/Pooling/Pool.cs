@@ -165,7 +165,8 @@ public sealed partial class Pool
         int length = 0;
         for (int i = 0; i < startup.Count; i++)
         {
-            length += startup[i].Key.Length + startup[i].Value.Length + 2;
+            KeyValuePair<string, string> p = startup[i];
+            length += p.Key.Length + p.Value.Length + 2;
         }
 
         return length;
@@ -176,7 +177,7 @@ public sealed partial class Pool
         int at = 0;
         for (int i = 0; i < startup.Count; i++)
         {
-            (string key, string value) = (startup[i].Key, startup[i].Value);
+            (string key, string value) = startup[i];
             key.CopyTo(destination[at..]);
             at += key.Length;
             destination[at++] = '\0';
