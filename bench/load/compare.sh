@@ -157,6 +157,9 @@ TICK=$(getconf CLK_TCK)
 
 steal_ticks() { awk '/^cpu / {print $9}' /proc/stat; }
 all_ticks() { awk '/^cpu / {s = 0; for (i = 2; i <= NF; i++) s += $i; print s}' /proc/stat; }
+# The machine's busy time: user, nice, system, irq and softirq of all cores (not idle, iowait or steal).
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }
+NCPU=$(nproc)
 HAVE_PERF=0
 if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter -- true >/dev/null 2>&1; then HAVE_PERF=1; else echo "WARN: perf stat cannot count system calls here: no syscall figures" >&2; fi
 
@@ -195,7 +198,7 @@ for port in $PG_PORT $BOUNCER_PORT $PROXY_PORT $BOUNCER_SCRAM_PORT $PROXY_SCRAM_
   PGPASSWORD=$PASSWORD timeout 60 "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -T 5 -S -c 20 -j 2 bench >/dev/null 2>&1 || true
 done
 
-declare -A TPS CPU LAT SYS YIELD
+declare -A TPS CPU LAT SYS YIELD CEIL
 steal_before=$(steal_ticks); all_before=$(all_ticks)
 # The measured rounds, then (with perf) one more that only counts system calls: tracing them slows every call, so
 # that round's TPS and CPU are not used.
@@ -218,6 +221,7 @@ for ((round = 1; round <= LAST_ROUND; round++)); do
           case $auth in trust) port=$PROXY_PORT;; tls) port=$PROXY_TLS_PORT;; *) port=$PROXY_SCRAM_PORT;; esac;;
       esac
       before=0; [ -n "$pid" ] && before=$(cpu_ticks "$pid")
+      busy_before=$(busy_ticks)
       perf_out="$RUN/perf.out"; perf_pid=""
       if [ -n "$pid" ] && [ "$counting" = 1 ]; then
         perf stat -x, -e raw_syscalls:sys_enter,syscalls:sys_enter_sched_yield -p "$pid" -o "$perf_out" & perf_pid=$!
@@ -225,6 +229,7 @@ for ((round = 1; round <= LAST_ROUND; round++)); do
       # shellcheck disable=SC2086
       out=$(PGSSLMODE=$sslmode PGPASSWORD=$PASSWORD timeout $((DURATION + 60)) "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n -T "$DURATION" $args bench 2>&1 || true)
       after=0; [ -n "$pid" ] && after=$(cpu_ticks "$pid")
+      busy_after=$(busy_ticks)
       syscalls=""; yields=""
       if [ -n "$perf_pid" ]; then
         kill -INT "$perf_pid" 2>/dev/null || true; wait "$perf_pid" 2>/dev/null || true
@@ -244,9 +249,15 @@ for ((round = 1; round <= LAST_ROUND; round++)); do
       [ "$tps" = "0" ] && echo "WARN: $t / $name: no result: $(echo "$out" | tail -2)" >&2
       # Pooler CPU (user + system) per transaction in microseconds, which is also milliseconds per 1000; in the
       # counting round, its system calls and sched_yield calls per transaction.
-      cpu="-"; sys="-"; yld="-"
+      # The ceiling: the TPS a pooler that cost no CPU at all could reach on this machine, when everything else
+      # (pgbench, the server, the kernel's loopback) costs per transaction what it cost in this round: the cores
+      # divided by the machine's busy time per transaction outside the pooler. A ratio to PgBouncer that the
+      # ceiling does not allow is out of reach for any pooler here.
+      cpu="-"; sys="-"; yld="-"; ceil="-"
       if [ -n "$pid" ] && [ "$tx" -gt 0 ] && [ "$tps" != "0" ]; then
         cpu=$(awk -v d=$((after - before)) -v t="$TICK" -v n="$tx" 'BEGIN {printf "%.1f", d / t / n * 1e6}')
+        ceil=$(awk -v b=$((busy_after - busy_before)) -v p=$((after - before)) -v n="$tx" -v c="$NCPU" -v t="$TICK" \
+          'BEGIN {if (b > p) printf "%.0f", c * t * n / (b - p); else print "-"}')
         [ -n "$syscalls" ] && sys=$(awk -v c="$syscalls" -v n="$tx" 'BEGIN {if (c ~ /^[0-9]+$/) printf "%.2f", c / n; else print "-"}')
         [ -n "$yields" ] && yld=$(awk -v c="$yields" -v n="$tx" 'BEGIN {if (c ~ /^[0-9]+$/) printf "%.3f", c / n; else print "-"}')
       fi
@@ -254,8 +265,8 @@ for ((round = 1; round <= LAST_ROUND; round++)); do
         SYS["$name|$t"]+="$sys "; YIELD["$name|$t"]+="$yld "
         echo "syscall round  $t  $name: syscalls_per_tx=$sys sched_yield_per_tx=$yld" >&2
       else
-        TPS["$name|$t"]+="$tps "; CPU["$name|$t"]+="$cpu "; LAT["$name|$t"]+="$lat "
-        echo "round $round  $t  $name: tps=$tps latency=${lat}ms cpu_us_per_tx=$cpu" >&2
+        TPS["$name|$t"]+="$tps "; CPU["$name|$t"]+="$cpu "; LAT["$name|$t"]+="$lat "; CEIL["$name|$t"]+="$ceil "
+        echo "round $round  $t  $name: tps=$tps latency=${lat}ms cpu_us_per_tx=$cpu ceiling_tps=$ceil" >&2
       fi
     done
   done
@@ -303,10 +314,10 @@ DATA="$RUN/chart.dat"
 {
   echo "# PgProxy vs PgBouncer vs direct ($(date -u +%Y-%m-%d), $POOL_MODE mode, pool 20, $ROUNDS rounds x ${DURATION}s)"
   echo
-  echo "Command: \`${PROXY_SPEC:+PROXY_BIN=$PROXY_SPEC }ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\` on $(nproc) cores, PgProxy's $BUILD, $(uname -r); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'). Client auth trust unless the scenario says SCRAM (server logins SCRAM); both poolers log connections, as by default. CPU steal during the load: ${STEAL}%. TPS are medians over the rounds; \"failed\" means the target could not run the scenario (see the warnings in the run's output). Pooler CPU is user + system time of the pooler process per transaction (µs, which is also ms per 1000 transactions); system calls per transaction are counted by \`perf stat -e raw_syscalls:sys_enter\` on the pooler process in one extra round, not used for the other figures."
+  echo "Command: \`${PROXY_SPEC:+PROXY_BIN=$PROXY_SPEC }ROUNDS=$ROUNDS DURATION=$DURATION POOL_MODE=$POOL_MODE bench/load/compare.sh\` on $(nproc) cores, PgProxy's $BUILD, $(uname -r); PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), PostgreSQL $("$PG_BIN/postgres" --version | awk '{print $3}'). Client auth trust unless the scenario says SCRAM (server logins SCRAM); both poolers log connections, as by default. CPU steal during the load: ${STEAL}%. TPS are medians over the rounds; \"failed\" means the target could not run the scenario (see the warnings in the run's output). Pooler CPU is user + system time of the pooler process per transaction (µs, which is also ms per 1000 transactions); system calls per transaction are counted by \`perf stat -e raw_syscalls:sys_enter\` on the pooler process in one extra round, not used for the other figures. The ceiling is the TPS a pooler that used no CPU at all could reach here: the cores divided by the machine's busy time (/proc/stat) per transaction outside the pooler, median over both poolers' rounds; a PgProxy / PgBouncer ratio above ceiling / PgBouncer cannot be reached on this machine by any pooler."
   echo
-  echo "| scenario | direct TPS | PgBouncer TPS | PgProxy TPS (min-max) | PgProxy / PgBouncer | PgProxy / direct | latency ms direct / PgBouncer / PgProxy | pooler CPU µs per tx PgBouncer / PgProxy (ratio) | syscalls per tx PgBouncer / PgProxy | sched_yield per tx PgBouncer / PgProxy |"
-  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+  echo "| scenario | direct TPS | PgBouncer TPS | PgProxy TPS (min-max) | PgProxy / PgBouncer | PgProxy / direct | latency ms direct / PgBouncer / PgProxy | pooler CPU µs per tx PgBouncer / PgProxy (ratio) | syscalls per tx PgBouncer / PgProxy | sched_yield per tx PgBouncer / PgProxy | ceiling TPS (/ PgBouncer) |"
+  echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
   i=0
   for s in "${SCENARIOS[@]}"; do
     name=${s%%|*}
@@ -319,7 +330,8 @@ DATA="$RUN/chart.dat"
     esac
     sb=$(echo "${SYS[$name|pgbouncer]}" | median); sp=$(echo "${SYS[$name|pgproxy]}" | median)
     yb=$(echo "${YIELD[$name|pgbouncer]}" | median); yp=$(echo "${YIELD[$name|pgproxy]}" | median)
-    echo "| $name | $(shown "$d") | $(shown "$b") | $(shown "$p") ($(echo "${TPS[$name|pgproxy]}" | minmax)) | $(ratio "$p" "$b") | $(ratio "$p" "$d") | $ld / $lb / $lp$extra | $cb / $cp ($(ratio "$cp" "$cb")) | $sb / $sp | $yb / $yp |"
+    ce=$(echo "${CEIL[$name|pgbouncer]} ${CEIL[$name|pgproxy]}" | median)
+    echo "| $name | $(shown "$d") | $(shown "$b") | $(shown "$p") ($(echo "${TPS[$name|pgproxy]}" | minmax)) | $(ratio "$p" "$b") | $(ratio "$p" "$d") | $ld / $lb / $lp$extra | $cb / $cp ($(ratio "$cp" "$cb")) | $sb / $sp | $yb / $yp | $(shown "$ce") ($(ratio "$ce" "$b")) |"
     i=$((i + 1))
     short=$(echo "$name" | sed -e 's/select-only/S/' -e 's/ extended protocol/ extended/' -e 's/connection per transaction (-C)/-C/' -e 's/ (latency)//' -e 's/, / /g' -e 's/ clients\{0,1\}//')
     rb=$(awk -v a="$b" -v d="$d" 'BEGIN {if (d > 0 && a != "-") printf "%.3f", a / d; else print 0}')
