@@ -6,6 +6,8 @@
 #   A=old/pgproxy.dll B=src/PgProxy/bin/Release/net10.0/pgproxy.dll bench/load/ab.sh
 #   A=src/PgProxy/bin/Release/net10.0/pgproxy.dll B=artifacts/publish/pgproxy bench/load/ab.sh   # JIT against native
 #   ARGS="-S -C -c 20 -j 2 -T 8" ROUNDS=3 A=... B=... bench/load/ab.sh     # connect + one transaction
+#   A_PROXY="io_threads = 1" A=X B=X bench/load/ab.sh     # one build, two settings: lines added to A's [proxy] (B_PROXY)
+#   A_ENV="DOTNET_GCgen0size=0x4000000" A=X B=X bench/load/ab.sh     # or two environments (B_ENV)
 # Build the old one from a worktree: git worktree add /tmp/old REV && dotnet build /tmp/old/src/PgProxy -c Release
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -33,7 +35,7 @@ as_pg "$PG_BIN/pg_ctl" -D "$RUN/data" -l "$RUN/pg.log" -w -o "-p 15540 -k $RUN -
 as_pg "$PG_BIN/psql" -h "$RUN" -p 15540 -U postgres -qX -c "CREATE DATABASE bench" >/dev/null
 "$PG_BIN/pgbench" -h 127.0.0.1 -p 15540 -U postgres -i -s 10 -q bench >/dev/null 2>&1
 printf '"postgres" "x"\n' > "$RUN/users.txt"
-# start NAME DLL PORT: a proxy with trust, pool 20, no ops port (the two must not share one; a build older than the
+# start NAME DLL PORT [ENV] [PROXY LINES]: a proxy with trust, pool 20, no ops port (the two must not share one; a build older than the
 # ops port has no [http] section and is given none).
 start() {
   local http=$'[http]\nlisten = ""'
@@ -45,6 +47,7 @@ listen = "127.0.0.1:$3"
 pool_mode = "$POOL_MODE"
 default_pool_size = 20
 max_client_conn = 2000
+${5:-}
 [auth]
 type = "trust"
 file = "$RUN/users.txt"
@@ -59,11 +62,12 @@ T
     sed -i '/^\[http\]$/,/^listen = ""$/d' "$RUN/$1.toml"
     "${px[@]}" check --config "$RUN/$1.toml" >/dev/null || { echo "$2 refuses the config" >&2; exit 1; }
   fi
-  "${px[@]}" run --config "$RUN/$1.toml" >/dev/null 2>"$RUN/$1.log" &
+  # shellcheck disable=SC2086
+  env ${4:-} "${px[@]}" run --config "$RUN/$1.toml" >/dev/null 2>"$RUN/$1.log" &
   PIDS+=($!)
 }
-start a "$A" 16601
-start b "$B" 16602
+start a "$A" 16601 "${A_ENV:-}" "${A_PROXY:-}"
+start b "$B" 16602 "${B_ENV:-}" "${B_PROXY:-}"
 for port in 16601 16602; do
   for _ in $(seq 1 100); do "$PG_BIN/psql" -h 127.0.0.1 -p "$port" -U postgres -qXAt -c "SELECT 1" bench >/dev/null 2>&1 && break; sleep 0.2; done
 done
@@ -71,7 +75,7 @@ TICK=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # shellcheck disable=SC2086
 for port in 16601 16602; do "$PG_BIN/pgbench" -h 127.0.0.1 -p "$port" -U postgres -n $ARGS bench >/dev/null 2>&1 || true; done # warm-up
-echo "pgbench $ARGS, $POOL_MODE mode; a = $A, b = $B"
+echo "pgbench $ARGS, $POOL_MODE mode; a = ${A_ENV:+$A_ENV }$A${A_PROXY:+ ($A_PROXY)}, b = ${B_ENV:+$B_ENV }$B${B_PROXY:+ ($B_PROXY)}"
 for r in $(seq 1 "$ROUNDS"); do
   for x in a b; do
     if [ "$x" = a ]; then pid=${PIDS[0]}; port=16601; else pid=${PIDS[1]}; port=16602; fi

@@ -15,6 +15,7 @@
 #   POOLERS=pgproxy-jit PROXY_ENV="DOTNET_GCgen0size=0x400000" bench/load/idle.sh   # try a runtime setting
 #   PROXY_DLL=/tmp/old/pgproxy.dll POOLERS=pgproxy-jit bench/load/idle.sh           # another JIT build
 #   PROXY_BIN=/tmp/aot/pgproxy POOLERS=pgproxy bench/load/idle.sh                   # another native executable
+#   PROXY_SETTINGS="io_threads = 1" POOLERS="pgbouncer pgproxy" bench/load/idle.sh  # lines added to PgProxy's [proxy]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -25,6 +26,7 @@ OUT=${OUT:-$ROOT/bench/results}
 UPDATE_README=${UPDATE_README:-0}
 POOLERS=${POOLERS:-"pgbouncer pgproxy pgproxy-jit"}
 PROXY_ENV=${PROXY_ENV:-}
+PROXY_SETTINGS=${PROXY_SETTINGS:-}
 scripts/ensure-deps.sh
 if ! command -v pgbouncer >/dev/null && [ ! -x /usr/sbin/pgbouncer ]; then
   echo "Installing PgBouncer from Debian packages..."
@@ -128,6 +130,7 @@ pool_mode = "transaction"
 default_pool_size = 20
 max_client_conn = $((MAX + 100))
 client_idle_timeout = "${idle_timeout}s"
+$PROXY_SETTINGS
 [auth]
 type = "$auth"
 file = "$userlist"
@@ -231,7 +234,7 @@ REPORT="$OUT/latest-idle.md"
 {
   echo "# Idle clients and logins, PgProxy vs PgBouncer ($(date -u +%Y-%m-%d), each pooler a fresh process)"
   echo
-  echo "Command: \`STEPS=\"$STEPS\" bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added; PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
+  echo "Command: \`STEPS=\"$STEPS\"${PROXY_SETTINGS:+ PROXY_SETTINGS=\"$PROXY_SETTINGS\"} bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added; PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
   echo
   # One column per pooler, in POOLERS order; a cell is "-" where that figure was not measured.
   declare -A TITLE=([pgbouncer]="PgBouncer" [pgproxy]="PgProxy (native, as the image ships)" [pgproxy-jit]="PgProxy (JIT, dotnet pgproxy.dll)")

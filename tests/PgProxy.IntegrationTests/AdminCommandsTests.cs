@@ -261,11 +261,13 @@ public sealed class AdminCommandsTests(PostgresFixture pg)
         string errors = (await RunConsoleAsync(proxy, "bob", "SET default_pool_size = 'many'", ct)).StdErr +
                         (await RunConsoleAsync(proxy, "bob", "SET query_wait_timeout = 7", ct)).StdErr +
                         (await RunConsoleAsync(proxy, "bob", "SET listen = '0.0.0.0:1'", ct)).StdErr +
+                        (await RunConsoleAsync(proxy, "bob", "SET io_threads = 1", ct)).StdErr +
                         (await RunConsoleAsync(proxy, "bob", "SET nosuch = 1", ct)).StdErr +
                         (await RunConsoleAsync(proxy, "postgres", "SET default_pool_size = 4", ct)).StdErr;
         Assert.Contains("default_pool_size: expected an integer", errors, StringComparison.Ordinal);
         Assert.Contains("query_wait_timeout: expected a duration with a unit", errors, StringComparison.Ordinal);
-        Assert.Contains("the listen addresses change only with a restart", errors, StringComparison.Ordinal);
+        Assert.Contains("SET listen: listen changes only with a restart", errors, StringComparison.Ordinal);
+        Assert.Contains("SET io_threads: io_threads changes only with a restart", errors, StringComparison.Ordinal);
         Assert.Contains("unknown key 'nosuch' in [proxy]", errors, StringComparison.Ordinal);
         Assert.Contains("ERROR:  admin access needed", errors, StringComparison.Ordinal);
         Assert.Equal(3, pool.Settings.PoolSize);

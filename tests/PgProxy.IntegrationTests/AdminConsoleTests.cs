@@ -65,6 +65,7 @@ public sealed class AdminConsoleTests(PostgresFixture pg)
         Assert.Equal("key|value|default|changeable", config[0]);
         Assert.Contains("default_pool_size|7|20|yes", config); // SET can change it
         Assert.Contains("pool_mode|transaction|session|yes", config);
+        Assert.Contains("io_threads|0|0|no", config); // only a restart changes it
         Assert.Contains("admin.stats_users|[\"alice\"]|[]|no", config);
     }
 

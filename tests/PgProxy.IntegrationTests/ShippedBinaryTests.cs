@@ -95,7 +95,7 @@ public sealed class ShippedBinaryTests(PostgresFixture pg) : IDisposable
     }
 
     [Fact(Timeout = 120_000)]
-    public async Task Run_OffersTlsFromTheConfiguredCertificate_AndLogsAsText()
+    public async Task Run_OffersTlsFromTheConfiguredCertificate_LogsAsText_AndRunsTheConfiguredIoThreads()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;
         Pki pki = Pki.Create(_dir);
@@ -105,6 +105,7 @@ public sealed class ShippedBinaryTests(PostgresFixture pg) : IDisposable
             listen = "127.0.0.1:{port}"
             pool_mode = "transaction"
             shutdown_delay = "0"
+            io_threads = 1
             client_tls_sslmode = "require"
             client_tls_cert_file = "{pki.ServerFile}"
             client_tls_key_file = "{pki.ServerKeyFile}"
@@ -125,6 +126,12 @@ public sealed class ShippedBinaryTests(PostgresFixture pg) : IDisposable
         Assert.Equal("42", tls.StdOut.Trim());
         ProcessRunner.Result plain = await PsqlAsync(port, PostgresFixture.Database, "SELECT 42", ct, "sslmode=disable");
         Assert.NotEqual(0, plain.ExitCode);
+
+        // io_threads = 1: one socket loop thread, whatever the cores, and the start-up line says so.
+        Assert.Contains(proxy.Log, l => l.Contains("(I/O threads: 1)", StringComparison.Ordinal));
+        string[] threads = Directory.GetDirectories($"/proc/{proxy.Process.Id}/task")
+            .Select(t => File.ReadAllText(Path.Combine(t, "comm")).Trim()).ToArray();
+        Assert.Equal(["pgproxy-io-0"], threads.Where(t => t.StartsWith("pgproxy-io-", StringComparison.Ordinal)));
 
         Signal(proxy.Process, "TERM");
         Assert.Equal(0, await proxy.WaitForExitAsync(TimeSpan.FromSeconds(30), ct));

@@ -137,7 +137,8 @@ internal sealed partial class AdminConsole
 
     /// <summary>
     /// PgBouncer's SHOW CONFIG: "ssss" (key, value, default, changeable), every key `pgproxy check` prints; keys outside
-    /// [proxy] are named section.key. changeable: whether SET can change it (the [proxy] keys but listen).
+    /// [proxy] are named section.key. changeable: whether SET can change it (the [proxy] keys but those only a restart
+    /// applies: listen, io_threads).
     /// </summary>
     private void ShowConfig()
     {
@@ -146,8 +147,9 @@ internal sealed partial class AdminConsole
         var rows = new List<string?[]>();
         foreach ((string key, string value) in values)
         {
-            // SET changes a [proxy] key live (all but listen); RELOAD changes the rest but for listen addresses and [log].
-            rows.Add([key, value, defaults.GetValueOrDefault(key, ""), !key.Contains('.', StringComparison.Ordinal) && key != "listen" ? "yes" : "no"]);
+            // SET changes a [proxy] key live, but for those only a restart applies (RELOAD keeps their running values).
+            bool changeable = !key.Contains('.', StringComparison.Ordinal) && !ConfigDiff.NeedsRestart("proxy." + key);
+            rows.Add([key, value, defaults.GetValueOrDefault(key, ""), changeable ? "yes" : "no"]);
         }
 
         Rows([("key", Text), ("value", Text), ("default", Text), ("changeable", Text)], rows);

@@ -9,9 +9,9 @@ namespace PgProxy.Core.Configuration;
 /// </summary>
 public static class ConfigDiff
 {
-    /// <summary>Keys a running proxy cannot change: the listen addresses, the log's setup and the OTLP export.</summary>
+    /// <summary>Keys a running proxy cannot change: the listen addresses, the I/O threads, the log's setup and the OTLP export.</summary>
     public static bool NeedsRestart(string key) =>
-        key is "proxy.listen" or "http.listen" || key.StartsWith("log.", StringComparison.Ordinal) || key.StartsWith("otel.", StringComparison.Ordinal);
+        key is "proxy.listen" or "proxy.io_threads" or "http.listen" || key.StartsWith("log.", StringComparison.Ordinal) || key.StartsWith("otel.", StringComparison.Ordinal);
 
     /// <summary>The changes from <paramref name="old"/> to <paramref name="next"/>, one line each ("key: old -> new").</summary>
     public static List<string> Changes(ProxyConfig old, UserList oldUsers, ProxyConfig next, UserList nextUsers)
@@ -100,7 +100,7 @@ public static class ConfigDiff
     /// <summary><paramref name="next"/> with the running values of the keys only a restart applies.</summary>
     public static ProxyConfig KeepRestartOnly(ProxyConfig running, ProxyConfig next) => next with
     {
-        Proxy = next.Proxy with { Listen = running.Proxy.Listen },
+        Proxy = next.Proxy with { Listen = running.Proxy.Listen, IoThreads = running.Proxy.IoThreads },
         Http = next.Http with { Listen = running.Http.Listen },
         Log = running.Log,
         Otel = running.Otel,

@@ -150,14 +150,15 @@ public sealed partial class ConfigLoader
 
     /// <summary>
     /// The admin console's SET: <paramref name="running"/> with one [proxy] key set to <paramref name="tomlValue"/> (a
-    /// TOML value: 30, "30s", true), validated as a loaded file is. The listen addresses cannot be set live.
+    /// TOML value: 30, "30s", true), validated as a loaded file is. Keys only a restart applies (the listen addresses,
+    /// the I/O threads) cannot be set live.
     /// </summary>
     public static ConfigResult Set(ProxyConfig running, string key, string tomlValue)
     {
         string name = $"SET {key}";
-        if (key == "listen")
+        if (ConfigDiff.NeedsRestart("proxy." + key))
         {
-            return new ConfigResult(null, [$"{name}: the listen addresses change only with a restart"]);
+            return new ConfigResult(null, [$"{name}: {key} changes only with a restart"]);
         }
 
         var loader = new ConfigLoader(name, _ => null);
@@ -187,6 +188,7 @@ public sealed partial class ConfigLoader
             "reserve_pool_timeout" => s with { ReservePoolTimeout = Duration(v, key, at) ?? s.ReservePoolTimeout },
             "max_db_connections" => s with { MaxDbConnections = Int(v, key, at, 0, 1_000_000) ?? s.MaxDbConnections },
             "max_client_conn" => s with { MaxClientConn = Int(v, key, at, 1, 1_000_000) ?? s.MaxClientConn },
+            "io_threads" => s with { IoThreads = Int(v, key, at, 0, MaxIoThreads) ?? s.IoThreads },
             "query_wait_timeout" => s with { QueryWaitTimeout = Duration(v, key, at) ?? s.QueryWaitTimeout },
             "client_login_timeout" => s with { ClientLoginTimeout = Duration(v, key, at) ?? s.ClientLoginTimeout },
             "client_idle_timeout" => s with { ClientIdleTimeout = Duration(v, key, at) ?? s.ClientIdleTimeout },
@@ -341,6 +343,9 @@ public sealed partial class ConfigLoader
 
     /// <summary>The largest peer_id: the id takes the top 14 bits of a 31-bit cancel key's process id.</summary>
     public const int MaxPeerId = 16383;
+
+    /// <summary>The most I/O threads io_threads may ask for.</summary>
+    public const int MaxIoThreads = 1024;
 
     private PeerConfig BindPeer(int id, TomlTable t) =>
         Section(t, $"peers.{id}", new PeerConfig { Id = id }, (s, key, v, at) => key switch

@@ -22,6 +22,7 @@ public static class ConfigPrinter
         sb.AppendLine($"reserve_pool_timeout = {Duration(p.ReservePoolTimeout)}");
         sb.AppendLine($"max_db_connections = {p.MaxDbConnections}");
         sb.AppendLine($"max_client_conn = {p.MaxClientConn}");
+        sb.AppendLine($"io_threads = {p.IoThreads}");
         sb.AppendLine($"query_wait_timeout = {Duration(p.QueryWaitTimeout)}");
         sb.AppendLine($"client_login_timeout = {Duration(p.ClientLoginTimeout)}");
         sb.AppendLine($"client_idle_timeout = {Duration(p.ClientIdleTimeout)}");

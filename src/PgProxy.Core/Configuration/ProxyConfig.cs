@@ -115,6 +115,12 @@ public sealed record ProxySection
     /// <summary>Client connections the proxy accepts in all. Default 100.</summary>
     public int MaxClientConn { get; init; } = 100;
 
+    /// <summary>
+    /// Threads that run the sockets' events (and the relaying that follows them); 0 = one per core. Only a restart
+    /// changes it. Default 0.
+    /// </summary>
+    public int IoThreads { get; init; }
+
     /// <summary>How long a client may wait for a backend before it gets an error; 0 = forever. Default 120 s.</summary>
     public TimeSpan QueryWaitTimeout { get; init; } = TimeSpan.FromSeconds(120);
 

@@ -149,6 +149,8 @@ public sealed class ProxyHost : IAsyncDisposable
     /// <summary>Builds and starts the proxy. <paramref name="configureLogging"/> installs the log provider.</summary>
     public static async Task<ProxyHost> StartAsync(ProxyConfig config, UserList users, Action<ILoggingBuilder> configureLogging, CancellationToken ct = default)
     {
+        // Before any socket: the loops' number is fixed at the first (a process has one set, shared by its hosts).
+        int ioThreads = Transport.PollGroup.Start(config.Proxy.IoThreads);
         HostApplicationBuilder builder = Host.CreateEmptyApplicationBuilder(new HostApplicationBuilderSettings { DisableDefaults = true });
         builder.Logging.ClearProviders();
         // The provider applies [log] level; the framework's default Information filter would hide debug and trace.
@@ -214,7 +216,7 @@ public sealed class ProxyHost : IAsyncDisposable
 
         foreach (IPEndPoint endpoint in host.Endpoints)
         {
-            logger.LogInformation(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "Listening"), "Listening for PostgreSQL clients on {Endpoint}", endpoint);
+            logger.LogInformation(new EventId(Core.Diagnostics.ProxyEventIds.Listening, "Listening"), "Listening for PostgreSQL clients on {Endpoint} (I/O threads: {IoThreads})", endpoint, ioThreads);
         }
 
         return host;

@@ -162,16 +162,41 @@ internal sealed unsafe class PollLoop
     }
 }
 
-/// <summary>The process's poll loops, one per core; descriptors are spread over them in turn.</summary>
+/// <summary>
+/// The process's poll loops ([proxy] io_threads of them, by default one per core); descriptors are spread over them in
+/// turn. A process has one set, made when the first proxy host starts (or, without one, at the first registration).
+/// </summary>
 internal static class PollGroup
 {
-    private static readonly PollLoop[] s_loops = CreateLoops();
+    private static readonly Lock s_creating = new();
+    private static PollLoop[]? s_loops;
     private static int s_next;
+
+    /// <summary>How many loops run (0 before the first is made).</summary>
+    internal static int Count => Volatile.Read(ref s_loops)?.Length ?? 0;
+
+    /// <summary>
+    /// Makes <paramref name="count"/> loops (0: one per core) unless the process has its loops already; returns how
+    /// many run.
+    /// </summary>
+    internal static int Start(int count)
+    {
+        lock (s_creating)
+        {
+            if (s_loops is null)
+            {
+                Volatile.Write(ref s_loops, CreateLoops(count > 0 ? count : Math.Max(1, Environment.ProcessorCount)));
+            }
+
+            return s_loops.Length;
+        }
+    }
 
     /// <summary>Registers with the next loop; that loop's thread runs the target's events from now on.</summary>
     internal static PollLoop Register(SafeHandle fd, IPollTarget target)
     {
-        PollLoop loop = s_loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)s_loops.Length)];
+        PollLoop[] loops = Volatile.Read(ref s_loops) ?? StartDefault();
+        PollLoop loop = loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
         SocketError error = loop.Add(fd, target);
         if (error != SocketError.Success)
         {
@@ -181,14 +206,20 @@ internal static class PollGroup
         return loop;
     }
 
-    private static PollLoop[] CreateLoops()
+    private static PollLoop[] StartDefault()
+    {
+        Start(0);
+        return s_loops!;
+    }
+
+    private static PollLoop[] CreateLoops(int count)
     {
         if (!OperatingSystem.IsLinux())
         {
             throw new PlatformNotSupportedException("PgProxy's socket transport uses epoll: it runs on Linux.");
         }
 
-        var loops = new PollLoop[Math.Max(1, Environment.ProcessorCount)];
+        var loops = new PollLoop[count];
         for (int i = 0; i < loops.Length; i++)
         {
             loops[i] = new PollLoop(i);

@@ -85,6 +85,7 @@ public sealed class ConfigLoaderTests
         Assert.Contains(ConfigLoader.Set(running, "default_pool_size", "1").Errors, e => e.Contains("min_pool_size must not exceed", StringComparison.Ordinal));
         Assert.Contains(ConfigLoader.Set(running, "nosuch", "1").Errors, e => e.Contains("unknown key 'nosuch' in [proxy]", StringComparison.Ordinal));
         Assert.Contains(ConfigLoader.Set(running, "listen", "\"0.0.0.0:1\"").Errors, e => e.Contains("only with a restart", StringComparison.Ordinal));
+        Assert.Contains(ConfigLoader.Set(running, "io_threads", "1").Errors, e => e.Contains("SET io_threads: io_threads changes only with a restart", StringComparison.Ordinal));
         Assert.NotEmpty(ConfigLoader.Set(running, "query_timeout", "5").Errors);
         Assert.NotEmpty(ConfigLoader.Set(running, "default_pool_size", "[").Errors);
     }
@@ -93,7 +94,7 @@ public sealed class ConfigLoaderTests
     public void Diff_NamesChangedKeys_AddedAndRemovedSections_AndChangedPasswordsWithoutTheirValues()
     {
         ProxyConfig old = Load("[proxy]\ndefault_pool_size = 10\n" + Minimal + "\npassword = \"old-secret\"\n[databases.gone]\nhost = \"h\"\n").Config!;
-        ProxyConfig next = Load("[proxy]\ndefault_pool_size = 12\nlisten = \"0.0.0.0:7000\"\n" + Minimal +
+        ProxyConfig next = Load("[proxy]\ndefault_pool_size = 12\nlisten = \"0.0.0.0:7000\"\nio_threads = 3\n" + Minimal +
                                 "\npassword = \"new-secret\"\n[databases.fresh]\nhost = \"h\"\n").Config!;
         List<string> changes = ConfigDiff.Changes(old, Core.Auth.UserList.Empty, next, Core.Auth.UserList.Empty);
         Assert.Contains("proxy.default_pool_size: 10 -> 12", changes);
@@ -102,10 +103,22 @@ public sealed class ConfigLoaderTests
         Assert.Contains("databases.app.password: changed", changes);
         Assert.DoesNotContain(changes, c => c.Contains("secret", StringComparison.Ordinal));
 
-        Assert.Equal(["proxy.listen"], ConfigDiff.RestartOnly(old, next));
+        Assert.Equal(["proxy.listen", "proxy.io_threads"], ConfigDiff.RestartOnly(old, next));
         ProxyConfig applied = ConfigDiff.KeepRestartOnly(old, next);
         Assert.Equal(old.Proxy.Listen, applied.Proxy.Listen);
+        Assert.Equal(0, applied.Proxy.IoThreads);
         Assert.Equal(12, applied.Proxy.DefaultPoolSize);
+    }
+
+    [Fact]
+    public void IoThreads_IsACount_ZeroMeaningOnePerCore()
+    {
+        Assert.Equal(0, Load(Minimal).Config!.Proxy.IoThreads);
+        Assert.Equal(1, Load("[proxy]\nio_threads = 1\n" + Minimal).Config!.Proxy.IoThreads);
+        Assert.Contains("io_threads = 4", ConfigPrinter.Print(Load("[proxy]\nio_threads = 4\n" + Minimal).Config!), StringComparison.Ordinal);
+        Assert.Contains(Load("[proxy]\nio_threads = -1\n" + Minimal).Errors, e => e.Contains("io_threads", StringComparison.Ordinal));
+        Assert.Contains(Load("[proxy]\nio_threads = 1025\n" + Minimal).Errors, e => e.Contains("io_threads", StringComparison.Ordinal));
+        Assert.NotEmpty(Load("[proxy]\nio_threads = \"2\"\n" + Minimal).Errors);
     }
 
     [Fact]
