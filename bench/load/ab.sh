@@ -35,8 +35,8 @@ as_pg "$PG_BIN/pg_ctl" -D "$RUN/data" -l "$RUN/pg.log" -w -o "-p 15540 -k $RUN -
 as_pg "$PG_BIN/psql" -h "$RUN" -p 15540 -U postgres -qX -c "CREATE DATABASE bench" >/dev/null
 "$PG_BIN/pgbench" -h 127.0.0.1 -p 15540 -U postgres -i -s 10 -q bench >/dev/null 2>&1
 printf '"postgres" "x"\n' > "$RUN/users.txt"
-# start NAME DLL PORT [ENV] [PROXY LINES]: a proxy with trust, pool 20, no ops port (the two must not share one; a build older than the
-# ops port has no [http] section and is given none).
+# start NAME DLL PORT [ENV] [PROXY LINES]: a proxy with trust, pool 20, no ops port (the two must not share one; a
+# build older than the ops port has no [http] section and is given none).
 start() {
   local http=$'[http]\nlisten = ""'
   # A build is a .dll (run by dotnet) or a native executable (scripts/publish.sh), run directly.
