@@ -8,6 +8,7 @@
 #  - CPU while the clients sit idle (no timeouts configured, then with client_idle_timeout set far in the future).
 # Three poolers by default, each a column: PgBouncer; "pgproxy", the Native AOT executable the image ships
 # (scripts/publish.sh, or PROXY_BIN); "pgproxy-jit", the build `dotnet pgproxy.dll` runs (scripts/dev.sh; or PROXY_DLL).
+# A fourth, "pgproxy-1thread", is the native executable with [proxy] io_threads = 1.
 # Writes bench/results/latest-idle.md. Bounded: every holder process exits by itself; every wait has a cap.
 #   bench/load/idle.sh                       # steps 5000 15000
 #   STEPS="1000 3000" bench/load/idle.sh     # smaller
@@ -15,7 +16,8 @@
 #   POOLERS=pgproxy-jit PROXY_ENV="DOTNET_GCgen0size=0x400000" bench/load/idle.sh   # try a runtime setting
 #   PROXY_DLL=/tmp/old/pgproxy.dll POOLERS=pgproxy-jit bench/load/idle.sh           # another JIT build
 #   PROXY_BIN=/tmp/aot/pgproxy POOLERS=pgproxy bench/load/idle.sh                   # another native executable
-#   PROXY_SETTINGS="io_threads = 1" POOLERS="pgbouncer pgproxy" bench/load/idle.sh  # lines added to PgProxy's [proxy]
+#   POOLERS="pgbouncer pgproxy pgproxy-1thread" bench/load/idle.sh                 # one socket thread beside the default
+#   PROXY_SETTINGS="client_login_timeout = \"5s\"" bench/load/idle.sh   # lines added to every PgProxy's [proxy]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
@@ -24,7 +26,8 @@ SCRAM_LOGINS=${SCRAM_LOGINS:-3000}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
 OUT=${OUT:-$ROOT/bench/results}
 UPDATE_README=${UPDATE_README:-0}
-POOLERS=${POOLERS:-"pgbouncer pgproxy pgproxy-jit"}
+DEFAULT_POOLERS="pgbouncer pgproxy pgproxy-jit"
+POOLERS=${POOLERS:-$DEFAULT_POOLERS}
 PROXY_ENV=${PROXY_ENV:-}
 PROXY_SETTINGS=${PROXY_SETTINGS:-}
 scripts/ensure-deps.sh
@@ -58,7 +61,7 @@ dotnet build src/PgProxy -c Release --nologo -v quiet >/dev/null
 dotnet build bench/IdleClients -c Release --nologo -v quiet >/dev/null
 PROXY_DLL=${PROXY_DLL:-src/PgProxy/bin/Release/net10.0/pgproxy.dll}
 PROXY_BIN=${PROXY_BIN:-}
-if [[ " $POOLERS " == *" pgproxy "* ]] && [ -z "$PROXY_BIN" ]; then
+if [[ " $POOLERS " == *" pgproxy "* || " $POOLERS " == *" pgproxy-1thread "* ]] && [ -z "$PROXY_BIN" ]; then
   echo "Publishing the native executable (scripts/publish.sh, 2-3 minutes)..." >&2
   PROXY_BIN=$(scripts/publish.sh "$RUN/publish")
 fi
@@ -122,7 +125,8 @@ INI
       for _ in $(seq 1 50); do p=$(pgrep -n -u postgres -f "pgbouncer -q $RUN/pgbouncer.ini" || true); [ -n "$p" ] && break; sleep 0.1; done
       [ -n "$p" ] || { echo "PgBouncer did not start"; cat "$RUN/pgbouncer.log"; exit 1; }
       POOLER=$p;;
-    pgproxy|pgproxy-jit)
+    pgproxy|pgproxy-jit|pgproxy-1thread)
+      local threads=""; [ "$name" = pgproxy-1thread ] && threads="io_threads = 1"
       cat > "$RUN/proxy.toml" <<TOML
 [proxy]
 listen = "127.0.0.1:$POOLER_PORT"
@@ -130,6 +134,7 @@ pool_mode = "transaction"
 default_pool_size = 20
 max_client_conn = $((MAX + 100))
 client_idle_timeout = "${idle_timeout}s"
+$threads
 $PROXY_SETTINGS
 [auth]
 type = "$auth"
@@ -142,8 +147,8 @@ listen = ""
 host = "127.0.0.1"
 port = $PG_PORT
 TOML
-      # pgproxy-jit runs the .dll on the shared runtime; pgproxy the native executable.
-      launcher=(dotnet "$PROXY_DLL"); [ "$name" = pgproxy ] && launcher=("$PROXY_BIN")
+      # pgproxy-jit runs the .dll on the shared runtime; the others the native executable.
+      launcher=("$PROXY_BIN"); [ "$name" = pgproxy-jit ] && launcher=(dotnet "$PROXY_DLL")
       # shellcheck disable=SC2086
       env $PROXY_ENV "${launcher[@]}" run --config "$RUN/proxy.toml" 2> "$RUN/pgproxy.log" &
       POOLER=$!;;
@@ -234,10 +239,11 @@ REPORT="$OUT/latest-idle.md"
 {
   echo "# Idle clients and logins, PgProxy vs PgBouncer ($(date -u +%Y-%m-%d), each pooler a fresh process)"
   echo
-  echo "Command: \`STEPS=\"$STEPS\"${PROXY_SETTINGS:+ PROXY_SETTINGS=\"$PROXY_SETTINGS\"} bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added; PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
+  poolers_spec=""; [ "$POOLERS" != "$DEFAULT_POOLERS" ] && poolers_spec=" POOLERS=\"$POOLERS\""
+  echo "Command: \`STEPS=\"$STEPS\"$poolers_spec${PROXY_SETTINGS:+ PROXY_SETTINGS=\"$PROXY_SETTINGS\"} bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added; PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
   echo
   # One column per pooler, in POOLERS order; a cell is "-" where that figure was not measured.
-  declare -A TITLE=([pgbouncer]="PgBouncer" [pgproxy]="PgProxy (native, as the image ships)" [pgproxy-jit]="PgProxy (JIT, dotnet pgproxy.dll)")
+  declare -A TITLE=([pgbouncer]="PgBouncer" [pgproxy]="PgProxy (native, as the image ships)" [pgproxy-jit]="PgProxy (JIT, dotnet pgproxy.dll)" [pgproxy-1thread]="PgProxy (native, io_threads = 1)")
   row() { local line="| $1 |" t; shift; for t in $POOLERS; do line+=" $("$@" "$t") |"; done; echo "$line"; }
   field() { local v; IFS='|' read -r -a v <<< "${R[$2|$1]:--|-|-|-|-|-}"; echo "${v[$3]}"; }
   memory() { local per heap; per=$(field "$step" "$1" 2); heap=$(field "$step" "$1" 3); [ "$heap" = - ] && echo "$per B" || echo "$per B (live heap $heap B)"; }
