@@ -172,30 +172,16 @@ internal static class PollGroup
     private static PollLoop[]? s_loops;
     private static int s_next;
 
-    /// <summary>How many loops run (0 before the first is made).</summary>
-    internal static int Count => Volatile.Read(ref s_loops)?.Length ?? 0;
-
     /// <summary>
     /// Makes <paramref name="count"/> loops (0: one per core) unless the process has its loops already; returns how
     /// many run.
     /// </summary>
-    internal static int Start(int count)
-    {
-        lock (s_creating)
-        {
-            if (s_loops is null)
-            {
-                Volatile.Write(ref s_loops, CreateLoops(count > 0 ? count : Math.Max(1, Environment.ProcessorCount)));
-            }
-
-            return s_loops.Length;
-        }
-    }
+    internal static int Start(int count) => Loops(count).Length;
 
     /// <summary>Registers with the next loop; that loop's thread runs the target's events from now on.</summary>
     internal static PollLoop Register(SafeHandle fd, IPollTarget target)
     {
-        PollLoop[] loops = Volatile.Read(ref s_loops) ?? StartDefault();
+        PollLoop[] loops = Volatile.Read(ref s_loops) ?? Loops(0);
         PollLoop loop = loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
         SocketError error = loop.Add(fd, target);
         if (error != SocketError.Success)
@@ -206,10 +192,13 @@ internal static class PollGroup
         return loop;
     }
 
-    private static PollLoop[] StartDefault()
+    /// <summary>The process's loops, made now (<paramref name="count"/> of them, 0: one per core) if there are none yet.</summary>
+    private static PollLoop[] Loops(int count)
     {
-        Start(0);
-        return s_loops!;
+        lock (s_creating)
+        {
+            return s_loops ??= CreateLoops(count > 0 ? count : Math.Max(1, Environment.ProcessorCount));
+        }
     }
 
     private static PollLoop[] CreateLoops(int count)
