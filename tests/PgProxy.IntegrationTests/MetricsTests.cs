@@ -16,8 +16,6 @@ namespace PgProxy.IntegrationTests;
 [Collection(PostgresCollection.Name)]
 public sealed class MetricsTests(PostgresFixture pg)
 {
-    private static readonly HttpClient s_http = new() { Timeout = TimeSpan.FromSeconds(20) };
-
     [Fact(Timeout = 90_000)]
     public async Task ErrorsRefusalsConnectFailuresAndHistograms_AreInMetrics_AndOnTheMeter()
     {
@@ -65,7 +63,7 @@ public sealed class MetricsTests(PostgresFixture pg)
 
         Pool pool = proxy.Services.Pools.Pools.Single(p => p.Key.Database == PostgresFixture.Database);
         await Await.UntilAsync(() => pool.Counts.Active == 0, ct);
-        string text = await s_http.GetStringAsync($"http://{proxy.Host.OpsEndpoint}/metrics", ct);
+        string text = await HttpProbe.Client.GetStringAsync($"http://{proxy.Host.OpsEndpoint}/metrics", ct);
         string labels = $"database=\"{PostgresFixture.Database}\",user=\"{PostgresFixture.Alice}\"";
         Assert.Equal(1, PromText.Value(text, $"pgproxy_pool_errors_total{{{labels},sqlstate=\"22012\"}}"));
         Assert.True(PromText.Value(text, "pgproxy_login_refusals_total{sqlstate=\"3D000\"}") >= 1, text);
@@ -111,7 +109,7 @@ public sealed class MetricsTests(PostgresFixture pg)
             TimeSpan.FromSeconds(30), Env(proxy.Port, "pgbouncer"), ct: ct);
         Assert.True(show.ExitCode == 0, show.All);
         string[] row = show.StdOut.Split('\n').Single(l => l.StartsWith(PostgresFixture.Database + "|", StringComparison.Ordinal)).Split('|');
-        string text = await s_http.GetStringAsync($"http://{proxy.Host.OpsEndpoint}/metrics", ct);
+        string text = await HttpProbe.Client.GetStringAsync($"http://{proxy.Host.OpsEndpoint}/metrics", ct);
         string labels = $"database=\"{PostgresFixture.Database}\",user=\"{PostgresFixture.Alice}\"";
         long transactions = long.Parse(row[2], CultureInfo.InvariantCulture);
         Assert.True(transactions >= 200, show.StdOut); // pgbench's 200, and its own queries at connect
@@ -131,12 +129,12 @@ public sealed class MetricsTests(PostgresFixture pg)
         int closed = Await.FreePort();
         await using TestProxy down = await TestProxy.StartAsync(pg, databases: $"[databases.{PostgresFixture.Database}]\nhost = \"127.0.0.1\"\nport = {closed}\n",
             http: "127.0.0.1:0", extra: "", httpExtra: "readyz_requires_server = true");
-        using HttpResponseMessage notReady = await s_http.GetAsync($"http://{down.Host.OpsEndpoint}/readyz", ct);
+        using HttpResponseMessage notReady = await HttpProbe.Client.GetAsync($"http://{down.Host.OpsEndpoint}/readyz", ct);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, notReady.StatusCode);
         Assert.Contains($"no server reachable: 127.0.0.1:{closed}", await notReady.Content.ReadAsStringAsync(ct), StringComparison.Ordinal);
 
         await using TestProxy up = await TestProxy.StartAsync(pg, http: "127.0.0.1:0", httpExtra: "readyz_requires_server = true");
-        using HttpResponseMessage ready = await s_http.GetAsync($"http://{up.Host.OpsEndpoint}/readyz", ct);
+        using HttpResponseMessage ready = await HttpProbe.Client.GetAsync($"http://{up.Host.OpsEndpoint}/readyz", ct);
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
     }
 

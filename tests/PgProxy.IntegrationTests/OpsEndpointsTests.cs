@@ -11,8 +11,6 @@ namespace PgProxy.IntegrationTests;
 [Collection(PostgresCollection.Name)]
 public sealed class OpsEndpointsTests(PostgresFixture pg)
 {
-    private static readonly HttpClient s_http = new() { Timeout = TimeSpan.FromSeconds(20) };
-
     [Fact(Timeout = 60_000)]
     public async Task Probes_AnswerAsKubernetesExpects_AndUnknownPathsAndMethodsAreRefused()
     {
@@ -20,20 +18,20 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         string ops = OpsUrl(proxy);
         CancellationToken ct = TestContext.Current.CancellationToken;
 
-        using HttpResponseMessage health = await s_http.GetAsync(ops + "/healthz", ct);
+        using HttpResponseMessage health = await HttpProbe.Client.GetAsync(ops + "/healthz", ct);
         Assert.Equal(HttpStatusCode.OK, health.StatusCode);
-        using HttpResponseMessage ready = await s_http.GetAsync(ops + "/readyz", ct);
+        using HttpResponseMessage ready = await HttpProbe.Client.GetAsync(ops + "/readyz", ct);
         Assert.Equal(HttpStatusCode.OK, ready.StatusCode);
-        using HttpResponseMessage missing = await s_http.GetAsync(ops + "/nope", ct);
+        using HttpResponseMessage missing = await HttpProbe.Client.GetAsync(ops + "/nope", ct);
         Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
-        using HttpResponseMessage post = await s_http.PostAsync(ops + "/metrics", new StringContent(""), ct);
+        using HttpResponseMessage post = await HttpProbe.Client.PostAsync(ops + "/metrics", new StringContent(""), ct);
         Assert.Equal(HttpStatusCode.MethodNotAllowed, post.StatusCode);
 
         // Shutdown begins: readiness fails at once, liveness stays, and clients are still served.
         proxy.Host.BeginDrain();
-        using HttpResponseMessage draining = await s_http.GetAsync(ops + "/readyz", ct);
+        using HttpResponseMessage draining = await HttpProbe.Client.GetAsync(ops + "/readyz", ct);
         Assert.Equal(HttpStatusCode.ServiceUnavailable, draining.StatusCode);
-        using HttpResponseMessage stillAlive = await s_http.GetAsync(ops + "/healthz", ct);
+        using HttpResponseMessage stillAlive = await HttpProbe.Client.GetAsync(ops + "/healthz", ct);
         Assert.Equal(HttpStatusCode.OK, stillAlive.StatusCode);
         await using NpgsqlConnection conn = await proxy.OpenAsync(ct: ct);
         await using var cmd = new NpgsqlCommand("SELECT 7", conn);
@@ -60,7 +58,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         await Await.UntilAsync(() => pool.Counts.Waiting == 1, ct);
         await Task.Delay(300, ct); // so that maxwait is clearly above zero
 
-        string text = await s_http.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
+        string text = await HttpProbe.Client.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
         string labels = $"database=\"{PostgresFixture.Database}\",user=\"{PostgresFixture.Alice}\"";
         Assert.Equal(1, PromText.Value(text, $"pgproxy_pool_servers{{{labels},state=\"active\"}}"));
         Assert.Equal(0, PromText.Value(text, $"pgproxy_pool_servers{{{labels},state=\"idle\"}}"));
@@ -76,7 +74,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         await tx.CommitAsync(ct);
         Assert.Equal(2, await waiting);
         await Await.UntilAsync(() => pool.Counts.Waiting == 0, ct);
-        string after = await s_http.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
+        string after = await HttpProbe.Client.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
         Assert.Equal(0, PromText.Value(after, $"pgproxy_pool_clients{{{labels},state=\"waiting\"}}"));
         Assert.Equal(0, PromText.Value(after, $"pgproxy_pool_maxwait_seconds{{{labels}}}"));
     }
@@ -115,7 +113,7 @@ public sealed class OpsEndpointsTests(PostgresFixture pg)
         Assert.Equal(21, after.ServerAssignments - before.ServerAssignments); // transaction mode: a server per transaction
 
         // The console and /metrics show the same totals.
-        string text = await s_http.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
+        string text = await HttpProbe.Client.GetStringAsync(OpsUrl(proxy) + "/metrics", ct);
         string labels = $"database=\"{PostgresFixture.Database}\",user=\"{PostgresFixture.Alice}\"";
         Assert.Equal(after.Transactions, PromText.Value(text, $"pgproxy_pool_transactions_total{{{labels}}}"));
         Assert.Equal(after.Queries, PromText.Value(text, $"pgproxy_pool_queries_total{{{labels}}}"));

@@ -17,7 +17,6 @@ namespace PgProxy.IntegrationTests;
 [Collection(PostgresCollection.Name)]
 public sealed class ShippedBinaryTests(PostgresFixture pg) : IDisposable
 {
-    private static readonly HttpClient s_http = new() { Timeout = TimeSpan.FromSeconds(20) };
     private readonly string _dir = Users(Directory.CreateTempSubdirectory("pgproxy-binary").FullName);
 
     [Fact(Timeout = 120_000)]
@@ -61,7 +60,7 @@ public sealed class ShippedBinaryTests(PostgresFixture pg) : IDisposable
         Assert.Contains($"{PostgresFixture.Database}|{PostgresFixture.Alice}|", pools.StdOut, StringComparison.Ordinal);
 
         // The ops port: /metrics in Prometheus' text format with the pool's counters, and `pgproxy health`.
-        string metrics = await s_http.GetStringAsync(ops + "/metrics", ct);
+        string metrics = await HttpProbe.Client.GetStringAsync(ops + "/metrics", ct);
         await PromText.CheckAsync(metrics, ct);
         Assert.True(PromText.Value(metrics, $"pgproxy_pool_logins_total{{database=\"{PostgresFixture.Database}\",user=\"{PostgresFixture.Alice}\"}}") >= 2, metrics);
         ProcessRunner.Result health = await RunAsync(["health", "--url", ops + "/healthz"], ct);
