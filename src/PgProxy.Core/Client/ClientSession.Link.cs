@@ -25,14 +25,15 @@ public sealed partial class ClientSession
             return LinkSlowAsync(relay, pool, detached, null);
         }
 
-        ValueTask<BackendConnection> acquire = pool.AcquireAsync(_connection.ConnectionClosed);
-        if (!acquire.IsCompletedSuccessfully)
+        // The connection's ConnectionClosed token (a cancellation source, kept for the client's life) is made only
+        // when the client has to wait for a backend: most links find one idle.
+        if (!pool.TryAcquireIdle(out BackendConnection? backend))
         {
+            ValueTask<BackendConnection> acquire = pool.AcquireAsync(_connection.ConnectionClosed);
             relay.BeginLink();
             return LinkSlowAsync(relay, pool, default, acquire);
         }
 
-        BackendConnection backend = acquire.Result;
         if (NeedsCheck(pool, backend) || !ReferenceEquals(backend.Session.SyncedSettings, relay.View!.Key) || HasPendingOutput)
         {
             relay.BeginLink();

@@ -41,8 +41,11 @@ public sealed partial class Pool
         Stats = new PoolStats(Time.TimestampFrequency, instruments, [new("database", key.Database), new("user", key.User)]);
     }
 
-    /// <summary>The shared limiters this pool counts against.</summary>
-    internal IReadOnlyList<ConnectionLimiter> Limiters => _limiters;
+    /// <summary>
+    /// The shared limiters this pool counts against. A span, not a list interface: a foreach over the interface
+    /// allocates an enumerator, and every released transaction looks at them (PoolManager.OthersWaitOnAFullLimiter).
+    /// </summary>
+    internal ReadOnlySpan<ConnectionLimiter> Limiters => _limiters;
 
     /// <summary>The pool's key.</summary>
     public PoolKey Key { get; }
@@ -308,19 +311,28 @@ public sealed partial class Pool
     /// Gets a backend for a client: an idle one at once, a new one while under pool_size, otherwise waits in line
     /// until query_wait_timeout (then throws a 53300 error that names the timeout).
     /// </summary>
-    public ValueTask<BackendConnection> AcquireAsync(CancellationToken ct)
+    public ValueTask<BackendConnection> AcquireAsync(CancellationToken ct) =>
+        TryAcquireIdle(out BackendConnection? idle) ? new ValueTask<BackendConnection>(idle) : AcquireSlowAsync(ct);
+
+    /// <summary>
+    /// <see cref="AcquireAsync"/>'s fast path alone: an idle backend now, when one is free and nobody waits. A caller
+    /// whose cancellation token costs something to make (a client connection's ConnectionClosed makes a cancellation
+    /// source, kept for the connection's life) asks this first and makes the token only to wait.
+    /// </summary>
+    public bool TryAcquireIdle([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BackendConnection? backend)
     {
         lock (_lock)
         {
             ThrowIfClosed();
-            if (!_paused && _waiters.Count == 0 && TryTakeIdleLocked(out BackendConnection? idle))
+            if (!_paused && _waiters.Count == 0 && TryTakeIdleLocked(out backend))
             {
                 Stats.Assigned(0);
-                return new ValueTask<BackendConnection>(idle);
+                return true;
             }
         }
 
-        return AcquireSlowAsync(ct);
+        backend = null;
+        return false;
     }
 
     private async ValueTask<BackendConnection> AcquireSlowAsync(CancellationToken ct)

@@ -64,16 +64,17 @@ public sealed class StartupPacket
     /// <summary>Looks up a parameter by name (the last occurrence wins, as in PG).</summary>
     public string? Get(string name)
     {
-        string? found = null;
-        foreach (KeyValuePair<string, string> p in Parameters)
+        // By index: a foreach over the list interface would allocate an enumerator on every login's lookups.
+        IReadOnlyList<KeyValuePair<string, string>> parameters = Parameters;
+        for (int i = parameters.Count - 1; i >= 0; i--)
         {
-            if (p.Key == name)
+            if (parameters[i].Key == name)
             {
-                found = p.Value;
+                return parameters[i].Value;
             }
         }
 
-        return found;
+        return null;
     }
 
     /// <summary>
