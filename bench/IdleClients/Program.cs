@@ -1,15 +1,19 @@
 using System.Diagnostics;
 using Npgsql;
 
-// Opens N client connections through a pooler (log in, run nothing), prints READY with the time taken, holds them
-// for the given seconds (or until killed) and exits. Used by bench/load/compare.sh to measure the pooler's
-// resident memory per idle client. Bounded: a deadline on the whole run.
-//   IdleClients "Host=127.0.0.1;Port=6432;Username=u;Password=p;Database=d" 5000 60
-if (args.Length < 3 || !int.TryParse(args[1], out int count) || !int.TryParse(args[2], out int holdSeconds))
+// Opens N client connections through a pooler (log in, run nothing, or with "query" one SELECT 1 each), prints
+// READY with the time taken, holds them for the given seconds (or until killed) and exits. Used by
+// bench/load/compare.sh and bench/load/idle.sh to measure the pooler's resident memory per idle client. Bounded: a
+// deadline on the whole run.
+//   IdleClients "Host=127.0.0.1;Port=6432;Username=u;Password=p;Database=d" 5000 60 [query]
+if (args.Length < 3 || !int.TryParse(args[1], out int count) || !int.TryParse(args[2], out int holdSeconds) ||
+    (args.Length > 3 && args[3] != "query"))
 {
-    Console.Error.WriteLine("usage: IdleClients CONNECTION_STRING COUNT HOLD_SECONDS");
+    Console.Error.WriteLine("usage: IdleClients CONNECTION_STRING COUNT HOLD_SECONDS [query]");
     return 2;
 }
+
+bool query = args.Length > 3;
 
 var builder = new NpgsqlDataSourceBuilder(args[0]);
 builder.ConnectionStringBuilder.Pooling = false;
@@ -27,6 +31,12 @@ await Parallel.ForAsync(0, count, new ParallelOptions { MaxDegreeOfParallelism =
     try
     {
         await c.OpenAsync(ct);
+        if (query)
+        {
+            await using NpgsqlCommand command = new("SELECT 1", c);
+            await command.ExecuteScalarAsync(ct);
+        }
+
         connections[i] = c;
     }
     catch (Exception ex) when (ex is NpgsqlException or TimeoutException or IOException)

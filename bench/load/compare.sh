@@ -293,7 +293,7 @@ if [ "$POOL_MODE" = transaction ] && [ "$IDLE_CLIENTS" -gt 0 ]; then
     timeout 900 dotnet "$IDLE_TOOL" "Host=127.0.0.1;Port=$port;Username=postgres;Password=$PASSWORD;Database=bench;SSL Mode=Disable" "$IDLE_CLIENTS" 600 > "$fifo" 2>&1 &
     holder=$!
     for _ in $(seq 1 600); do grep -q READY "$fifo" && break; kill -0 "$holder" 2>/dev/null || break; sleep 1; done
-    sleep 3
+    sleep 8 # idle longer than PgProxy's memory_trim_delay (5 s), after which it returns the logins' garbage
     after=$(rss_kb "$pid")
     ready=$(grep -m1 READY "$fifo" || tail -2 "$fifo")
     kill "$holder" 2>/dev/null || true

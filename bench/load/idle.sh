@@ -6,6 +6,8 @@
 #  - CPU per login (startup to ReadyForQuery), with trust and with SCRAM when both poolers verify from the same
 #    stored verifier (userlist holds PostgreSQL's SCRAM-SHA-256$... secret, so neither runs PBKDF2 per login);
 #  - CPU while the clients sit idle (no timeouts configured, then with client_idle_timeout set far in the future).
+# After a step's logins the clients sit idle SETTLE_SECONDS (8) before its memory is read, longer than PgProxy's
+# memory_trim_delay (5 s): what the pooler does in that time (PgProxy's heap compaction) is its own row, CPU per login.
 # Three poolers by default, each a column: PgBouncer; "pgproxy", the Native AOT executable the image ships
 # (scripts/publish.sh, or PROXY_BIN); "pgproxy-jit", the build `dotnet pgproxy.dll` runs (scripts/dev.sh; or PROXY_DLL).
 # A fourth, "pgproxy-1thread", is the native executable with [proxy] io_threads = 1.
@@ -24,6 +26,7 @@ ROOT=$(pwd)
 STEPS=${STEPS:-"5000 15000"}
 SCRAM_LOGINS=${SCRAM_LOGINS:-3000}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
+SETTLE_SECONDS=${SETTLE_SECONDS:-8}
 OUT=${OUT:-$ROOT/bench/results}
 UPDATE_README=${UPDATE_README:-0}
 DEFAULT_POOLERS="pgbouncer pgproxy pgproxy-jit"
@@ -200,16 +203,17 @@ for t in $POOLERS; do
     cpu_begin "$POOLER"
     open_clients $((step - prev)); opened=$OPENED
     login_cpu=$(cpu_end_us "$POOLER")
-    sleep 3
+    cpu_begin "$POOLER"; sleep "$SETTLE_SECONDS"; settle_cpu=$(cpu_end_us "$POOLER")
     rss=$(rss_kb "$POOLER")
     cpu_begin "$POOLER"; sleep "$IDLE_SECONDS"; idle_cpu=$(cpu_end_us "$POOLER")
     heap="-"; [ "$t" = pgproxy-jit ] && heap=$(live_heap_kb "$POOLER")
     login_us=$(awk -v d="$login_cpu" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", d / n; else print "-"}')
+    settle_us=$(awk -v d="$settle_cpu" -v n="$opened" 'BEGIN {if (n > 0) printf "%.1f", d / n; else print "-"}')
     per=$(awk -v a="$rss" -v b="$prev_rss" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", (a - b) * 1024 / n; else print "-"}')
     heap_per=$(awk -v a="$heap" -v b="$prev_heap" -v n="$opened" 'BEGIN {if (n > 0 && a != "-" && b != "-") printf "%.0f", (a - b) * 1024 / n; else print "-"}')
     idle_ms=$(awk -v d="$idle_cpu" -v s="$IDLE_SECONDS" 'BEGIN {printf "%.2f", d / s / 1000}')
-    R["$t|$step"]="$opened|$rss|$per|$heap_per|$login_us|$idle_ms"
-    echo "$t trust step $step: opened $opened, rss ${rss} kB ($per B per client of this step), live heap $heap kB ($heap_per B per client), login $login_us us CPU, idle $idle_ms ms CPU per s" >&2
+    R["$t|$step"]="$opened|$rss|$per|$heap_per|$login_us|$idle_ms|$settle_us"
+    echo "$t trust step $step: opened $opened, rss ${rss} kB ($per B per client of this step), live heap $heap kB ($heap_per B per client), login $login_us us CPU, settling $settle_us us CPU per login, idle $idle_ms ms CPU per s" >&2
     prev=$step; prev_rss=$rss; prev_heap=$heap
   done
   stop_holders; stop_pooler
@@ -218,7 +222,7 @@ for t in $POOLERS; do
   start_pooler "$t" trust "$RUN/userlist-plain.txt" 3600
   first=${STEPS%% *}
   open_clients "$first"; opened=$OPENED
-  sleep 3
+  sleep "$SETTLE_SECONDS"
   cpu_begin "$POOLER"; sleep "$IDLE_SECONDS"; idle_cpu=$(cpu_end_us "$POOLER")
   R["$t|timeout"]=$(awk -v d="$idle_cpu" -v s="$IDLE_SECONDS" 'BEGIN {printf "%.2f", d / s / 1000}')
   echo "$t with client_idle_timeout: $opened idle clients, ${R[$t|timeout]} ms CPU per s" >&2
@@ -240,15 +244,16 @@ REPORT="$OUT/latest-idle.md"
   echo "# Idle clients and logins, PgProxy vs PgBouncer ($(date -u +%Y-%m-%d), each pooler a fresh process)"
   echo
   poolers_spec=""; [ "$POOLERS" != "$DEFAULT_POOLERS" ] && poolers_spec=" POOLERS=\"$POOLERS\""
-  echo "Command: \`STEPS=\"$STEPS\"$poolers_spec${PROXY_SETTINGS:+ PROXY_SETTINGS=\"$PROXY_SETTINGS\"} bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added; PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
+  echo "Command: \`STEPS=\"$STEPS\"$poolers_spec${PROXY_SETTINGS:+ PROXY_SETTINGS=\"$PROXY_SETTINGS\"} bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added, read once the step's clients have sat idle ${SETTLE_SECONDS} s (longer than PgProxy's memory_trim_delay, 5 s: the CPU it spends on that compaction is the row after the login row, per login of the step); PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
   echo
   # One column per pooler, in POOLERS order; a cell is "-" where that figure was not measured.
   declare -A TITLE=([pgbouncer]="PgBouncer" [pgproxy]="PgProxy (native, as the image ships)" [pgproxy-jit]="PgProxy (JIT, dotnet pgproxy.dll)" [pgproxy-1thread]="PgProxy (native, io_threads = 1)")
   row() { local line="| $1 |" t; shift; for t in $POOLERS; do line+=" $("$@" "$t") |"; done; echo "$line"; }
-  field() { local v; IFS='|' read -r -a v <<< "${R[$2|$1]:--|-|-|-|-|-}"; echo "${v[$3]}"; }
+  field() { local v; IFS='|' read -r -a v <<< "${R[$2|$1]:--|-|-|-|-|-|-}"; echo "${v[$3]}"; }
   memory() { local per heap; per=$(field "$step" "$1" 2); heap=$(field "$step" "$1" 3); [ "$heap" = - ] && echo "$per B" || echo "$per B (live heap $heap B)"; }
   login() { echo "$(field "$step" "$1" 4) µs"; }
   idle() { echo "$(field "$step" "$1" 5) ms/s"; }
+  settle() { echo "$(field "$step" "$1" 6) µs"; }
   simple() { echo "${R[$1|$KEY]:--} $UNIT"; }
   header="| figure |"; sep="| --- |"
   for t in $POOLERS; do header+=" ${TITLE[$t]} |"; sep+=" --- |"; done
@@ -258,6 +263,7 @@ REPORT="$OUT/latest-idle.md"
     range="clients $((prev + 1))-$step"
     row "resident memory per idle client, $range" memory
     row "CPU per login (trust), $range" login
+    row "CPU in the ${SETTLE_SECONDS} s after those logins (PgProxy's memory trim), per login" settle
     row "CPU while $step clients sit idle, no timeouts" idle
     prev=$step
   done

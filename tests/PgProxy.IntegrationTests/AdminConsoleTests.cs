@@ -66,6 +66,7 @@ public sealed class AdminConsoleTests(PostgresFixture pg)
         Assert.Contains("default_pool_size|7|20|yes", config); // SET can change it
         Assert.Contains("pool_mode|transaction|session|yes", config);
         Assert.Contains("io_threads|0|0|no", config); // only a restart changes it
+        Assert.Contains("memory_trim_delay|5s|5s|yes", config);
         Assert.Contains("admin.stats_users|[\"alice\"]|[]|no", config);
     }
 

@@ -21,7 +21,11 @@ public sealed class ProxyServices
         Pools = pools;
         LoggerFactory = loggerFactory;
         SessionLogger = loggerFactory.CreateLogger<ClientSession>();
+        _trim = new MemoryTrim(pools.Deadlines, () => Config.Proxy.MemoryTrimDelay, loggerFactory.CreateLogger<MemoryTrim>());
     }
+
+    /// <summary>Heap compaction once clients stop coming and going (memory_trim_delay): told of every connect and disconnect.</summary>
+    private readonly MemoryTrim _trim;
 
     /// <summary>The config snapshot in force (the pools' own: a reload replaces it there).</summary>
     public ProxyConfig Config => Pools.Config;
@@ -180,13 +184,18 @@ public sealed class ProxyServices
 
             if (Interlocked.CompareExchange(ref _clients, current + 1, current) == current)
             {
+                _trim.Note(Time.GetTimestamp());
                 return true;
             }
         }
     }
 
     /// <summary>Uncounts a client.</summary>
-    public void RemoveClient() => Interlocked.Decrement(ref _clients);
+    public void RemoveClient()
+    {
+        Interlocked.Decrement(ref _clients);
+        _trim.Note(Time.GetTimestamp());
+    }
 
     /// <summary>The process's deadlines (the pools'): each logged-in session with a timeout configured is one entry.</summary>
     internal DeadlineQueue Deadlines => Pools.Deadlines;

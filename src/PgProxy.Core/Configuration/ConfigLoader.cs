@@ -210,6 +210,7 @@ public sealed partial class ConfigLoader
             "shutdown_delay" => s with { ShutdownDelay = Duration(v, key, at) ?? s.ShutdownDelay },
             "shutdown_timeout" => s with { ShutdownTimeout = Duration(v, key, at) ?? s.ShutdownTimeout },
             "stats_period" => s with { StatsPeriod = PositiveDuration(v, key, at) ?? s.StatsPeriod },
+            "memory_trim_delay" => s with { MemoryTrimDelay = Duration(v, key, at) ?? s.MemoryTrimDelay },
             "client_tls_sslmode" => s with { ClientTlsSslMode = SslMode(v, key, at) ?? s.ClientTlsSslMode },
             "client_tls_cert_file" => s with { ClientTlsCertFile = OptionalPath(v, key, at, s.ClientTlsCertFile) },
             "client_tls_key_file" => s with { ClientTlsKeyFile = OptionalPath(v, key, at, s.ClientTlsKeyFile) },

@@ -47,6 +47,7 @@ public static class ConfigPrinter
         sb.AppendLine($"shutdown_delay = {Duration(p.ShutdownDelay)}");
         sb.AppendLine($"shutdown_timeout = {Duration(p.ShutdownTimeout)}");
         sb.AppendLine($"stats_period = {Duration(p.StatsPeriod)}");
+        sb.AppendLine($"memory_trim_delay = {Duration(p.MemoryTrimDelay)}");
         sb.AppendLine($"client_tls_sslmode = {Quote(SslMode(p.ClientTlsSslMode))}");
         sb.AppendLine($"client_tls_cert_file = {Quote(p.ClientTlsCertFile ?? "")}");
         sb.AppendLine($"client_tls_key_file = {Quote(p.ClientTlsKeyFile ?? "")}");

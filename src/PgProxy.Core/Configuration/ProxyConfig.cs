@@ -215,6 +215,14 @@ public sealed record ProxySection
     public TimeSpan StatsPeriod { get; init; } = TimeSpan.FromSeconds(60);
 
     /// <summary>
+    /// Once no client has connected or disconnected for this long, the proxy compacts its heap and returns the free
+    /// memory to the operating system (one blocking collection: a pause of a few milliseconds per 10 000 clients), if
+    /// enough was allocated since the last time. A burst of logins otherwise leaves its garbage resident, since
+    /// relaying allocates nothing and so never collects it. Default 5 s; "0" never does.
+    /// </summary>
+    public TimeSpan MemoryTrimDelay { get; init; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>
     /// TLS toward clients (PgBouncer's client_tls_sslmode): disable (default: SSLRequest gets 'N'), allow or prefer
     /// (TLS when the client asks), require (a client must use TLS), verify-ca / verify-full (and show a certificate
     /// signed by client_tls_ca_file; verify-full: its CN is the user name).

@@ -77,4 +77,7 @@ public static class ProxyEventIds
 
     /// <summary>A reload refused an invalid config, or kept keys that need a restart.</summary>
     public const int ConfigReloadRefused = 6002;
+
+    /// <summary>Memory returned to the operating system after the clients stopped coming and going (memory_trim_delay).</summary>
+    public const int MemoryTrimmed = 7001;
 }

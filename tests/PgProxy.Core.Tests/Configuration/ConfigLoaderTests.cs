@@ -73,6 +73,17 @@ public sealed class ConfigLoaderTests
     }
 
     [Fact]
+    public void MemoryTrimDelay_IsADuration_ZeroTurnsItOff_SetChangesIt()
+    {
+        Assert.Equal(TimeSpan.FromSeconds(5), Load(Minimal).Config!.Proxy.MemoryTrimDelay);
+        Assert.Equal(TimeSpan.Zero, Load("[proxy]\nmemory_trim_delay = \"0\"\n" + Minimal).Config!.Proxy.MemoryTrimDelay);
+        Assert.Contains("memory_trim_delay = \"30s\"", ConfigPrinter.Print(Load("[proxy]\nmemory_trim_delay = \"30s\"\n" + Minimal).Config!), StringComparison.Ordinal);
+        Assert.Contains(Load("[proxy]\nmemory_trim_delay = \"soon\"\n" + Minimal).Errors, e => e.Contains("memory_trim_delay", StringComparison.Ordinal));
+        ProxyConfig running = Load(Minimal).Config!;
+        Assert.Equal(TimeSpan.FromMinutes(1), ConfigLoader.Set(running, "memory_trim_delay", "\"1m\"").Config!.Proxy.MemoryTrimDelay);
+    }
+
+    [Fact]
     public void Set_ChangesOneProxyKey_ValidatedAsTheFileIs()
     {
         ProxyConfig running = Load("[proxy]\ndefault_pool_size = 10\nmin_pool_size = 2\n" + Minimal).Config!;
