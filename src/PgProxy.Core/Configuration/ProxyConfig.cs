@@ -216,8 +216,8 @@ public sealed record ProxySection
 
     /// <summary>
     /// Once no client has connected or disconnected for this long, the proxy compacts its heap and returns the free
-    /// memory to the operating system (one blocking collection: a pause of a few milliseconds per 10 000 clients), if
-    /// enough was allocated since the last time. A burst of logins otherwise leaves its garbage resident, since
+    /// memory to the operating system (one blocking collection: measured 10 ms with 5 000 idle clients, 18 ms with
+    /// 15 000), if enough was allocated since the last time. A burst of logins otherwise leaves its garbage resident, since
     /// relaying allocates nothing and so never collects it. Default 5 s; "0" never does.
     /// </summary>
     public TimeSpan MemoryTrimDelay { get; init; } = TimeSpan.FromSeconds(5);
