@@ -29,7 +29,7 @@ public sealed partial class ClientSession
         // when the client has to wait for a backend: most links find one idle.
         if (!pool.TryAcquireIdle(out BackendConnection? backend))
         {
-            ValueTask<BackendConnection> acquire = pool.AcquireAsync(_connection.ConnectionClosed);
+            ValueTask<BackendConnection> acquire = pool.AcquireSlowAsync(_connection.ConnectionClosed);
             relay.BeginLink();
             return LinkSlowAsync(relay, pool, default, acquire);
         }

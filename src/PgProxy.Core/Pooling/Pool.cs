@@ -335,7 +335,11 @@ public sealed partial class Pool
         return false;
     }
 
-    private async ValueTask<BackendConnection> AcquireSlowAsync(CancellationToken ct)
+    /// <summary>
+    /// <see cref="AcquireAsync"/> without its fast path, for a caller whose <see cref="TryAcquireIdle"/> just missed (it
+    /// looks at the idle list once more itself, under the lock, before it opens a backend or waits).
+    /// </summary>
+    internal async ValueTask<BackendConnection> AcquireSlowAsync(CancellationToken ct)
     {
         long started = Time.GetTimestamp();
         bool mustWait = false;
