@@ -76,7 +76,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     /// </remarks>
     public Task RunAsync()
     {
-        _counted = _services.TryAddClient();
+        _counted = _services.TryAddClient(_connectedAt);
         ArmLoginTimeout();
         return LoginAndServeAsync(parked: false);
     }

@@ -171,8 +171,11 @@ public sealed class ProxyServices
     /// </summary>
     public KeyValuePair<string, long>[] LoginRefusals => _refusals.Read();
 
-    /// <summary>Counts a new client; false when max_client_conn is already reached (the count is not taken).</summary>
-    public bool TryAddClient()
+    /// <summary>
+    /// Counts a new client, connected at <paramref name="connectedAt"/> (a timestamp of <see cref="Time"/>); false when
+    /// max_client_conn is already reached (the count is not taken).
+    /// </summary>
+    public bool TryAddClient(long connectedAt)
     {
         while (true)
         {
@@ -184,7 +187,7 @@ public sealed class ProxyServices
 
             if (Interlocked.CompareExchange(ref _clients, current + 1, current) == current)
             {
-                _trim.Note(Time.GetTimestamp());
+                _trim.Note(connectedAt);
                 return true;
             }
         }
