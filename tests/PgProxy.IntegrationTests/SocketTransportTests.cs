@@ -9,13 +9,18 @@ namespace PgProxy.IntegrationTests;
 /// <summary>The socket pipes on real loopback sockets (no database needed): pipe semantics, cancellation, idle memory.</summary>
 public sealed class SocketTransportTests
 {
-    [Fact(Timeout = 30_000)]
-    public async Task LargePayload_ArrivesWhole_AndInOrder_ThroughAFullSocket()
+    // Each direction: an accepted socket is watched for output only from its first send that would block, a
+    // connecting one from the start.
+    [Theory(Timeout = 30_000)]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task LargePayload_ArrivesWhole_AndInOrder_ThroughAFullSocket(bool acceptedSideWrites)
     {
-        (SocketConnection a, SocketConnection b) = await PairAsync();
-        await using (a)
-        await using (b)
+        (SocketConnection connected, SocketConnection accepted) = await PairAsync();
+        await using (connected)
+        await using (accepted)
         {
+            (SocketConnection a, SocketConnection b) = acceptedSideWrites ? (accepted, connected) : (connected, accepted);
             byte[] payload = RandomBytes(4 * 1024 * 1024, seed: 42);
 
             // Written in uneven pieces, flushed before anyone reads: the socket fills and the rest goes out in the background.
@@ -198,13 +203,16 @@ public sealed class SocketTransportTests
         }
     }
 
-    [Fact(Timeout = 30_000)]
-    public async Task CancelPendingFlush_WakesAFlushBlockedOnAFullSocket_WithoutLosingBytes()
+    [Theory(Timeout = 30_000)]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task CancelPendingFlush_WakesAFlushBlockedOnAFullSocket_WithoutLosingBytes(bool acceptedSideWrites)
     {
-        (SocketConnection a, SocketConnection b) = await PairAsync();
-        await using (a)
-        await using (b)
+        (SocketConnection connected, SocketConnection accepted) = await PairAsync();
+        await using (connected)
+        await using (accepted)
         {
+            (SocketConnection a, SocketConnection b) = acceptedSideWrites ? (accepted, connected) : (connected, accepted);
             byte[] payload = RandomBytes(8 * 1024 * 1024, seed: 3);
             payload.CopyTo(a.Output.GetSpan(payload.Length));
             a.Output.Advance(payload.Length);
@@ -272,6 +280,34 @@ public sealed class SocketTransportTests
             {
                 await c.DisposeAsync();
             }
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
+    public async Task AConnection_IsAcceptedWithItsFirstBytes_OrAfterASecondWithout_AndHasNoDelay()
+    {
+        var accepted = new System.Collections.Concurrent.BlockingCollection<PollSocket>();
+        using PollListener listener = PollListener.Start(new IPEndPoint(IPAddress.Loopback, 0), accepted.Add, _ => { });
+        using var talker = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        using var silent = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
+        await talker.ConnectAsync(listener.LocalEndPoint, TestContext.Current.CancellationToken);
+        await silent.ConnectAsync(listener.LocalEndPoint, TestContext.Current.CancellationToken);
+
+        // Connected from the client's side, but nothing to read yet: not handed over (TCP_DEFER_ACCEPT).
+        Assert.False(accepted.TryTake(out _, 300, TestContext.Current.CancellationToken));
+        await talker.SendAsync(new byte[] { 7 }, TestContext.Current.CancellationToken);
+        Assert.True(accepted.TryTake(out PollSocket? first, 5_000, TestContext.Current.CancellationToken));
+        using (first)
+        {
+            Assert.Equal(talker.LocalEndPoint, first.RemoteEndPoint);
+            Assert.Equal(1, LinuxNative.GetOption(first, LinuxNative.IpProtoTcp, LinuxNative.TcpNoDelay));
+        }
+
+        // A client that never speaks is handed over all the same, about a second later (then client_login_timeout runs).
+        Assert.True(accepted.TryTake(out PollSocket? second, 10_000, TestContext.Current.CancellationToken));
+        using (second)
+        {
+            Assert.Equal(silent.LocalEndPoint, second.RemoteEndPoint);
         }
     }
 
@@ -349,7 +385,12 @@ public sealed class SocketTransportTests
         using PollListener listener = PollListener.Start(new IPEndPoint(IPAddress.Loopback, 0), s => accepted.TrySetResult(s),
             e => accepted.TrySetException(new SocketException((int)e)));
         PollSocket client = await PollSocket.ConnectAsync("127.0.0.1", listener.LocalEndPoint.Port, TestContext.Current.CancellationToken);
+        // A first byte, taken off before the pipes start: the listener hands a connection over with its first bytes.
+        Assert.Equal(1, client.Send([0x5A], out _));
         PollSocket server = await accepted.Task.WaitAsync(TestContext.Current.CancellationToken);
+        byte[] first = new byte[2];
+        Assert.Equal(1, server.Receive(first, out _));
+        Assert.Equal(0x5A, first[0]);
         return (new SocketConnection(client, "a"), new SocketConnection(server, 'c', 42));
     }
 

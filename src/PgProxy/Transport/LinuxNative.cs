@@ -15,6 +15,7 @@ internal static unsafe partial class LinuxNative
     internal const int EpollCloexec = 0x80000;
     internal const int EpollCtlAdd = 1;
     internal const int EpollCtlDel = 2;
+    internal const int EpollCtlMod = 3;
 
     internal const uint EpollIn = 0x001;
     internal const uint EpollOut = 0x004;
@@ -38,6 +39,7 @@ internal static unsafe partial class LinuxNative
     internal const int SoKeepAlive = 9;
     internal const int IpProtoTcp = 6;
     internal const int TcpNoDelay = 1;
+    internal const int TcpDeferAccept = 9;
 
     internal const int EIntr = 4;
     internal const int EAgain = 11;
@@ -103,13 +105,20 @@ internal static unsafe partial class LinuxNative
     private static partial int GetSockName(SafeHandle fd, byte* addr, int* addrlen);
 
     /// <summary>Adds <paramref name="fd"/> to the epoll set with <paramref name="events"/> and a data word.</summary>
-    internal static SocketError EpollAdd(int epfd, SafeHandle fd, uint events, ulong data)
+    internal static SocketError EpollAdd(int epfd, SafeHandle fd, uint events, ulong data) =>
+        EpollControl(epfd, EpollCtlAdd, fd, events, data);
+
+    /// <summary>Changes the events <paramref name="fd"/> is watched for (the kernel then reports those that hold already).</summary>
+    internal static SocketError EpollModify(int epfd, SafeHandle fd, uint events, ulong data) =>
+        EpollControl(epfd, EpollCtlMod, fd, events, data);
+
+    private static SocketError EpollControl(int epfd, int op, SafeHandle fd, uint events, ulong data)
     {
         byte* ev = stackalloc byte[16];
         new Span<byte>(ev, 16).Clear();
         *(uint*)ev = events;
         *(ulong*)(ev + EpollDataOffset) = data;
-        return EpollCtl(epfd, EpollCtlAdd, fd, ev) == 0 ? SocketError.Success : LastError();
+        return EpollCtl(epfd, op, fd, ev) == 0 ? SocketError.Success : LastError();
     }
 
     /// <summary>Takes a pending connection off a listening socket: the new descriptor (non-blocking), or -1 and the error.</summary>
@@ -146,6 +155,14 @@ internal static unsafe partial class LinuxNative
         }
 
         return value == 0 ? SocketError.Success : ToSocketError(value);
+    }
+
+    /// <summary>Reads an integer socket option (-1 if it cannot).</summary>
+    internal static int GetOption(SafeHandle fd, int level, int name)
+    {
+        int value = 0;
+        int len = sizeof(int);
+        return GetSockOpt(fd, level, name, &value, &len) == 0 ? value : -1;
     }
 
     /// <summary>Sets an integer socket option; errors are ignored (a connection reset meanwhile fails its next read).</summary>

@@ -5,7 +5,8 @@ namespace PgProxy.Transport;
 
 /// <summary>
 /// A listening socket on a poll loop: when connections are pending, the loop's thread takes them all with
-/// <c>accept4</c> and hands each, as a <see cref="PollSocket"/>, to the callback. Binding is .NET's
+/// <c>accept4</c> and hands each, as a <see cref="PollSocket"/>, to the callback, which runs the connection's code up
+/// to its first wait; then the socket is added to its own loop. Binding is .NET's
 /// (<see cref="Socket"/>: address families, dual mode); no .NET async operation ever runs on it.
 /// </summary>
 public sealed class PollListener : IPollTarget, IDisposable
@@ -25,7 +26,7 @@ public sealed class PollListener : IPollTarget, IDisposable
         _socket = socket;
         _accepted = accepted;
         _failed = failed;
-        _loop = PollGroup.Register(socket.SafeHandle, this);
+        _loop = PollGroup.Register(socket.SafeHandle, this, writable: false);
     }
 
     /// <summary>The bound endpoint (port 0 resolved).</summary>
@@ -53,6 +54,13 @@ public sealed class PollListener : IPollTarget, IDisposable
             // Not .NET's ReuseAddress option: on Linux it sets SO_REUSEPORT as well, and then a second PgProxy (or
             // anything else) started on the same port binds without an error and silently takes half the logins.
             socket.SetRawSocketOption(LinuxNative.SolSocket, LinuxNative.SoReuseAddr, BitConverter.GetBytes(1));
+            // A connection is handed to accept() once its first bytes are there (a PostgreSQL client always speaks
+            // first), so the wake-up that accepts it also reads its SSLRequest or startup packet, where otherwise a
+            // second wake-up came for them. After a second without bytes it is accepted anyway, so a silent client
+            // still meets client_login_timeout, a second later. PgBouncer's tcp_defer_accept, whose default is 45 s.
+            socket.SetRawSocketOption(LinuxNative.IpProtoTcp, LinuxNative.TcpDeferAccept, BitConverter.GetBytes(1));
+            // Accepted sockets inherit TCP_NODELAY from the listener: no setsockopt per login.
+            socket.NoDelay = true;
             socket.Bind(endpoint);
             socket.Listen(4096);
             socket.Blocking = false;
@@ -90,19 +98,17 @@ public sealed class PollListener : IPollTarget, IDisposable
 
                 if (fd >= 0)
                 {
-                    PollSocket socket;
-                    try
+                    PollSocket socket = PollSocket.Accepted(fd);
+                    // The new connection's code runs here up to its first wait (usually it reads the bytes already
+                    // there), and only then is the socket added to its loop, which is woken for what comes next.
+                    _accepted(socket);
+                    SocketError added = socket.StartPolling();
+                    if (added is not (SocketError.Success or SocketError.OperationAborted))
                     {
-                        socket = PollSocket.Adopt(fd);
-                    }
-                    catch (SocketException ex)
-                    {
-                        _failed(ex.SocketErrorCode);
-                        continue;
+                        _failed(added);
+                        socket.Dispose(); // its code, waiting, learns of the close from its next call
                     }
 
-                    LinuxNative.SetOption(socket, LinuxNative.IpProtoTcp, LinuxNative.TcpNoDelay, 1);
-                    _accepted(socket);
                     continue;
                 }
 

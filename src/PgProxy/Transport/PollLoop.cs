@@ -14,10 +14,13 @@ internal interface IPollTarget
 }
 
 /// <summary>
-/// One epoll instance and the thread that waits on it. Descriptors are added edge-triggered for input, output and
-/// peer close, once, for their whole life (as .NET's own socket engine does), so waiting costs no system call per
-/// wait; each event is handed to its target inline, on this thread, where the relay then runs (PgBouncer's event loop,
-/// one per core). A target is found by slot in a table, with a generation beside the slot so that an event still in
+/// One epoll instance and the thread that waits on it. Descriptors are added edge-triggered for input and peer close,
+/// once, for their whole life (as .NET's own socket engine does), so waiting costs no system call per wait; output is
+/// added the first time a send would block (<see cref="WatchWritable"/>) and then stays, or at once for a socket that
+/// connects out. An accepted socket is writable from the start, so watching output from the start would wake this
+/// thread once per login for an event no one waits for (and it is added only once the accepting thread has run its
+/// first code: see <see cref="PollSocket.Accepted"/>). Each event is handed to its target inline, on this thread,
+/// where the relay then runs (PgBouncer's event loop, one per core). A target is found by slot in a table, with a generation beside the slot so that an event still in
 /// flight for a closed connection never reaches the connection that took its slot.
 /// </summary>
 internal sealed unsafe class PollLoop
@@ -51,8 +54,11 @@ internal sealed unsafe class PollLoop
     /// <summary>Reports an exception a target threw (the loop goes on). Set once by the host, for its log.</summary>
     internal static Action<Exception>? UnhandledError { get; set; }
 
-    /// <summary>Adds the descriptor, edge-triggered, for input, output and peer close.</summary>
-    internal SocketError Add(SafeHandle fd, IPollTarget target)
+    private const uint InputEvents = LinuxNative.EpollIn | LinuxNative.EpollRdHup | LinuxNative.EpollEt;
+    private const uint AllEvents = InputEvents | LinuxNative.EpollOut;
+
+    /// <summary>Adds the descriptor, edge-triggered, for input and peer close, and for output if <paramref name="writable"/>.</summary>
+    internal SocketError Add(SafeHandle fd, IPollTarget target, bool writable)
     {
         ulong token;
         lock (_lock)
@@ -79,8 +85,17 @@ internal sealed unsafe class PollLoop
             Volatile.Write(ref _targets[slot], target);
         }
 
-        SocketError error = LinuxNative.EpollAdd(_epoll, fd,
-            LinuxNative.EpollIn | LinuxNative.EpollOut | LinuxNative.EpollRdHup | LinuxNative.EpollEt, token);
+        SocketError error;
+        try
+        {
+            error = LinuxNative.EpollAdd(_epoll, fd, writable ? AllEvents : InputEvents, token);
+        }
+        catch (ObjectDisposedException)
+        {
+            Remove(target); // closed meanwhile, by another thread
+            throw;
+        }
+
         if (error != SocketError.Success)
         {
             Remove(target);
@@ -88,6 +103,13 @@ internal sealed unsafe class PollLoop
 
         return error;
     }
+
+    /// <summary>
+    /// Watches an added descriptor for output as well, from now on. If it is writable already the kernel reports it
+    /// at once, so a waiter that set itself up before this call is not missed.
+    /// </summary>
+    internal SocketError WatchWritable(SafeHandle fd, IPollTarget target) =>
+        LinuxNative.EpollModify(_epoll, fd, AllEvents, target.PollToken);
 
     /// <summary>Forgets the target. Closing its descriptor is what takes it out of the epoll set.</summary>
     internal void Remove(IPollTarget target)
@@ -178,12 +200,21 @@ internal static class PollGroup
     /// </summary>
     internal static int Start(int count) => Loops(count).Length;
 
-    /// <summary>Registers with the next loop; that loop's thread runs the target's events from now on.</summary>
-    internal static PollLoop Register(SafeHandle fd, IPollTarget target)
+    /// <summary>The loop whose turn it is: descriptors are spread over the loops in turn.</summary>
+    internal static PollLoop Next()
     {
         PollLoop[] loops = Volatile.Read(ref s_loops) ?? Loops(0);
-        PollLoop loop = loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
-        SocketError error = loop.Add(fd, target);
+        return loops[(int)((uint)Interlocked.Increment(ref s_next) % (uint)loops.Length)];
+    }
+
+    /// <summary>
+    /// Registers with the next loop (for output too if <paramref name="writable"/>); that loop's thread runs the
+    /// target's events from now on.
+    /// </summary>
+    internal static PollLoop Register(SafeHandle fd, IPollTarget target, bool writable)
+    {
+        PollLoop loop = Next();
+        SocketError error = loop.Add(fd, target, writable);
         if (error != SocketError.Success)
         {
             throw new SocketException((int)error);

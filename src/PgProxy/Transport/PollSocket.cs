@@ -35,6 +35,8 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     private TaskCompletionSource? _writable;
     private int _readState;
     private int _writeState;
+    private int _polling; // 1 once added to the loop's epoll set
+    private int _watchingWritable; // 1 once output events are wanted (from the start when connecting out, else at the first would-block)
 
     private PollSocket(int fd)
         : base(new IntPtr(-1), ownsHandle: true)
@@ -48,21 +50,40 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     /// <inheritdoc />
     ulong IPollTarget.PollToken { get; set; }
 
-    /// <summary>Takes ownership of a connected non-blocking descriptor and registers it with a poll loop.</summary>
-    internal static PollSocket Adopt(int fd)
+    /// <summary>
+    /// Takes ownership of an accepted non-blocking descriptor, for the next loop. Its events are delivered only from
+    /// <see cref="StartPolling"/> on, which the acceptor calls once the new connection's code has run up to its first
+    /// wait on the accepting thread: added any earlier, a socket whose first bytes are already there (or that is
+    /// writable, as every new socket is) would wake the other loop for bytes the accepting thread reads itself.
+    /// </summary>
+    internal static PollSocket Accepted(int fd) => new(fd) { _loop = PollGroup.Next() };
+
+    /// <summary>
+    /// Adds the socket to its loop: events from now on, and at once for what holds already (bytes to read, an end, and
+    /// room to write if a writer waits). Called once; false if the socket could not be added (or was closed).
+    /// </summary>
+    internal SocketError StartPolling()
     {
-        var socket = new PollSocket(fd);
+        bool writable = Volatile.Read(ref _watchingWritable) == 1;
+        SocketError error;
         try
         {
-            socket._loop = PollGroup.Register(socket, socket);
+            error = _loop!.Add(this, this, writable);
         }
-        catch
+        catch (ObjectDisposedException)
         {
-            socket.Dispose();
-            throw;
+            return SocketError.OperationAborted;
         }
 
-        return socket;
+        Interlocked.Exchange(ref _polling, 1);
+        // A writer that began to wait while the socket was being added: the mask above may have been read before it
+        // asked for output events, and its own request came before there was anything to modify.
+        if (error == SocketError.Success && !writable && Volatile.Read(ref _watchingWritable) == 1)
+        {
+            ModifyForOutput();
+        }
+
+        return error;
     }
 
     /// <summary>
@@ -85,9 +106,16 @@ public sealed class PollSocket : SafeHandle, IPollTarget
                 throw new SocketException((int)LinuxNative.LastError());
             }
 
-            PollSocket socket = Adopt(fd);
+            // Watched for output from the start: the connect completes as writable.
+            var socket = new PollSocket(fd) { _loop = PollGroup.Next(), _watchingWritable = 1 };
             try
             {
+                SocketError added = socket.StartPolling();
+                if (added != SocketError.Success)
+                {
+                    throw new SocketException((int)added);
+                }
+
                 socket.ResetWritable();
                 SocketError error = LinuxNative.StartConnect(socket, target.Buffer.Span[..target.Size]);
                 if (error == SocketError.WouldBlock)
@@ -204,9 +232,9 @@ public sealed class PollSocket : SafeHandle, IPollTarget
         Volatile.Write(ref _writable, waiter);
         if (Interlocked.CompareExchange(ref _writeState, Waiting, None) == None)
         {
-            if (IsClosed)
+            if (IsClosed || Volatile.Read(ref _watchingWritable) == 0 && !WatchWritable())
             {
-                WakeWriter();
+                WakeWriter(); // the next send reports why
             }
 
             return waiter.Task;
@@ -215,6 +243,29 @@ public sealed class PollSocket : SafeHandle, IPollTarget
         Volatile.Write(ref _writable, null);
         Volatile.Write(ref _writeState, None);
         return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Asks the loop for output events from now on (one writer at a time calls this). The kernel reports at once a
+    /// socket that is writable already, so the waiter set up before it is woken either way. False if it failed.
+    /// </summary>
+    private bool WatchWritable()
+    {
+        Interlocked.Exchange(ref _watchingWritable, 1);
+        // Not added yet (an accepted socket whose first code still runs): StartPolling adds it with output events.
+        return Volatile.Read(ref _polling) == 0 || ModifyForOutput();
+    }
+
+    private bool ModifyForOutput()
+    {
+        try
+        {
+            return _loop!.WatchWritable(this, this) == SocketError.Success;
+        }
+        catch (ObjectDisposedException)
+        {
+            return false;
+        }
     }
 
     /// <summary>Shuts both directions down (the peer sees the end; a parked reader wakes to it).</summary>
