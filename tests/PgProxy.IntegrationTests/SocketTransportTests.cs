@@ -157,6 +157,54 @@ public sealed class SocketTransportTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task HandOff_MovesAnAcceptedSocketToAnotherLoop_WithAParkedReadAndBytesInFlight_AndOnlyOnce()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        int moved = 0;
+        for (int i = 0; i < 2; i++)
+        {
+
+            (SocketConnection a, SocketConnection b) = await PairAsync();
+            await using (a)
+            await using (b)
+            {
+                PollSocket socket = b.Socket;
+                PollLoop? before = socket.Loop;
+
+                // A read parked on the accepting loop, woken by bytes that come after the move.
+                ValueTask<ReadResult> parked = b.Input.ReadAsync(ct);
+                Assert.False(parked.IsCompleted);
+                if (i == 1)
+                {
+                    // The loops take turns (listeners, connects and hand-offs alike): a turn skipped in one of the two
+                    // rounds makes one of the hand-offs land on another loop than its listener's when there are two.
+                    PollGroup.Next();
+                }
+
+                b.HandOff();
+                moved += socket.Loop == before ? 0 : 1;
+                await a.Output.WriteAsync(new byte[] { 1, 2 }, ct);
+                ReadResult read = await parked;
+                Assert.Equal(new byte[] { 1, 2 }, read.Buffer.ToArray());
+                b.Input.AdvanceTo(read.Buffer.End);
+
+                // Moved once only; bytes sent before a read still arrive, and the other direction fills and drains.
+                PollLoop? after = socket.Loop;
+                b.HandOff();
+                Assert.Same(after, socket.Loop);
+                await a.Output.WriteAsync(new byte[] { 3 }, ct);
+                Assert.Equal(new byte[] { 3 }, await ReadExactlyAsync(b.Input, 1));
+                byte[] payload = RandomBytes(2 * 1024 * 1024, seed: i);
+                Task<byte[]> receiving = ReadExactlyAsync(a.Input, payload.Length);
+                await b.Output.WriteAsync(payload, ct);
+                Assert.Equal(payload, await receiving);
+            }
+        }
+
+        Assert.True(moved > 0 || PollGroup.Start(0) == 1, "no socket moved to another loop");
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task PeerClose_CompletesTheRead_AndFiresConnectionClosed_EvenWhenNobodyReads()
     {
         (SocketConnection a, SocketConnection b) = await PairAsync();

@@ -296,6 +296,8 @@ public sealed partial class ClientSession
             await Output.FlushAsync().ConfigureAwait(false);
         }
 
+        // A handshake costs milliseconds of CPU: it runs on the client's own thread, not the accepting one.
+        (_connection as ILoginHandOff)?.HandOff();
         var ssl = new System.Net.Security.SslStream(PgProxy.Core.Tls.TlsPipe.Stream(_connection.Transport), leaveInnerStreamOpen: false);
         try
         {

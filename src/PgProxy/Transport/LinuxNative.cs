@@ -112,6 +112,9 @@ internal static unsafe partial class LinuxNative
     internal static SocketError EpollModify(int epfd, SafeHandle fd, uint events, ulong data) =>
         EpollControl(epfd, EpollCtlMod, fd, events, data);
 
+    /// <summary>Takes <paramref name="fd"/> out of the epoll set.</summary>
+    internal static SocketError EpollDelete(int epfd, SafeHandle fd) => EpollControl(epfd, EpollCtlDel, fd, 0, 0);
+
     private static SocketError EpollControl(int epfd, int op, SafeHandle fd, uint events, ulong data)
     {
         byte* ev = stackalloc byte[16];

@@ -98,7 +98,7 @@ public sealed class PollListener : IPollTarget, IDisposable
 
                 if (fd >= 0)
                 {
-                    PollSocket socket = PollSocket.Accepted(fd);
+                    PollSocket socket = PollSocket.Accepted(fd, _loop);
                     // The new connection's code runs here up to its first wait (usually it reads the bytes already
                     // there), and only then is the socket added to its loop, which is woken for what comes next.
                     _accepted(socket);

@@ -111,6 +111,13 @@ internal sealed unsafe class PollLoop
     internal SocketError WatchWritable(SafeHandle fd, IPollTarget target) =>
         LinuxNative.EpollModify(_epoll, fd, AllEvents, target.PollToken);
 
+    /// <summary>Takes the descriptor out of the epoll set and forgets the target (to add it to another loop).</summary>
+    internal void Delete(SafeHandle fd, IPollTarget target)
+    {
+        LinuxNative.EpollDelete(_epoll, fd);
+        Remove(target);
+    }
+
     /// <summary>Forgets the target. Closing its descriptor is what takes it out of the epoll set.</summary>
     internal void Remove(IPollTarget target)
     {

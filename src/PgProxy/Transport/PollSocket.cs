@@ -35,14 +35,19 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     private TaskCompletionSource? _writable;
     private int _readState;
     private int _writeState;
-    private int _polling; // 1 once added to the loop's epoll set
-    private int _watchingWritable; // 1 once output events are wanted (from the start when connecting out, else at the first would-block)
+    // Guarded by the socket's own lock (rarely taken: adding, a hand-off, the first send that would block):
+    private bool _polling; // added to _loop's epoll set
+    private bool _watchingWritable; // output events wanted (from the start when connecting out, else at the first would-block)
+    private bool _handOffPending; // accepted: served on the accepting loop until the login is over (HandOff)
 
     private PollSocket(int fd)
         : base(new IntPtr(-1), ownsHandle: true)
     {
         SetHandle(new IntPtr(fd));
     }
+
+    /// <summary>The loop its events go to (or will, once added).</summary>
+    internal PollLoop? Loop => _loop;
 
     /// <inheritdoc />
     public override bool IsInvalid => handle == new IntPtr(-1);
@@ -51,39 +56,80 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     ulong IPollTarget.PollToken { get; set; }
 
     /// <summary>
-    /// Takes ownership of an accepted non-blocking descriptor, for the next loop. Its events are delivered only from
-    /// <see cref="StartPolling"/> on, which the acceptor calls once the new connection's code has run up to its first
-    /// wait on the accepting thread: added any earlier, a socket whose first bytes are already there (or that is
-    /// writable, as every new socket is) would wake the other loop for bytes the accepting thread reads itself.
+    /// Takes ownership of an accepted non-blocking descriptor. Its login runs on the <paramref name="accepting"/> loop,
+    /// and <see cref="HandOff"/> moves it to the next loop in turn once the login is over: a storm of logins then
+    /// costs fewer wake-ups, since the accepting thread is awake for its accepts when the logins' packets come, and
+    /// the clients still spread over every loop. Its events are delivered only from <see cref="StartPolling"/> on,
+    /// which the acceptor calls once the connection's code has run up to its first wait on the accepting thread:
+    /// added any earlier, a socket whose first bytes are already there would report them for nobody.
     /// </summary>
-    internal static PollSocket Accepted(int fd) => new(fd) { _loop = PollGroup.Next() };
+    internal static PollSocket Accepted(int fd, PollLoop accepting) => new(fd) { _loop = accepting, _handOffPending = true };
 
     /// <summary>
     /// Adds the socket to its loop: events from now on, and at once for what holds already (bytes to read, an end, and
-    /// room to write if a writer waits). Called once; false if the socket could not be added (or was closed).
+    /// room to write if a writer waits). Called once.
     /// </summary>
     internal SocketError StartPolling()
     {
-        bool writable = Volatile.Read(ref _watchingWritable) == 1;
-        SocketError error;
-        try
+        lock (this)
         {
-            error = _loop!.Add(this, this, writable);
+            try
+            {
+                SocketError error = _loop!.Add(this, this, _watchingWritable);
+                _polling = error == SocketError.Success;
+                return error;
+            }
+            catch (ObjectDisposedException)
+            {
+                return SocketError.OperationAborted;
+            }
         }
-        catch (ObjectDisposedException)
-        {
-            return SocketError.OperationAborted;
-        }
+    }
 
-        Interlocked.Exchange(ref _polling, 1);
-        // A writer that began to wait while the socket was being added: the mask above may have been read before it
-        // asked for output events, and its own request came before there was anything to modify.
-        if (error == SocketError.Success && !writable && Volatile.Read(ref _watchingWritable) == 1)
+    /// <summary>
+    /// Moves an accepted socket from the loop that accepted it to the next loop in turn (once; later calls do
+    /// nothing). Its events are then delivered there: the kernel reports at once what holds already, and an event
+    /// the old loop took before the move is dropped there (its token is no longer the socket's), so a parked reader
+    /// is woken exactly as if the socket had always been on the new loop.
+    /// </summary>
+    internal void HandOff()
+    {
+        lock (this)
         {
-            ModifyForOutput();
-        }
+            if (!_handOffPending)
+            {
+                return;
+            }
 
-        return error;
+            _handOffPending = false;
+            PollLoop next = PollGroup.Next();
+            if (next == _loop)
+            {
+                return;
+            }
+
+            if (!_polling)
+            {
+                _loop = next; // not added yet (a login that ran whole on the accepting thread): StartPolling adds it there
+                return;
+            }
+
+            try
+            {
+                _loop!.Delete(this, this);
+                _loop = next;
+                _polling = next.Add(this, this, _watchingWritable) == SocketError.Success;
+            }
+            catch (ObjectDisposedException)
+            {
+                _polling = false; // closed meanwhile: nothing to deliver
+            }
+
+            if (!_polling && !IsClosed)
+            {
+                Dispose(); // no loop would tell its reader anything: end the connection, as a failed accept does
+            }
+        }
     }
 
     /// <summary>
@@ -107,7 +153,7 @@ public sealed class PollSocket : SafeHandle, IPollTarget
             }
 
             // Watched for output from the start: the connect completes as writable.
-            var socket = new PollSocket(fd) { _loop = PollGroup.Next(), _watchingWritable = 1 };
+            var socket = new PollSocket(fd) { _loop = PollGroup.Next(), _watchingWritable = true };
             try
             {
                 SocketError added = socket.StartPolling();
@@ -232,7 +278,7 @@ public sealed class PollSocket : SafeHandle, IPollTarget
         Volatile.Write(ref _writable, waiter);
         if (Interlocked.CompareExchange(ref _writeState, Waiting, None) == None)
         {
-            if (IsClosed || Volatile.Read(ref _watchingWritable) == 0 && !WatchWritable())
+            if (IsClosed || !WatchWritable())
             {
                 WakeWriter(); // the next send reports why
             }
@@ -246,25 +292,32 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     }
 
     /// <summary>
-    /// Asks the loop for output events from now on (one writer at a time calls this). The kernel reports at once a
-    /// socket that is writable already, so the waiter set up before it is woken either way. False if it failed.
+    /// Asks the loop for output events from now on, if not asked yet. The kernel reports at once a socket that is
+    /// writable already, so the waiter set up before this call is woken either way. False if it failed.
     /// </summary>
     private bool WatchWritable()
     {
-        Interlocked.Exchange(ref _watchingWritable, 1);
-        // Not added yet (an accepted socket whose first code still runs): StartPolling adds it with output events.
-        return Volatile.Read(ref _polling) == 0 || ModifyForOutput();
-    }
+        lock (this)
+        {
+            if (_watchingWritable)
+            {
+                return true;
+            }
 
-    private bool ModifyForOutput()
-    {
-        try
-        {
-            return _loop!.WatchWritable(this, this) == SocketError.Success;
-        }
-        catch (ObjectDisposedException)
-        {
-            return false;
+            _watchingWritable = true;
+            if (!_polling)
+            {
+                return true; // not added yet (an accepted socket whose first code still runs): added with output events
+            }
+
+            try
+            {
+                return _loop!.WatchWritable(this, this) == SocketError.Success;
+            }
+            catch (ObjectDisposedException)
+            {
+                return false;
+            }
         }
     }
 

@@ -17,7 +17,7 @@ namespace PgProxy.Transport;
 /// Measured with <c>bench/load/compare.sh</c> (see the README's Performance section).
 /// </para>
 /// </summary>
-public sealed class SocketConnection : ConnectionContext, IDuplexPipe
+public sealed class SocketConnection : ConnectionContext, IDuplexPipe, PgProxy.Core.Infrastructure.ILoginHandOff
 {
     private readonly ISocketConnectionOwner? _owner;
     /// <summary>How long disposing waits for bytes the socket had no room for (a final error to a slow client).</summary>
@@ -79,6 +79,12 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe
         get => _socket.LocalEndPoint;
         set => throw new NotSupportedException();
     }
+
+    /// <inheritdoc />
+    public void HandOff() => _socket.HandOff();
+
+    /// <summary>The socket (tests look at its loop).</summary>
+    internal PollSocket Socket => _socket;
 
     /// <summary>The socket's reader.</summary>
     public PipeReader Input => _input;
