@@ -297,6 +297,11 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     /// </summary>
     private bool WatchWritable()
     {
+        if (Volatile.Read(ref _watchingWritable))
+        {
+            return true; // set once, never cleared: no lock after the first time
+        }
+
         lock (this)
         {
             if (_watchingWritable)
