@@ -52,8 +52,10 @@ as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; 
 PIDS=()
 BOUNCER_PIDS=""
 cleanup() {
-  # runuser does not pass the signal on to PgBouncer: stop PgBouncer itself.
+  # runuser does not pass the signal on to PgBouncer: stop PgBouncer itself, also those started before a failure
+  # stopped the run (not yet in BOUNCER_PIDS), found by their config path.
   for p in $BOUNCER_PIDS; do kill "$p" 2>/dev/null || true; done
+  pkill -f "pgbouncer -q $RUN/" 2>/dev/null || true
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   as_pg "$PG_BIN/pg_ctl" -D "$RUN/data" -m fast -w stop >/dev/null 2>&1 || true
   rm -rf "$RUN"
