@@ -14,14 +14,16 @@ internal interface IPollTarget
 }
 
 /// <summary>
-/// One epoll instance and the thread that waits on it. Descriptors are added edge-triggered for input and peer close,
-/// once, for their whole life (as .NET's own socket engine does), so waiting costs no system call per wait; output is
-/// added the first time a send would block (<see cref="WatchWritable"/>) and then stays, or at once for a socket that
-/// connects out. An accepted socket is writable from the start, so watching output from the start would wake this
-/// thread once per login for an event no one waits for (and it is added only once the accepting thread has run its
-/// first code: see <see cref="PollSocket.Accepted"/>). Each event is handed to its target inline, on this thread,
-/// where the relay then runs (PgBouncer's event loop, one per core). A target is found by slot in a table, with a generation beside the slot so that an event still in
-/// flight for a closed connection never reaches the connection that took its slot.
+/// One epoll instance and the thread that waits on it. Descriptors are added edge-triggered for input and peer close
+/// and stay for as long as they live on this loop (as in .NET's own socket engine), so waiting costs no system call
+/// per wait; an accepted client moves once, from the accepting loop to its own, after its login
+/// (<see cref="PollSocket.HandOff"/>). Output is added the first time a send would block (<see cref="WatchWritable"/>)
+/// and then stays, or at once for a socket that connects out: an accepted socket is writable from the start, so
+/// watching output from the start would wake this thread once per login for an event no one waits for (and it is
+/// added only once the accepting thread has run its first code: see <see cref="PollSocket.Accepted"/>). Each event is
+/// handed to its target inline, on this thread, where the relay then runs (PgBouncer's event loop, one per core). A
+/// target is found by slot in a table, with a generation beside the slot so that an event still in flight for a
+/// closed connection, or one that moved, never reaches the connection that took its slot.
 /// </summary>
 internal sealed unsafe class PollLoop
 {

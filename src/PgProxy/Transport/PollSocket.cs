@@ -73,16 +73,23 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     {
         lock (this)
         {
-            try
-            {
-                SocketError error = _loop!.Add(this, this, _watchingWritable);
-                _polling = error == SocketError.Success;
-                return error;
-            }
-            catch (ObjectDisposedException)
-            {
-                return SocketError.OperationAborted;
-            }
+            return AddLocked();
+        }
+    }
+
+    /// <summary>Adds the socket to <see cref="_loop"/> (under the socket's lock); OperationAborted if it was closed.</summary>
+    private SocketError AddLocked()
+    {
+        try
+        {
+            SocketError error = _loop!.Add(this, this, _watchingWritable);
+            _polling = error == SocketError.Success;
+            return error;
+        }
+        catch (ObjectDisposedException)
+        {
+            _polling = false;
+            return SocketError.OperationAborted;
         }
     }
 
@@ -117,15 +124,14 @@ public sealed class PollSocket : SafeHandle, IPollTarget
             try
             {
                 _loop!.Delete(this, this);
-                _loop = next;
-                _polling = next.Add(this, this, _watchingWritable) == SocketError.Success;
             }
             catch (ObjectDisposedException)
             {
-                _polling = false; // closed meanwhile: nothing to deliver
+                return; // closed meanwhile: its close took it out of the old loop
             }
 
-            if (!_polling && !IsClosed)
+            _loop = next;
+            if (AddLocked() != SocketError.Success && !IsClosed)
             {
                 Dispose(); // no loop would tell its reader anything: end the connection, as a failed accept does
             }
