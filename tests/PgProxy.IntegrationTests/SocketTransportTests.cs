@@ -205,6 +205,68 @@ public sealed class SocketTransportTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task AnAcceptedSocket_StaysOnTheAcceptingLoopWhileYoung_AndMovesAtItsFirstWaitOnceOld()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        TimeSpan age = TimeSpan.FromMilliseconds(400);
+        int moved = 0;
+        for (int i = 0; i < 4 && (i < 2 || moved == 0); i++) // two rounds, two more if other tests took turns of the loops
+        {
+            var born = System.Diagnostics.Stopwatch.StartNew();
+            (SocketConnection a, SocketConnection b) = await PairAsync(age);
+            await using (a)
+            await using (b)
+            {
+                PollSocket socket = b.Socket;
+                PollLoop? accepting = socket.Loop;
+
+                // Young: its waits (a parked read, then the wait after the bytes are taken) leave it where it was accepted.
+                ValueTask<ReadResult> parked = b.Input.ReadAsync(ct);
+                Assert.False(parked.IsCompleted);
+                await a.Output.WriteAsync(new byte[] { 1, 2 }, ct);
+                ReadResult read = await parked;
+                Assert.Equal(new byte[] { 1, 2 }, read.Buffer.ToArray());
+                b.Input.AdvanceTo(read.Buffer.End);
+                if (born.Elapsed < age - TimeSpan.FromMilliseconds(50))
+                {
+                    Assert.True(socket.HandOffPending);
+                    Assert.Same(accepting, socket.Loop);
+                }
+
+                // Old: the wait that follows its next bytes moves it (to the next loop in turn, which with two loops may be
+                // the same one, so one round skips a turn); what is sent next reaches a read parked on the new loop.
+                await Task.Delay(age + TimeSpan.FromMilliseconds(100), ct);
+                if (i % 2 == 1)
+                {
+                    PollGroup.Next();
+                }
+
+                await a.Output.WriteAsync(new byte[] { 3 }, ct);
+                Assert.Equal(new byte[] { 3 }, await ReadExactlyAsync(b.Input, 1));
+                for (int w = 0; w < 200 && socket.HandOffPending; w++)
+                {
+                    await Task.Delay(10, ct); // the wait starts once the woken read's code has run
+                }
+
+                Assert.False(socket.HandOffPending);
+                moved += socket.Loop == accepting ? 0 : 1;
+                ValueTask<ReadResult> parkedOld = b.Input.ReadAsync(ct);
+                Assert.False(parkedOld.IsCompleted);
+                await a.Output.WriteAsync(new byte[] { 4 }, ct);
+                read = await parkedOld;
+                Assert.Equal(new byte[] { 4 }, read.Buffer.ToArray());
+                b.Input.AdvanceTo(read.Buffer.End);
+                byte[] payload = RandomBytes(1024 * 1024, seed: i);
+                Task<byte[]> receiving = ReadExactlyAsync(a.Input, payload.Length);
+                await b.Output.WriteAsync(payload, ct);
+                Assert.Equal(payload, await receiving);
+            }
+        }
+
+        Assert.True(moved > 0 || PollGroup.Start(0) == 1, "no socket moved to another loop");
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task PeerClose_CompletesTheRead_AndFiresConnectionClosed_EvenWhenNobodyReads()
     {
         (SocketConnection a, SocketConnection b) = await PairAsync();
@@ -427,11 +489,12 @@ public sealed class SocketTransportTests
     }
 
     /// <summary>Both ends through the proxy's own paths: <see cref="PollListener"/> accepts, <see cref="PollSocket.ConnectAsync"/> connects.</summary>
-    private static async Task<(SocketConnection, SocketConnection)> PairAsync()
+    // The accepted side moves to its own loop when handOffAfter old (by default, not during a test: HandOff says when).
+    private static async Task<(SocketConnection, SocketConnection)> PairAsync(TimeSpan? handOffAfter = null)
     {
         var accepted = new TaskCompletionSource<PollSocket>(TaskCreationOptions.RunContinuationsAsynchronously);
         using PollListener listener = PollListener.Start(new IPEndPoint(IPAddress.Loopback, 0), s => accepted.TrySetResult(s),
-            e => accepted.TrySetException(new SocketException((int)e)));
+            e => accepted.TrySetException(new SocketException((int)e)), handOffAfter ?? TimeSpan.FromHours(1));
         PollSocket client = await PollSocket.ConnectAsync("127.0.0.1", listener.LocalEndPoint.Port, TestContext.Current.CancellationToken);
         // A first byte, taken off before the pipes start: the listener hands a connection over with its first bytes.
         Assert.Equal(1, client.Send([0x5A], out _));

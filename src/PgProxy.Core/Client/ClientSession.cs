@@ -132,7 +132,6 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             ThrowIfAborted(); // the login's deadline passed while the first bytes were awaited (its wake-up was taken)
             LoginResult? login = await LoginAsync().ConfigureAwait(false);
             EndLoginTimeout();
-            (_connection as ILoginHandOff)?.HandOff(); // what the client sends from now on is served on its own thread
             if (login is { IsConsole: true })
             {
                 await RunConsoleAsync(login.Auth).ConfigureAwait(false);

@@ -17,15 +17,17 @@ public sealed class PollListener : IPollTarget, IDisposable
     private readonly Action<PollSocket> _accepted;
     private readonly Action<SocketError> _failed;
     private readonly PollLoop _loop;
+    private readonly TimeSpan _handOffAfter;
     private readonly Lock _acceptLock = new();
     private Timer? _retry;
     private volatile bool _stopped;
 
-    private PollListener(Socket socket, Action<PollSocket> accepted, Action<SocketError> failed)
+    private PollListener(Socket socket, Action<PollSocket> accepted, Action<SocketError> failed, TimeSpan handOffAfter)
     {
         _socket = socket;
         _accepted = accepted;
         _failed = failed;
+        _handOffAfter = handOffAfter;
         _loop = PollGroup.Register(socket.SafeHandle, this, writable: false);
     }
 
@@ -36,11 +38,19 @@ public sealed class PollListener : IPollTarget, IDisposable
     ulong IPollTarget.PollToken { get; set; }
 
     /// <summary>
+    /// How old an accepted connection is when it leaves the accepting loop for its own (<see cref="PollSocket.Accepted"/>):
+    /// long enough for a connect, a login, a transaction or a few and a logout (a serverless function's whole
+    /// connection, or <c>pgbench -C</c>'s), short enough that the clients that stay spread over the loops soon.
+    /// </summary>
+    public static readonly TimeSpan DefaultHandOffAfter = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>
     /// Binds and listens (throws <see cref="SocketException"/> when it cannot), then accepts on a poll loop:
     /// <paramref name="accepted"/> runs on that loop's thread for each new connection, <paramref name="failed"/> when
-    /// accepting fails for a reason other than a peer that left (out of descriptors: retried after 100 ms).
+    /// accepting fails for a reason other than a peer that left (out of descriptors: retried after 100 ms). A
+    /// connection moves to its own loop once <paramref name="handOffAfter"/> old (default <see cref="DefaultHandOffAfter"/>).
     /// </summary>
-    public static PollListener Start(IPEndPoint endpoint, Action<PollSocket> accepted, Action<SocketError> failed)
+    public static PollListener Start(IPEndPoint endpoint, Action<PollSocket> accepted, Action<SocketError> failed, TimeSpan? handOffAfter = null)
     {
         var socket = new Socket(endpoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
         try
@@ -64,7 +74,7 @@ public sealed class PollListener : IPollTarget, IDisposable
             socket.Bind(endpoint);
             socket.Listen(4096);
             socket.Blocking = false;
-            var listener = new PollListener(socket, accepted, failed);
+            var listener = new PollListener(socket, accepted, failed, handOffAfter ?? DefaultHandOffAfter);
             listener.AcceptPending(); // connections that came between listen() and the registration
             return listener;
         }
@@ -98,7 +108,7 @@ public sealed class PollListener : IPollTarget, IDisposable
 
                 if (fd >= 0)
                 {
-                    PollSocket socket = PollSocket.Accepted(fd, _loop);
+                    PollSocket socket = PollSocket.Accepted(fd, _loop, _handOffAfter);
                     // The new connection's code runs here up to its first wait (usually it reads the bytes already
                     // there), and only then is the socket added to its loop, which is woken for what comes next.
                     _accepted(socket);

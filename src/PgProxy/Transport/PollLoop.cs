@@ -16,7 +16,7 @@ internal interface IPollTarget
 /// <summary>
 /// One epoll instance and the thread that waits on it. Descriptors are added edge-triggered for input and peer close
 /// and stay for as long as they live on this loop (as in .NET's own socket engine), so waiting costs no system call
-/// per wait; an accepted client moves once, from the accepting loop to its own, after its login
+/// per wait; an accepted client moves once, from the accepting loop to its own, when its first moments are over
 /// (<see cref="PollSocket.HandOff"/>). Output is added the first time a send would block (<see cref="WatchWritable"/>)
 /// and then stays, or at once for a socket that connects out: an accepted socket is writable from the start, so
 /// watching output from the start would wake this thread once per login for an event no one waits for (and it is

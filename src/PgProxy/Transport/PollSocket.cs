@@ -12,8 +12,8 @@ internal interface IPollReader
 }
 
 /// <summary>
-/// A connected, non-blocking socket descriptor of the proxy's own, registered with one <see cref="PollLoop"/> for
-/// its whole life. It is the whole of the per-connection socket state: where .NET's <c>Socket</c> keeps about 950
+/// A connected, non-blocking socket descriptor of the proxy's own, registered with one <see cref="PollLoop"/> at a
+/// time (an accepted one moves once: <see cref="Accepted"/>). It is the whole of the per-connection socket state: where .NET's <c>Socket</c> keeps about 950
 /// bytes per waiting connection (the socket, its handle, its async context, a reusable event-args object, a receive
 /// operation and their delegates), a waiting reader here is one flag in this object.
 /// <para>
@@ -38,7 +38,9 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     // Guarded by the socket's own lock (rarely taken: adding, a hand-off, the first send that would block):
     private bool _polling; // added to _loop's epoll set
     private bool _watchingWritable; // output events wanted (from the start when connecting out, else at the first would-block)
-    private bool _handOffPending; // accepted: served on the accepting loop until the login is over (HandOff)
+    // Written under the lock, read without it (HandOffIfDue): an accepted socket not moved yet has the
+    // Environment.TickCount64 from which a wait for input moves it; 0 once moved, and for a socket that connected out.
+    private long _handOffDue;
 
     private PollSocket(int fd)
         : base(new IntPtr(-1), ownsHandle: true)
@@ -49,6 +51,9 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     /// <summary>The loop its events go to (or will, once added).</summary>
     internal PollLoop? Loop => _loop;
 
+    /// <summary>Accepted and not moved to its own loop yet (the tests read it).</summary>
+    internal bool HandOffPending => Volatile.Read(ref _handOffDue) != 0;
+
     /// <inheritdoc />
     public override bool IsInvalid => handle == new IntPtr(-1);
 
@@ -56,14 +61,31 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     ulong IPollTarget.PollToken { get; set; }
 
     /// <summary>
-    /// Takes ownership of an accepted non-blocking descriptor. Its login runs on the <paramref name="accepting"/> loop,
-    /// and <see cref="HandOff"/> moves it to the next loop in turn once the login is over: a storm of logins then
-    /// costs fewer wake-ups, since the accepting thread is awake for its accepts when the logins' packets come, and
-    /// the clients still spread over every loop. Its events are delivered only from <see cref="StartPolling"/> on,
+    /// Takes ownership of an accepted non-blocking descriptor. It is served on the <paramref name="accepting"/> loop
+    /// while it is young, and moves to the next loop in turn at its first wait for input once it is
+    /// <paramref name="handOffAfter"/> old (<see cref="HandOffIfDue"/>), or when <see cref="HandOff"/> says so (before
+    /// a TLS handshake). A storm of logins then costs fewer wake-ups, since the accepting thread is awake for its
+    /// accepts when the logins' packets come; a client that connects, runs a transaction and leaves (a serverless
+    /// function's) never moves, so no second thread wakes for it; and the clients that stay still spread over every
+    /// loop, each at its first wait past that age. Its events are delivered only from <see cref="StartPolling"/> on,
     /// which the acceptor calls once the connection's code has run up to its first wait on the accepting thread:
     /// added any earlier, a socket whose first bytes are already there would report them for nobody.
     /// </summary>
-    internal static PollSocket Accepted(int fd, PollLoop accepting) => new(fd) { _loop = accepting, _handOffPending = true };
+    internal static PollSocket Accepted(int fd, PollLoop accepting, TimeSpan handOffAfter) =>
+        new(fd) { _loop = accepting, _handOffDue = Math.Max(1, Environment.TickCount64 + (long)handOffAfter.TotalMilliseconds) };
+
+    /// <summary>
+    /// Called before each wait for input: moves the socket (<see cref="HandOff"/>) once it is old enough. The check is
+    /// a field read and, while a move is pending, a read of the coarse clock.
+    /// </summary>
+    internal void HandOffIfDue()
+    {
+        long due = Volatile.Read(ref _handOffDue);
+        if (due != 0 && Environment.TickCount64 >= due)
+        {
+            HandOff();
+        }
+    }
 
     /// <summary>
     /// Adds the socket to its loop: events from now on, and at once for what holds already (bytes to read, an end, and
@@ -97,18 +119,18 @@ public sealed class PollSocket : SafeHandle, IPollTarget
     /// Moves an accepted socket from the loop that accepted it to the next loop in turn (once; later calls do
     /// nothing). Its events are then delivered there: the kernel reports at once what holds already, and an event
     /// the old loop took before the move is dropped there (its token is no longer the socket's), so a parked reader
-    /// is woken exactly as if the socket had always been on the new loop.
+    /// is woken exactly as if the socket had always been on the new loop. Any thread may call it.
     /// </summary>
     internal void HandOff()
     {
         lock (this)
         {
-            if (!_handOffPending)
+            if (_handOffDue == 0)
             {
                 return;
             }
 
-            _handOffPending = false;
+            Volatile.Write(ref _handOffDue, 0);
             PollLoop next = PollGroup.Next();
             if (next == _loop)
             {

@@ -544,6 +544,7 @@ public sealed class SocketPipeReader : PipeReader, IValueTaskSource<ReadResult>,
                 return;
             }
 
+            _socket.HandOffIfDue(); // a client past its first moments moves to its own loop before it waits
             if (_socket.ParkReader(this))
             {
                 return; // the poll loop calls OnReadable
