@@ -393,7 +393,7 @@ public sealed partial class ClientSession
     /// Authenticates the client as [auth] says; returns the method that did it. <paramref name="certificateName"/> is the
     /// common name of the client's verified TLS certificate, if it showed one.
     /// </summary>
-    private async Task<string> AuthenticateAsync(string user, string? certificateName)
+    private async ValueTask<string> AuthenticateAsync(string user, string? certificateName)
     {
         AuthType type = Config.Auth.Type;
         if (type == AuthType.Trust)
