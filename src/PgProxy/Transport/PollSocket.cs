@@ -13,9 +13,10 @@ internal interface IPollReader
 
 /// <summary>
 /// A connected, non-blocking socket descriptor of the proxy's own, registered with one <see cref="PollLoop"/> at a
-/// time (an accepted one moves once: <see cref="Accepted"/>). It is the whole of the per-connection socket state: where .NET's <c>Socket</c> keeps about 950
-/// bytes per waiting connection (the socket, its handle, its async context, a reusable event-args object, a receive
-/// operation and their delegates), a waiting reader here is one flag in this object.
+/// time (an accepted one moves once: <see cref="Accepted"/>). It is the whole of the per-connection socket state:
+/// where .NET's <c>Socket</c> keeps about 950 bytes per waiting connection (the socket, its handle, its async context,
+/// a reusable event-args object, a receive operation and their delegates), a waiting reader here is one flag in this
+/// object.
 /// <para>
 /// Readiness is edge-triggered, so each direction keeps one small state: <c>None</c>, <c>Signaled</c> (an event came
 /// while nobody waited) or <c>Waiting</c>. Only the waiting side moves None to Waiting and Signaled to None, only the
@@ -139,7 +140,7 @@ public sealed class PollSocket : SafeHandle, IPollTarget
 
             if (!_polling)
             {
-                _loop = next; // not added yet (a login that ran whole on the accepting thread): StartPolling adds it there
+                _loop = next; // not added yet (its first code, still on the accepting thread, asked): StartPolling adds it there
                 return;
             }
 
