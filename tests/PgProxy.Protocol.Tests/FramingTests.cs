@@ -147,6 +147,52 @@ public sealed class FramingTests
     }
 
     [Fact]
+    public void StartupMessage_RepeatedStrings_AreShared_AndEveryValueReadsBack()
+    {
+        static StartupPacket Parse(string user, string database)
+        {
+            var b = new PgMessageBuilder();
+            b.StartUntyped().Int32(ProtocolCodes.MajorVersion << 16).CString("user").CString(user).CString("database").CString(database).Byte(0).End();
+            Assert.True(StartupPacket.TryParse(new ReadOnlySequence<byte>(b.Written.ToArray()), out StartupPacket? p, out _, out StartupPacketError error), error.ToString());
+            return p!;
+        }
+
+        StartupPacket first = Parse("alice", "appdb");
+        StartupPacket second = Parse("alice", "appdb");
+        Assert.Same(first.Get("user"), second.Get("user"));
+        Assert.Same(first.Parameters[1].Key, second.Parameters[1].Key);
+
+        // Far more strings than the table's slots, short, long and not ASCII: each reads back as sent, none mixed up
+        // with another that shares its slot.
+        string longName = new('x', 200);
+        for (int i = 0; i < 3000; i++)
+        {
+            string user = (i % 3) switch { 0 => $"user{i}", 1 => $"üser{i}", _ => longName + i };
+            StartupPacket p = Parse(user, $"db{i % 7}");
+            Assert.Equal(user, p.Get("user"));
+            Assert.Equal($"db{i % 7}", p.Get("database"));
+            Assert.Equal(2, p.Parameters.Count);
+        }
+    }
+
+    [Fact]
+    public void Builder_Rented_IsTheThreadsSpareOnceReturned_AndEmpty()
+    {
+        PgMessageBuilder rented = PgMessageBuilder.Rent();
+        Backend.BackendMessages.ReadyForQuery(rented, TransactionStatus.Idle);
+        PgMessageBuilder.Return(rented);
+        PgMessageBuilder again = PgMessageBuilder.Rent();
+        Assert.Same(rented, again);
+        Assert.True(again.Written.IsEmpty);
+        Assert.NotSame(again, PgMessageBuilder.Rent()); // the spare is taken: the next one is new
+
+        // A builder grown large is not kept.
+        var large = new PgMessageBuilder(16 * 1024);
+        PgMessageBuilder.Return(large);
+        Assert.NotSame(large, PgMessageBuilder.Rent());
+    }
+
+    [Fact]
     public void ErrorResponse_RoundTrips()
     {
         var b = new PgMessageBuilder();

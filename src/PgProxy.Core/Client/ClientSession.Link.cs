@@ -131,6 +131,7 @@ public sealed partial class ClientSession
                 if (HasPendingOutput)
                 {
                     await PgMessageIO.WriteAsync(Output, Builder, _connection.ConnectionClosed).ConfigureAwait(false);
+                    ReleaseBuilder();
                 }
 
                 relay.Attach(backend);

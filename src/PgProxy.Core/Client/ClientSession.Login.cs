@@ -67,7 +67,12 @@ public sealed partial class ClientSession
         ThrowIfAborted();
     }
 
-    private async Task<LoginResult?> LoginAsync()
+    /// <remarks>
+    /// A ValueTask, and from the pooling builder: a trust login completes it without suspending, and a Task would then
+    /// be made for its result alone; a SCRAM login suspends, and takes a pooled state machine rather than a new one.
+    /// </remarks>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<LoginResult?> LoginAsync()
     {
         StartupPacket? startup = null;
         int negotiations = _negotiations;
@@ -337,7 +342,8 @@ public sealed partial class ClientSession
         return tls;
     }
 
-    private async Task<StartupPacket?> ReadStartupPacketAsync()
+    /// <remarks>A ValueTask: the packet is usually there already, and a Task would be made for the result alone.</remarks>
+    private async ValueTask<StartupPacket?> ReadStartupPacketAsync()
     {
         while (true)
         {
@@ -393,6 +399,7 @@ public sealed partial class ClientSession
     /// Authenticates the client as [auth] says; returns the method that did it. <paramref name="certificateName"/> is the
     /// common name of the client's verified TLS certificate, if it showed one.
     /// </summary>
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<string> AuthenticateAsync(string user, string? certificateName)
     {
         AuthType type = Config.Auth.Type;
@@ -419,7 +426,8 @@ public sealed partial class ClientSession
     }
 
     /// <summary>A SCRAM exchange; returns the mechanism on success, null for a wrong password.</summary>
-    private async Task<string?> ScramAsync(string user, UserSecret? secret)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<string?> ScramAsync(string user, UserSecret? secret)
     {
         // An unknown user, or one whose only secret is an md5 hash, runs a mock exchange that fails at the end,
         // so the answer does not tell whether the user exists (PostgreSQL's scram_mock_salt).
@@ -495,7 +503,8 @@ public sealed partial class ClientSession
         return (mechanism, Encoding.UTF8.GetString(data));
     }
 
-    private async Task<bool> Md5Async(string user, UserSecret? secret)
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<bool> Md5Async(string user, UserSecret? secret)
     {
         byte[] salt = SecureRandom.GetBytes(4);
         BackendMessages.AuthenticationMd5Password(Builder, salt);
@@ -521,7 +530,8 @@ public sealed partial class ClientSession
         return CryptographicOperations.FixedTimeEquals(expected, response);
     }
 
-    private async Task<byte[]?> ReadPasswordMessageAsync()
+    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    private async ValueTask<byte[]?> ReadPasswordMessageAsync()
     {
         PgMessage? message = await PgMessageIO.ReadAsync(Input, MaxAuthMessageBytes, CancellationToken.None, ThrowIfAborted).ConfigureAwait(false);
         if (message is null)

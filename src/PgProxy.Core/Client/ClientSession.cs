@@ -60,7 +60,17 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     // Through the services rather than a field of its own: 8 bytes less per client.
     private ILogger Logger => _services.SessionLogger;
 
-    private PgMessageBuilder Builder => _builder ??= new PgMessageBuilder();
+    private PgMessageBuilder Builder => _builder ??= PgMessageBuilder.Rent();
+
+    /// <summary>Gives the builder back once what it held has gone to <see cref="Output"/>: an idle client keeps none.</summary>
+    private void ReleaseBuilder()
+    {
+        if (_builder is { } builder)
+        {
+            _builder = null;
+            PgMessageBuilder.Return(builder);
+        }
+    }
 
     /// <summary>Bytes the proxy wrote for the client and has not sent yet.</summary>
     private bool HasPendingOutput => _builder is { Written.IsEmpty: false };
@@ -358,7 +368,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
     {
         var console = new Admin.AdminConsole(_services, Input, Output, _user);
         await console.WelcomeAsync(Builder).ConfigureAwait(false);
-        _builder = null;
+        ReleaseBuilder();
         _loggedIn = true;
         LogLogin(Logger, this, (object?)_connection.RemoteEndPoint ?? "?", _database, _user, HowAuthenticated(auth));
         await console.RunAsync().ConfigureAwait(false);
@@ -399,7 +409,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         // idle client would then keep for its whole life. The welcome is a few hundred bytes on a fresh connection,
         // so the socket takes it at once, and a client that has gone fails the write by itself.
         await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
-        _builder = null;
+        ReleaseBuilder();
         _loggedIn = true;
         pool.Stats.Login();
         LogLogin(Logger, this, (object?)_connection.RemoteEndPoint ?? "?", _database, _user, HowAuthenticated(auth));

@@ -14,10 +14,53 @@ public sealed class PgMessageBuilder
     private int _position;
     private int _messageStart = -1;
 
+    /// <summary>The capacity of a builder made by <see cref="Rent"/>: a login's welcome (AuthenticationOk, a dozen
+    /// ParameterStatus, BackendKeyData, ReadyForQuery: 400-600 bytes) fits without growing.</summary>
+    private const int RentedCapacity = 1024;
+
+    /// <summary>A builder grown past this is not kept for the next <see cref="Rent"/> (a large error, a long setting).</summary>
+    private const int MaxSpareCapacity = 8192;
+
+    /// <summary>One spare builder per thread, for <see cref="Rent"/>.</summary>
+    [ThreadStatic]
+    private static PgMessageBuilder? t_spare;
+
     /// <summary>Creates a builder with an initial capacity.</summary>
     public PgMessageBuilder(int capacity = 256)
     {
         _buffer = new byte[capacity];
+    }
+
+    /// <summary>
+    /// A builder for a short use (a login's messages, from its start to its welcome): the thread's spare one, or a new
+    /// one. Give it back with <see cref="Return"/> once what it holds has been copied out (<see cref="FlushTo"/>); a
+    /// connect storm then makes no builder and no buffer per login.
+    /// </summary>
+    public static PgMessageBuilder Rent()
+    {
+        PgMessageBuilder? spare = t_spare;
+        if (spare is null)
+        {
+            return new PgMessageBuilder(RentedCapacity);
+        }
+
+        t_spare = null;
+        return spare;
+    }
+
+    /// <summary>
+    /// Gives back a builder from <see cref="Rent"/>, emptied; the caller must not use it again. It becomes the spare of
+    /// the thread that returns it (a login that moved threads meanwhile leaves it there), unless that thread has one.
+    /// </summary>
+    public static void Return(PgMessageBuilder builder)
+    {
+        if (builder._buffer.Length > MaxSpareCapacity || t_spare is not null)
+        {
+            return;
+        }
+
+        builder.Reset();
+        t_spare = builder;
     }
 
     /// <summary>Everything written so far.</summary>

@@ -182,7 +182,8 @@ public sealed class StartupPacket
             return false;
         }
 
-        var parameters = new List<KeyValuePair<string, string>>();
+        // Sized at once (a name and a value per pair, then the terminating empty name): the list never grows.
+        var parameters = new List<KeyValuePair<string, string>>(Math.Max(0, (rest.Count((byte)0) - 1) / 2));
         var reader = new PgSpanReader(rest);
         while (true)
         {
@@ -203,7 +204,7 @@ public sealed class StartupPacket
                 return false;
             }
 
-            parameters.Add(new(Encoding.UTF8.GetString(name), Encoding.UTF8.GetString(value)));
+            parameters.Add(new(StartupStrings.Get(name), StartupStrings.Get(value)));
         }
 
         if (reader.Remaining != 0)
@@ -219,5 +220,53 @@ public sealed class StartupPacket
             Parameters = parameters,
         };
         return true;
+    }
+}
+
+/// <summary>
+/// The strings of startup packets, shared: every client of an application sends the same names and mostly the same
+/// values ("user", "client_encoding" and "UTF8", its database and user names), so a login storm would otherwise make
+/// the same few strings again for each login. A small table, indexed by the bytes' hash, remembers the last short ASCII
+/// string seen in each slot; bytes equal to it get that string. A miss (another string in the slot, a long or non-ASCII
+/// value) makes a new string, as before, and the table holds at most <see cref="Slots"/> strings of
+/// <see cref="MaxLength"/> characters.
+/// </summary>
+internal static class StartupStrings
+{
+    private const int Slots = 256;
+
+    private const int MaxLength = 64;
+
+    private static readonly string?[] s_slots = new string?[Slots];
+
+    /// <summary>The string for <paramref name="utf8"/>: the table's when it holds these bytes, else a new one.</summary>
+    public static string Get(ReadOnlySpan<byte> utf8)
+    {
+        if (utf8.IsEmpty)
+        {
+            return string.Empty;
+        }
+
+        if (utf8.Length > MaxLength)
+        {
+            return Encoding.UTF8.GetString(utf8);
+        }
+
+        var hash = new HashCode();
+        hash.AddBytes(utf8);
+        ref string? slot = ref s_slots[hash.ToHashCode() & (Slots - 1)];
+        string? known = Volatile.Read(ref slot);
+        if (known is not null && Ascii.Equals(utf8, known))
+        {
+            return known;
+        }
+
+        string made = Encoding.UTF8.GetString(utf8);
+        if (Ascii.IsValid(utf8))
+        {
+            Volatile.Write(ref slot, made);
+        }
+
+        return made;
     }
 }

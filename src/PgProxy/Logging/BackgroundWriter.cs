@@ -170,7 +170,8 @@ internal sealed class BackgroundWriter : ILogEventSink
             _clock.Format(e.Utc, stamp);
             _buffer.Write(stamp);
             _buffer.Write(LevelText(e.Level));
-            _buffer.WriteLine(e.RenderMessage());
+            e.Render(_buffer.GetStringBuilder());
+            _buffer.WriteLine();
             if (e.Exception is { } exception)
             {
                 _buffer.WriteLine(exception.ToString());

@@ -18,6 +18,9 @@ internal abstract class PendingEvent(DateTime utc, LogEventLevel level, Exceptio
     /// <summary>The message as the text format shows it (strings as they are, not quoted).</summary>
     public abstract string RenderMessage();
 
+    /// <summary>Appends <see cref="RenderMessage"/> to <paramref name="to"/> (an event may write it there without making the string).</summary>
+    public virtual void Render(System.Text.StringBuilder to) => to.Append(RenderMessage());
+
     /// <summary>Serilog's event, for the JSON (CLEF) formatter.</summary>
     public abstract LogEvent ToLogEvent(Logger binder);
 }

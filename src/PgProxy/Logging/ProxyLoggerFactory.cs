@@ -84,5 +84,13 @@ internal sealed class CapturedEvent<TState>(DateTime utc, LogEventLevel level, s
 {
     public override string RenderMessage() => formatter(state, Exception);
 
+    public override void Render(System.Text.StringBuilder to)
+    {
+        if (!MessageText.TryAppend(to, state))
+        {
+            to.Append(formatter(state, Exception));
+        }
+    }
+
     public override LogEvent ToLogEvent(Serilog.Core.Logger binder) => LogEvents.FromState(this, binder, category, eventId, state);
 }
