@@ -420,6 +420,24 @@ public sealed class SocketTransportTests
         }
     }
 
+    [Theory(Timeout = 30_000)]
+    [InlineData("127.0.0.1")] // the address accept4 gave, kept
+    [InlineData("::1")] // asked of the kernel
+    public async Task AnAcceptedSocket_KnowsItsPeer_UntilItIsClosed(string address)
+    {
+        IPAddress ip = IPAddress.Parse(address);
+        var accepted = new System.Collections.Concurrent.BlockingCollection<PollSocket>();
+        using PollListener listener = PollListener.Start(new IPEndPoint(ip, 0), accepted.Add, _ => { });
+        using var client = new Socket(ip.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+        await client.ConnectAsync(listener.LocalEndPoint, TestContext.Current.CancellationToken);
+        await client.SendAsync(new byte[] { 7 }, TestContext.Current.CancellationToken);
+        Assert.True(accepted.TryTake(out PollSocket? socket, 5_000, TestContext.Current.CancellationToken));
+        Assert.Equal(client.LocalEndPoint, socket.RemoteEndPoint);
+        Assert.Equal(listener.LocalEndPoint, socket.LocalEndPoint);
+        socket.Dispose();
+        Assert.Null(socket.RemoteEndPoint);
+    }
+
     [Fact(Timeout = 30_000)]
     public async Task ConnectToAClosedPort_FailsWithConnectionRefused()
     {

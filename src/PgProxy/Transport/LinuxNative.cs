@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Sockets;
 using System.Runtime.InteropServices;
 
@@ -25,6 +26,7 @@ internal static unsafe partial class LinuxNative
     internal const uint EpollEt = 1u << 31;
 
     internal const int SockStream = 1;
+    internal const ushort AfInet = 2;
     internal const int SockNonBlock = 0x800;
     internal const int SockCloexec = 0x80000;
     internal const int EfdNonBlock = 0x800;
@@ -124,13 +126,28 @@ internal static unsafe partial class LinuxNative
         return EpollCtl(epfd, op, fd, ev) == 0 ? SocketError.Success : LastError();
     }
 
-    /// <summary>Takes a pending connection off a listening socket: the new descriptor (non-blocking), or -1 and the error.</summary>
-    internal static int Accept(SafeHandle listen, out SocketError error)
+    /// <summary>
+    /// Takes a pending connection off a listening socket: the new descriptor (non-blocking), or -1 and the error.
+    /// <paramref name="ipv4Peer"/> is the peer's address when it is IPv4 (<see cref="PollSocket.Accepted"/> keeps it),
+    /// else 0: the kernel writes it with the accept, where asking later is a <c>getpeername</c> call per login.
+    /// </summary>
+    internal static int Accept(SafeHandle listen, out SocketError error, out ulong ipv4Peer)
     {
-        int fd = Accept4(listen, null, null, SockNonBlock | SockCloexec);
+        byte* address = stackalloc byte[128]; // sockaddr_storage
+        int length = 128;
+        int fd = Accept4(listen, address, &length, SockNonBlock | SockCloexec);
         error = fd >= 0 ? SocketError.Success : LastError();
+        ipv4Peer = fd >= 0 && length >= 8 && *(ushort*)address == AfInet ? PackIpv4(new ReadOnlySpan<byte>(address, 8)) : 0;
         return fd;
     }
+
+    /// <summary>An IPv4 sockaddr_in's port and address in one word, with a bit set so that it is never 0.</summary>
+    internal static ulong PackIpv4(ReadOnlySpan<byte> sockaddrIn) =>
+        (1UL << 48) | ((ulong)System.Buffers.Binary.BinaryPrimitives.ReadUInt16BigEndian(sockaddrIn[2..]) << 32) |
+        BitConverter.ToUInt32(sockaddrIn[4..8]);
+
+    /// <summary>The endpoint of a word from <see cref="PackIpv4"/>.</summary>
+    internal static IPEndPoint UnpackIpv4(ulong packed) => new(new IPAddress((uint)packed), (int)((packed >> 32) & 0xFFFF));
 
     /// <summary>Starts a non-blocking connect: Success, WouldBlock (in progress: wait until writable), or the error.</summary>
     internal static SocketError StartConnect(SafeHandle fd, ReadOnlySpan<byte> address)

@@ -97,9 +97,10 @@ public sealed class PollListener : IPollTarget, IDisposable
             {
                 int fd;
                 SocketError error;
+                ulong peer;
                 try
                 {
-                    fd = LinuxNative.Accept(_socket.SafeHandle, out error);
+                    fd = LinuxNative.Accept(_socket.SafeHandle, out error, out peer);
                 }
                 catch (ObjectDisposedException)
                 {
@@ -108,7 +109,7 @@ public sealed class PollListener : IPollTarget, IDisposable
 
                 if (fd >= 0)
                 {
-                    PollSocket socket = PollSocket.Accepted(fd, _loop, _handOffAfter);
+                    PollSocket socket = PollSocket.Accepted(fd, _loop, _handOffAfter, peer);
                     // The new connection's code runs here up to its first wait (usually it reads the bytes already
                     // there), and only then is the socket added to its loop, which is woken for what comes next.
                     _accepted(socket);
