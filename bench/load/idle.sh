@@ -88,17 +88,22 @@ HAVE_PERF=0
 if command -v perf >/dev/null && perf stat -e task-clock -- true >/dev/null 2>&1; then HAVE_PERF=1; else echo "WARN: no perf: CPU in 10 ms ticks" >&2; fi
 TICK=$(getconf CLK_TCK)
 CPU_PERF=""; CPU_T0=0
+# The clock ticks are read as well: a perf that counted nothing (it happened once, for one of PgBouncer's steps) falls
+# back to them, with a warning, rather than reporting 0.
 cpu_begin() {
-  if [ "$HAVE_PERF" = 1 ]; then perf stat -x, -e task-clock -p "$1" -o "$RUN/cpu.out" & CPU_PERF=$!; sleep 0.3
-  else CPU_T0=$(awk '{print $14 + $15}' "/proc/$1/stat"); fi
+  CPU_T0=$(awk '{print $14 + $15}' "/proc/$1/stat")
+  if [ "$HAVE_PERF" = 1 ]; then rm -f "$RUN/cpu.out"; perf stat -x, -e task-clock -p "$1" -o "$RUN/cpu.out" & CPU_PERF=$!; sleep 0.3; fi
 }
 cpu_end_us() {
+  local ticks perf_us=""
   if [ "$HAVE_PERF" = 1 ]; then
     kill -INT "$CPU_PERF" 2>/dev/null || true; wait "$CPU_PERF" 2>/dev/null || true
-    awk -F, '/task-clock/ {printf "%.0f", $1 * 1000}' "$RUN/cpu.out"
-  else
-    awk -v t0="$CPU_T0" -v t="$TICK" '{printf "%.0f", ($14 + $15 - t0) / t * 1e6}' "/proc/$1/stat"
+    perf_us=$(awk -F, '/task-clock/ && $1 + 0 > 0 {printf "%.0f", $1 * 1000}' "$RUN/cpu.out" 2>/dev/null)
   fi
+  ticks=$(awk -v t0="$CPU_T0" -v t="$TICK" '{printf "%.0f", ($14 + $15 - t0) / t * 1e6}' "/proc/$1/stat")
+  if [ -n "$perf_us" ]; then echo "$perf_us"; return; fi
+  [ "$HAVE_PERF" = 1 ] && [ "$ticks" -gt 0 ] && echo "WARN: perf counted nothing for pid $1: CPU in 10 ms ticks" >&2
+  echo "$ticks"
 }
 
 # start_pooler NAME AUTH USERLIST [IDLE_TIMEOUT]: a fresh pooler process on POOLER_PORT; sets POOLER.

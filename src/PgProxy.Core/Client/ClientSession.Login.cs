@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Runtime.CompilerServices;
 using System.Security.Cryptography;
 using System.Text;
 using PgProxy.Core.Auth;
@@ -71,7 +72,7 @@ public sealed partial class ClientSession
     /// A ValueTask, and from the pooling builder: a trust login completes it without suspending, and a Task would then
     /// be made for its result alone; a SCRAM login suspends, and takes a pooled state machine rather than a new one.
     /// </remarks>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<LoginResult?> LoginAsync()
     {
         StartupPacket? startup = null;
@@ -399,7 +400,7 @@ public sealed partial class ClientSession
     /// Authenticates the client as [auth] says; returns the method that did it. <paramref name="certificateName"/> is the
     /// common name of the client's verified TLS certificate, if it showed one.
     /// </summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<string> AuthenticateAsync(string user, string? certificateName)
     {
         AuthType type = Config.Auth.Type;
@@ -426,7 +427,7 @@ public sealed partial class ClientSession
     }
 
     /// <summary>A SCRAM exchange; returns the mechanism on success, null for a wrong password.</summary>
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<string?> ScramAsync(string user, UserSecret? secret)
     {
         // An unknown user, or one whose only secret is an md5 hash, runs a mock exchange that fails at the end,
@@ -503,7 +504,7 @@ public sealed partial class ClientSession
         return (mechanism, Encoding.UTF8.GetString(data));
     }
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<bool> Md5Async(string user, UserSecret? secret)
     {
         byte[] salt = SecureRandom.GetBytes(4);
@@ -530,7 +531,7 @@ public sealed partial class ClientSession
         return CryptographicOperations.FixedTimeEquals(expected, response);
     }
 
-    [System.Runtime.CompilerServices.AsyncMethodBuilder(typeof(System.Runtime.CompilerServices.PoolingAsyncValueTaskMethodBuilder<>))]
+    [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<byte[]?> ReadPasswordMessageAsync()
     {
         PgMessage? message = await PgMessageIO.ReadAsync(Input, MaxAuthMessageBytes, CancellationToken.None, ThrowIfAborted).ConfigureAwait(false);
