@@ -20,11 +20,16 @@
 #   PROXY_BIN=/tmp/aot/pgproxy POOLERS=pgproxy bench/load/idle.sh                   # another native executable
 #   POOLERS="pgbouncer pgproxy pgproxy-1thread" bench/load/idle.sh                 # one socket thread beside the default
 #   PROXY_SETTINGS="client_login_timeout = \"5s\"" bench/load/idle.sh   # lines added to every PgProxy's [proxy]
+#   LOGIN_ROUNDS=5 bench/load/idle.sh        # more rounds of the login rows (default 3)
+# The two login rows the goals compare (trust over the first step, SCRAM) vary by a fifth from run to run on a shared
+# machine, PgBouncer's as much as PgProxy's: they are measured LOGIN_ROUNDS times, each time in a fresh process of
+# every pooler in turn (the first round is the memory run's own), and the table shows the median and the range.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 ROOT=$(pwd)
 STEPS=${STEPS:-"5000 15000"}
 SCRAM_LOGINS=${SCRAM_LOGINS:-3000}
+LOGIN_ROUNDS=${LOGIN_ROUNDS:-3}
 IDLE_SECONDS=${IDLE_SECONDS:-10}
 SETTLE_SECONDS=${SETTLE_SECONDS:-8}
 OUT=${OUT:-$ROOT/bench/results}
@@ -195,7 +200,7 @@ live_heap_kb() {
   fi
 }
 
-declare -A R
+declare -A R L
 for t in $POOLERS; do
   # Memory, login CPU and idle CPU with trust, steps of clients; no timeouts configured.
   start_pooler "$t" trust "$RUN/userlist-plain.txt"
@@ -218,6 +223,7 @@ for t in $POOLERS; do
     heap_per=$(awk -v a="$heap" -v b="$prev_heap" -v n="$opened" 'BEGIN {if (n > 0 && a != "-" && b != "-") printf "%.0f", (a - b) * 1024 / n; else print "-"}')
     idle_ms=$(awk -v d="$idle_cpu" -v s="$IDLE_SECONDS" 'BEGIN {printf "%.2f", d / s / 1000}')
     R["$t|$step"]="$opened|$rss|$per|$heap_per|$login_us|$idle_ms|$settle_us"
+    [ "$prev" = 0 ] && L["$t|trust"]="$login_us"
     echo "$t trust step $step: opened $opened, rss ${rss} kB ($per B per client of this step), live heap $heap kB ($heap_per B per client), login $login_us us CPU, settling $settle_us us CPU per login, idle $idle_ms ms CPU per s" >&2
     prev=$step; prev_rss=$rss; prev_heap=$heap
   done
@@ -238,9 +244,26 @@ for t in $POOLERS; do
   cpu_begin "$POOLER"
   open_clients "$SCRAM_LOGINS"; opened=$OPENED
   login_cpu=$(cpu_end_us "$POOLER")
-  R["$t|scram"]=$(awk -v d="$login_cpu" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", d / n; else print "-"}')
-  echo "$t SCRAM (stored verifier): $opened logins, ${R[$t|scram]} us CPU per login" >&2
+  L["$t|scram"]=$(awk -v d="$login_cpu" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", d / n; else print "-"}')
+  echo "$t SCRAM (stored verifier): $opened logins, ${L[$t|scram]} us CPU per login" >&2
   stop_holders; stop_pooler
+done
+
+# More rounds of the two login rows, every pooler in turn in each round, each a fresh process: trust over as many
+# logins as the first step, and SCRAM.
+first=${STEPS%% *}
+for round in $(seq 2 "$LOGIN_ROUNDS"); do
+  for t in $POOLERS; do
+    start_pooler "$t" trust "$RUN/userlist-plain.txt"
+    cpu_begin "$POOLER"; open_clients "$first"; opened=$OPENED; login_cpu=$(cpu_end_us "$POOLER")
+    L["$t|trust"]+=" $(awk -v d="$login_cpu" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", d / n; else print "-"}')"
+    stop_holders; stop_pooler
+    start_pooler "$t" scram-sha-256 "$RUN/userlist-verifier.txt"
+    cpu_begin "$POOLER"; open_clients "$SCRAM_LOGINS"; opened=$OPENED; login_cpu=$(cpu_end_us "$POOLER")
+    L["$t|scram"]+=" $(awk -v d="$login_cpu" -v n="$opened" 'BEGIN {if (n > 0) printf "%.0f", d / n; else print "-"}')"
+    stop_holders; stop_pooler
+    echo "$t login round $round: trust ${L[$t|trust]##* } us, SCRAM ${L[$t|scram]##* } us CPU per login" >&2
+  done
 done
 
 mkdir -p "$OUT"
@@ -249,7 +272,7 @@ REPORT="$OUT/latest-idle.md"
   echo "# Idle clients and logins, PgProxy vs PgBouncer ($(date -u +%Y-%m-%d), each pooler a fresh process)"
   echo
   poolers_spec=""; [ "$POOLERS" != "$DEFAULT_POOLERS" ] && poolers_spec=" POOLERS=\"$POOLERS\""
-  echo "Command: \`STEPS=\"$STEPS\"$poolers_spec${PROXY_SETTINGS:+ PROXY_SETTINGS=\"$PROXY_SETTINGS\"} bench/load/idle.sh\` on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added, read once the step's clients have sat idle ${SETTLE_SECONDS} s (longer than PgProxy's memory_trim_delay, 5 s: the CPU it spends on that compaction is the row after the login row, per login of the step); PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
+  echo "Command: \`STEPS=\"$STEPS\"$poolers_spec${PROXY_SETTINGS:+ PROXY_SETTINGS=\"$PROXY_SETTINGS\"} bench/load/idle.sh\`${LOGIN_ROUNDS:+ (LOGIN_ROUNDS=$LOGIN_ROUNDS)} on $(nproc) cores; PgBouncer $("$PGBOUNCER" --version 2>/dev/null | head -1 | awk '{print $2}'), transaction mode, pool 20, both logging connections. Clients (Npgsql, no pooling, no type loading) log in and stay idle. Memory is the pooler's resident set (VmRSS) growth over the step divided by the clients it added, read once the step's clients have sat idle ${SETTLE_SECONDS} s (longer than PgProxy's memory_trim_delay, 5 s: the CPU it spends on that compaction is the row after the login row, per login of the step); PgProxy's live heap is what survives a full GC (dotnet-gcdump, which attaches to the JIT build only). CPU per login is the pooler's CPU time (perf task-clock, all threads) while the step's clients logged in, divided by their number. Idle CPU is measured over ${IDLE_SECONDS} s with every client idle."
   echo
   # One column per pooler, in POOLERS order; a cell is "-" where that figure was not measured.
   declare -A TITLE=([pgbouncer]="PgBouncer" [pgproxy]="PgProxy (native, as the image ships)" [pgproxy-jit]="PgProxy (JIT, dotnet pgproxy.dll)" [pgproxy-1thread]="PgProxy (native, io_threads = 1)")
@@ -260,6 +283,12 @@ REPORT="$OUT/latest-idle.md"
   idle() { echo "$(field "$step" "$1" 5) ms/s"; }
   settle() { echo "$(field "$step" "$1" 6) µs"; }
   simple() { echo "${R[$1|$KEY]:--} $UNIT"; }
+  # "median µs (min-max, N fresh processes)" of a login row's rounds.
+  rounds() {
+    echo "${L[$1|$KEY]:--}" | tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n |
+      awk '{v[NR] = $1} END {if (NR == 0) {print "-"; exit} m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+        printf "%s µs (%s-%s, %d fresh processes)", m, v[1], v[NR], NR}'
+  }
   header="| figure |"; sep="| --- |"
   for t in $POOLERS; do header+=" ${TITLE[$t]} |"; sep+=" --- |"; done
   echo "$header"; echo "$sep"
@@ -267,13 +296,14 @@ REPORT="$OUT/latest-idle.md"
   for step in $STEPS; do
     range="clients $((prev + 1))-$step"
     row "resident memory per idle client, $range" memory
-    row "CPU per login (trust), $range" login
+    if [ "$prev" = 0 ]; then KEY=trust row "CPU per login (trust), $range, median of $LOGIN_ROUNDS rounds" rounds
+    else row "CPU per login (trust), $range" login; fi
     row "CPU in the ${SETTLE_SECONDS} s after those logins (PgProxy's memory trim), per login" settle
     row "CPU while $step clients sit idle, no timeouts" idle
     prev=$step
   done
   KEY=timeout UNIT=ms/s row "CPU while ${STEPS%% *} clients sit idle, client_idle_timeout = 1 h" simple
-  KEY=scram UNIT=µs row "CPU per login (SCRAM, stored verifier, $SCRAM_LOGINS logins)" simple
+  KEY=scram row "CPU per login (SCRAM, stored verifier, $SCRAM_LOGINS logins), median of $LOGIN_ROUNDS rounds" rounds
 } > "$REPORT"
 cat "$REPORT"
 
