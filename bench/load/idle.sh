@@ -285,9 +285,11 @@ REPORT="$OUT/latest-idle.md"
   simple() { echo "${R[$1|$KEY]:--} $UNIT"; }
   # "median µs (min-max, N fresh processes)" of a login row's rounds.
   rounds() {
-    echo "${L[$1|$KEY]:--}" | tr ' ' '\n' | grep -E '^[0-9]+$' | sort -n |
-      awk '{v[NR] = $1} END {if (NR == 0) {print "-"; exit} m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-        printf "%s µs (%s-%s, %d fresh processes)", m, v[1], v[NR], NR}'
+    # Rounds that logged no client in ("-") are left out here, in awk: a grep that matched nothing would fail the
+    # pipeline, and with it (set -e) the whole report.
+    echo "${L[$1|$KEY]:--}" | tr ' ' '\n' | sort -n |
+      awk '/^[0-9]+$/ {v[++n] = $1} END {if (n == 0) {print "-"; exit} m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+        printf "%s µs (%s-%s, %d fresh processes)", m, v[1], v[n], n}'
   }
   header="| figure |"; sep="| --- |"
   for t in $POOLERS; do header+=" ${TITLE[$t]} |"; sep+=" --- |"; done
