@@ -116,6 +116,39 @@ public sealed class LogOutputTests(PostgresFixture pg)
             l => Assert.Matches(timed, l));
     }
 
+    [Fact(Timeout = 60_000)]
+    public async Task SustainedLogging_BurstsAboveHalfTheQueue_AreWrittenWithoutDrops()
+    {
+        // While events keep coming (a line every few ms here) the writer writes less often: its window grows to
+        // 100 ms. A burst of 20 every 50 ms on top would overflow a 64-event queue within one such window; the queue
+        // reaching half its capacity ends the window instead.
+        using var output = new GatedWriter();
+        output.Open();
+        ProxyLog log = ProxyLog.Create(new LogSection { Level = "info" }, output, queueCapacity: 64);
+        Microsoft.Extensions.Logging.ILogger logger = log.LoggerFactory.CreateLogger("PgProxy.Test");
+        const int Rounds = 40, Burst = 20, Trickle = 20;
+        for (int r = 0; r < Rounds; r++)
+        {
+            for (int i = 0; i < Burst; i++)
+            {
+                logger.LogInformation("round {Round} burst {Event}", r, i);
+            }
+
+            for (int i = 0; i < Trickle; i++)
+            {
+                logger.LogInformation("round {Round} trickle {Event}", r, i);
+                await Task.Delay(2, TestContext.Current.CancellationToken);
+            }
+        }
+
+        await log.DisposeAsync();
+        Assert.Equal(0, log.Dropped);
+        string[] lines = output.Text.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(Rounds * (Burst + Trickle), lines.Length);
+        Assert.EndsWith($"round {Rounds - 1} trickle {Trickle - 1}", lines[^1], StringComparison.Ordinal);
+        Assert.True(output.Writes < Rounds * (Burst + Trickle) / 8, $"{output.Writes} writes: the writer should batch");
+    }
+
     /// <summary>A writer whose writes block until <see cref="Open"/> (a full pipe), then collect the text.</summary>
     private sealed class GatedWriter : TextWriter
     {

@@ -14,13 +14,29 @@ namespace PgProxy.Logging;
 /// <see cref="BlockingCollection{T}"/>: each take that finds the queue empty spins (about 26 sched_yield calls) before
 /// it sleeps, and a pooler logs a line on every login and logout, so under connect-per-transaction load that spin
 /// cost more CPU than the login itself. Here the writer sleeps on an event that does not spin; once woken it lets
-/// a burst gather for <see cref="BatchWindow"/>, renders it and writes it out in one write. A producer pays an
+/// a burst gather for <see cref="FirstWindow"/>, renders it and writes it out in one write. Then it stays awake for a
+/// window twice as long, and writes what came meanwhile: while events keep coming the window doubles, up to
+/// <see cref="LongestWindow"/>, and producers wake nobody; after a window in which nothing came the writer sleeps
+/// again and the window goes back to its first length. A queue half full ends a window at once. A producer pays an
 /// enqueue and, only when the writer sleeps, one wake-up; an idle proxy's writer does not run at all.
+/// <para>
+/// Why the window grows: each round of the writer (a timed sleep, its wake-up, a write, the thread's switches in and
+/// out) costs CPU whether it writes one line or fifty, and a login storm kept a 10 ms window busy for good. The
+/// writer's own CPU per login (perf stat per thread, 8 000 trust and 3 000 SCRAM logins, three fresh processes each,
+/// native build): 2.0-3.9 µs per trust login and 4.8-7.1 µs per SCRAM login (whose slower logins share a round among
+/// fewer lines) with the fixed 10 ms window, 1.1-1.2 and 1.9-2.1 µs with this one; its context switches went from
+/// about 340 and 530 per run to about 30. What is left is rendering the lines. A single line still goes out within
+/// 10 ms, and under sustained logging a line waits at most 100 ms; a quiet spell costs one more round (the window in
+/// which nothing came).
+/// </para>
 /// </summary>
 internal sealed class BackgroundWriter : ILogEventSink
 {
     /// <summary>How long a woken writer waits for more events before writing (a connect storm logs two per client).</summary>
-    private static readonly TimeSpan BatchWindow = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan FirstWindow = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>The longest wait between writes while events keep coming.</summary>
+    private static readonly TimeSpan LongestWindow = TimeSpan.FromMilliseconds(100);
 
     /// <summary>Text written in one piece at most.</summary>
     private const int MaxBatchChars = 32 * 1024;
@@ -33,6 +49,9 @@ internal sealed class BackgroundWriter : ILogEventSink
 
     private readonly ConcurrentQueue<PendingEvent> _queue = new();
     private readonly ManualResetEventSlim _wake = new(false, spinCount: 0);
+
+    /// <summary>Ends the writer's window early: set when the queue reaches half its capacity, and by a stop.</summary>
+    private readonly ManualResetEventSlim _hurry = new(false, spinCount: 0);
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly StringWriter _buffer = new(CultureInfo.InvariantCulture);
     private readonly ITextFormatter? _json;
@@ -61,7 +80,8 @@ internal sealed class BackgroundWriter : ILogEventSink
     /// <summary>Queues the event, or drops and counts it when the queue is full or the log is stopping.</summary>
     public void Enqueue(PendingEvent e)
     {
-        if (_stopping || Interlocked.Increment(ref _count) > _capacity)
+        int count = Interlocked.Increment(ref _count);
+        if (_stopping || count > _capacity)
         {
             Interlocked.Decrement(ref _count);
             Interlocked.Increment(ref _dropped);
@@ -71,6 +91,10 @@ internal sealed class BackgroundWriter : ILogEventSink
         _queue.Enqueue(e);
         // Set is a read when the event is already set, and makes no system call when the writer is not waiting.
         _wake.Set();
+        if (count == _capacity / 2)
+        {
+            _hurry.Set(); // a flood (a mass logout): the writer ends its window now rather than drop what comes next
+        }
     }
 
     /// <summary>Stops taking events and waits (at most <paramref name="timeout"/>) for the writer to write out the rest.</summary>
@@ -78,6 +102,7 @@ internal sealed class BackgroundWriter : ILogEventSink
     {
         _stopping = true;
         _wake.Set();
+        _hurry.Set();
         await Task.WhenAny(_stopped.Task, Task.Delay(timeout)).ConfigureAwait(false);
     }
 
@@ -90,6 +115,7 @@ internal sealed class BackgroundWriter : ILogEventSink
     {
         try
         {
+            TimeSpan window = FirstWindow;
             while (true)
             {
                 // Reset before looking, so that an event enqueued after the look sets it again and is not missed.
@@ -103,16 +129,17 @@ internal sealed class BackgroundWriter : ILogEventSink
                         return;
                     }
 
+                    // Quiet for a whole window: sleep until the next event, then let its burst gather for the first window.
                     _wake.Wait();
-                    continue;
+                    window = FirstWindow;
+                    Gather(window);
                 }
 
-                if (!_stopping)
-                {
-                    Thread.Sleep(BatchWindow);
-                }
-
+                _hurry.Reset(); // before the write-out: a flood that reaches half during it ends the next window at once
                 WriteOut();
+                // Still busy, maybe: the next batch gathers for a longer window (no wake-up per event meanwhile).
+                window = window * 2 < LongestWindow ? window * 2 : LongestWindow;
+                Gather(window);
             }
         }
         catch (Exception ex) when (ex is IOException or ObjectDisposedException)
@@ -123,6 +150,18 @@ internal sealed class BackgroundWriter : ILogEventSink
         finally
         {
             _stopped.TrySetResult();
+        }
+    }
+
+    /// <summary>
+    /// Lets events gather for <paramref name="window"/>. Not a wait on <see cref="_wake"/>, which every enqueue sets:
+    /// only a queue half full or a stop ends the window early.
+    /// </summary>
+    private void Gather(TimeSpan window)
+    {
+        if (!_stopping)
+        {
+            _hurry.Wait(window);
         }
     }
 
