@@ -62,6 +62,85 @@ public sealed class AuthTests
         Assert.Equal("SCRAM nonce mismatch", error);
     }
 
+    [Theory]
+    [InlineData("n,,n=user,r=abc,", "malformed SCRAM message")] // a trailing comma is an empty attribute
+    [InlineData("n,,n=user,,r=abc", "malformed SCRAM message")]
+    [InlineData("n,,n=user,r=", "malformed SCRAM message")] // an empty nonce
+    [InlineData("n,,r=abc,n=user", "malformed SCRAM message")] // the user name comes first
+    [InlineData("n,,m=ext,n=user,r=abc", "client requires an unsupported SCRAM extension")]
+    [InlineData("n,,m=ext,bad", "client requires an unsupported SCRAM extension")]
+    [InlineData("n,,n=user,r=a\u007fb", "malformed SCRAM message: invalid nonce")]
+    [InlineData("n,,n=user,r=a b", "malformed SCRAM message: invalid nonce")]
+    [InlineData("n,,n=user", "malformed SCRAM message")]
+    [InlineData("n,", "malformed SCRAM message")]
+    public void Server_RejectsMalformedClientFirstBare(string message, string expected)
+    {
+        var server = new ScramServerExchange(ScramVerifier.FromPassword("x", [1, 2, 3]));
+        Assert.Null(server.HandleClientFirst(message, out string? error));
+        Assert.Equal(expected, error);
+    }
+
+    [Theory]
+    [InlineData("c=biws,r={0},p={1},", "malformed SCRAM message")] // a trailing comma
+    [InlineData("c=biws,p={1}", "malformed SCRAM message")] // no nonce
+    [InlineData("r={0},c=biws,p={1}", "malformed SCRAM message")] // out of order
+    [InlineData("c=biws,r={0},p={1}x", "malformed SCRAM message: invalid proof")]
+    [InlineData("c=biws,r={0},p=AAAA", "malformed SCRAM message: invalid proof")] // 3 bytes, not 32
+    [InlineData("c=eSws,r={0},p={1}", "SCRAM channel binding check failed")] // "y,," where the client said "n,,"
+    public void Server_RejectsMalformedClientFinal(string template, string expected)
+    {
+        ScramVerifier verifier = ScramVerifier.FromPassword("pencil", Convert.FromBase64String(Salt));
+        var server = new ScramServerExchange(verifier, serverNonce: ServerNonce);
+        server.HandleClientFirst(ClientFirst, out _);
+        string message = string.Format(System.Globalization.CultureInfo.InvariantCulture, template,
+            ClientNonce + ServerNonce, "dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=");
+        Assert.Null(server.HandleClientFinal(message, out string? error));
+        Assert.Equal(expected, error);
+        Assert.Null(server.ClientKey);
+    }
+
+    [Fact]
+    public void Server_ExtensionsAfterTheNonce_AndWhitespaceInTheProof_AreAccepted_AsPostgresAccepts()
+    {
+        ScramVerifier verifier = ScramVerifier.FromPassword("pencil", Convert.FromBase64String(Salt));
+        // PostgreSQL reads past extension attributes after the nonce, and its base64 decoder skips whitespace.
+        var withExtension = new ScramServerExchange(verifier, serverNonce: ServerNonce);
+        Assert.NotNull(withExtension.HandleClientFirst(ClientFirst + ",x=later", out string? error));
+        Assert.Null(error);
+
+        var server = new ScramServerExchange(verifier, serverNonce: ServerNonce);
+        Assert.Equal(ServerFirst, server.HandleClientFirst(ClientFirst, out _));
+        string spaced = ClientFinal.Replace("p=dHzb", "p=dHzb \r\n", StringComparison.Ordinal);
+        Assert.Equal(ServerFinal, server.HandleClientFinal(spaced, out error));
+        Assert.Null(error);
+    }
+
+    [Fact]
+    public void Server_ByteApi_AnswersAsTheStringApi_AndALongFinalMessageIsVerified()
+    {
+        ScramVerifier verifier = ScramVerifier.FromPassword("pencil", Convert.FromBase64String(Salt));
+        var server = new ScramServerExchange(verifier, serverNonce: ServerNonce);
+        Assert.True(server.TryHandleClientFirst(System.Text.Encoding.ASCII.GetBytes(ClientFirst), plus: false, out string? error), error);
+        Assert.Equal(ServerFirst, System.Text.Encoding.ASCII.GetString(server.ServerFirstMessage));
+        byte[] final = new byte[ScramServerExchange.ServerFinalLength];
+        Assert.True(server.TryHandleClientFinal(System.Text.Encoding.ASCII.GetBytes(ClientFinal), final, out error), error);
+        Assert.Equal(ServerFinal, System.Text.Encoding.ASCII.GetString(final));
+
+        // An extension attribute of 2 000 bytes in client-final: the auth message outgrows the stack buffer. The proof
+        // is computed here over that auth message, as RFC 5802 defines it.
+        byte[] salted = ScramSha256.SaltedPassword("pencil", Convert.FromBase64String(Salt), 4096);
+        byte[] clientKey = ScramSha256.Hmac(salted, "Client Key"u8);
+        var longer = new ScramServerExchange(verifier, serverNonce: ServerNonce);
+        string serverFirst = longer.HandleClientFirst(ClientFirst, out _)!;
+        string withoutProof = "c=biws,r=" + ClientNonce + ServerNonce + ",x=" + new string('e', 2000);
+        byte[] authMessage = System.Text.Encoding.ASCII.GetBytes("n=user,r=" + ClientNonce + "," + serverFirst + "," + withoutProof);
+        byte[] proof = ScramSha256.Xor(clientKey, ScramSha256.Hmac(ScramSha256.Hash(clientKey), authMessage));
+        string? serverFinal = longer.HandleClientFinal(withoutProof + ",p=" + Convert.ToBase64String(proof), out error);
+        Assert.Null(error);
+        Assert.Equal("v=" + Convert.ToBase64String(ScramSha256.Hmac(verifier.ServerKey, authMessage)), serverFinal);
+        Assert.Equal(clientKey, longer.ClientKey);
+    }
+
     [Fact]
     public void Client_Rfc7677Vector_FromPassword()
     {

@@ -447,14 +447,13 @@ public sealed partial class ClientSession
             throw new OperationCanceledException("client closed during authentication");
         }
 
-        (string mechanism, string clientFirst) = ParseSaslInitialResponse(initial, exchange.Mechanisms);
-        string? serverFirst = exchange.HandleClientFirst(clientFirst, out string? error, mechanism);
-        if (serverFirst is null)
+        (string mechanism, int clientFirstAt, int clientFirstLength) = ParseSaslInitialResponse(initial, exchange.Mechanisms);
+        if (!exchange.TryHandleClientFirst(initial.AsSpan(clientFirstAt, clientFirstLength), mechanism == ScramSha256.PlusMechanism, out string? error))
         {
             throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
         }
 
-        BackendMessages.AuthenticationSaslContinue(Builder, serverFirst);
+        BackendMessages.AuthenticationSaslContinue(Builder, exchange.ServerFirstMessage);
         await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
 
         byte[]? final = await ReadPasswordMessageAsync().ConfigureAwait(false);
@@ -463,15 +462,21 @@ public sealed partial class ClientSession
             throw new OperationCanceledException("client closed during authentication");
         }
 
-        string? serverFinal = exchange.HandleClientFinal(Encoding.UTF8.GetString(final), out error);
-        if (serverFinal is null)
-        {
-            if (error is "password does not match")
-            {
-                return null;
-            }
+        return FinishScram(exchange, final, user, secret) ? mechanism : null;
+    }
 
-            throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
+    /// <summary>
+    /// client-final-message: AuthenticationSASLFinal into the builder and true, false for a wrong password (or an
+    /// unknown user's mock exchange); a malformed message is a protocol violation.
+    /// </summary>
+    private bool FinishScram(ScramServerExchange exchange, byte[] final, string user, UserSecret? secret)
+    {
+        Span<byte> serverFinal = stackalloc byte[ScramServerExchange.ServerFinalLength];
+        if (!exchange.TryHandleClientFinal(final, serverFinal, out string? error))
+        {
+            return error is "password does not match"
+                ? false
+                : throw new ProxyException(SqlState.ProtocolViolation, error ?? "malformed SCRAM message");
         }
 
         BackendMessages.AuthenticationSaslFinal(Builder, serverFinal);
@@ -480,28 +485,39 @@ public sealed partial class ClientSession
             _services.Pools.RememberScramKey(user, clientKey);
         }
 
-        return mechanism;
+        return true;
     }
 
-    private static (string Mechanism, string Message) ParseSaslInitialResponse(byte[] body, string[] offered)
+    /// <summary>SASLInitialResponse: the mechanism (one of <paramref name="offered"/>) and where its data lies in <paramref name="body"/>.</summary>
+    private static (string Mechanism, int DataAt, int DataLength) ParseSaslInitialResponse(byte[] body, string[] offered)
     {
         var reader = new PgSpanReader(body);
-        if (!reader.TryReadCString(out string mechanism) || !reader.TryReadInt32(out int length))
+        if (!reader.TryReadCString(out ReadOnlySpan<byte> name) || !reader.TryReadInt32(out int length))
         {
             throw new ProxyException(SqlState.ProtocolViolation, "malformed SASLInitialResponse message");
         }
 
-        if (!offered.Contains(mechanism))
+        string? mechanism = null;
+        foreach (string m in offered)
+        {
+            if (name.SequenceEqual(m == ScramSha256.PlusMechanism ? "SCRAM-SHA-256-PLUS"u8 : "SCRAM-SHA-256"u8))
+            {
+                mechanism = m;
+            }
+        }
+
+        if (mechanism is null)
         {
             throw new ProxyException(SqlState.ProtocolViolation, "client selected an invalid SASL authentication mechanism");
         }
 
-        if (length < 0 || !reader.TryReadBytes(length, out ReadOnlySpan<byte> data) || reader.Remaining != 0)
+        int at = body.Length - reader.Remaining;
+        if (length < 0 || !reader.TryReadBytes(length, out _) || reader.Remaining != 0)
         {
             throw new ProxyException(SqlState.ProtocolViolation, "malformed SASLInitialResponse message");
         }
 
-        return (mechanism, Encoding.UTF8.GetString(data));
+        return (mechanism, at, length);
     }
 
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]

@@ -36,6 +36,14 @@ public static class BackendMessages
     public static void AuthenticationSaslFinal(PgMessageBuilder b, string data) =>
         b.Start(BackendCode.Authentication).Int32(AuthCode.SaslFinal).Utf8(data).End();
 
+    /// <summary>AuthenticationSASLContinue with server-first-message's bytes.</summary>
+    public static void AuthenticationSaslContinue(PgMessageBuilder b, ReadOnlySpan<byte> data) =>
+        b.Start(BackendCode.Authentication).Int32(AuthCode.SaslContinue).Bytes(data).End();
+
+    /// <summary>AuthenticationSASLFinal with server-final-message's bytes.</summary>
+    public static void AuthenticationSaslFinal(PgMessageBuilder b, ReadOnlySpan<byte> data) =>
+        b.Start(BackendCode.Authentication).Int32(AuthCode.SaslFinal).Bytes(data).End();
+
     /// <summary>ParameterStatus: S, name, value.</summary>
     public static void ParameterStatus(PgMessageBuilder b, string name, string value) =>
         b.Start(BackendCode.ParameterStatus).CString(name).CString(value).End();
