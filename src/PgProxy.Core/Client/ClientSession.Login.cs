@@ -440,6 +440,9 @@ public sealed partial class ClientSession
 
         BackendMessages.AuthenticationSasl(Builder, exchange.Mechanisms);
         await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
+        // Written out: the builder goes back to the thread's spare while the client answers, for the next login on
+        // this thread (a storm has many SCRAM logins waiting at once; each kept its own builder before).
+        ReleaseBuilder();
 
         byte[]? initial = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (initial is null)
@@ -455,6 +458,7 @@ public sealed partial class ClientSession
 
         BackendMessages.AuthenticationSaslContinue(Builder, exchange.ServerFirstMessage);
         await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
+        ReleaseBuilder();
 
         byte[]? final = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (final is null)
@@ -526,6 +530,7 @@ public sealed partial class ClientSession
         byte[] salt = SecureRandom.GetBytes(4);
         BackendMessages.AuthenticationMd5Password(Builder, salt);
         await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
+        ReleaseBuilder();
         byte[]? body = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (body is null)
         {
@@ -547,10 +552,29 @@ public sealed partial class ClientSession
         return CryptographicOperations.FixedTimeEquals(expected, response);
     }
 
+    /// <remarks>
+    /// Reads the socket in its own loop (<see cref="PgMessageIO.TryTake"/>) rather than through
+    /// <see cref="PgMessageIO.ReadAsync"/>: a SCRAM login suspends here twice, and each async method between it and
+    /// the socket was one more state machine per suspension and one more step in each resumption.
+    /// </remarks>
     [AsyncMethodBuilder(typeof(PoolingAsyncValueTaskMethodBuilder<>))]
     private async ValueTask<byte[]?> ReadPasswordMessageAsync()
     {
-        PgMessage? message = await PgMessageIO.ReadAsync(Input, MaxAuthMessageBytes, CancellationToken.None, ThrowIfAborted).ConfigureAwait(false);
+        PgMessage? message;
+        while (true)
+        {
+            System.IO.Pipelines.ReadResult read = await Input.ReadAsync().ConfigureAwait(false);
+            if (PgMessageIO.TryTake(Input, read, MaxAuthMessageBytes, out message))
+            {
+                break;
+            }
+
+            if (read.IsCanceled)
+            {
+                ThrowIfAborted(); // the login's deadline passed
+            }
+        }
+
         if (message is null)
         {
             return null;
