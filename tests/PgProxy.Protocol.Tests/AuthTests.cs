@@ -142,6 +142,27 @@ public sealed class AuthTests
     }
 
     [Fact]
+    public void Verifier_ReusedSignatureContexts_MatchOneShotHmac_FromManyThreadsAtOnce()
+    {
+        ScramVerifier verifier = ScramVerifier.FromPassword("pencil", Convert.FromBase64String(Salt));
+        var failures = new System.Collections.Concurrent.ConcurrentBag<string>();
+        Parallel.For(0, 4000, new ParallelOptions { MaxDegreeOfParallelism = 8 }, i =>
+        {
+            byte[] message = System.Text.Encoding.ASCII.GetBytes($"auth message {i} {new string('x', i % 300)}");
+            Span<byte> client = stackalloc byte[32];
+            Span<byte> server = stackalloc byte[32];
+            verifier.ClientSignature(message, client);
+            verifier.ServerSignature(message, server);
+            if (!client.SequenceEqual(System.Security.Cryptography.HMACSHA256.HashData(verifier.StoredKey, message)) ||
+                !server.SequenceEqual(System.Security.Cryptography.HMACSHA256.HashData(verifier.ServerKey, message)))
+            {
+                failures.Add($"message {i}");
+            }
+        });
+        Assert.Empty(failures);
+    }
+
+    [Fact]
     public void Client_Rfc7677Vector_FromPassword()
     {
         ScramClientExchange client = ScramClientExchange.FromPassword("pencil", ClientNonce);

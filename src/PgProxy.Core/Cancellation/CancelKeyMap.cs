@@ -126,18 +126,19 @@ public sealed class CancelKeyMap
     {
         lock (_lock)
         {
-            if (IndexOf(_slots, pid) >= 0)
-            {
-                return false; // that id is taken: the caller draws another
-            }
-
             if ((_used + 1) * 4 > _slots.Length * 3)
             {
                 // Past three quarters used: rebuild without tombstones, twice as large when live keys need it.
                 Rehash(_count * 2 >= _slots.Length ? _slots.Length * 2 : _slots.Length);
             }
 
+            // One probe finds the id if it is taken, and otherwise where it goes.
             int i = Probe(_slots, pid, forInsert: true);
+            if (_slots[i].ProcessId == pid)
+            {
+                return false; // that id is taken: the caller draws another
+            }
+
             if (_slots[i].ProcessId == Empty)
             {
                 _used++;

@@ -242,7 +242,7 @@ public sealed class ScramServerExchange
         message[..proofAt].CopyTo(authMessage[_authPrefixLength..]);
 
         Span<byte> clientKey = stackalloc byte[32];
-        HMACSHA256.HashData(_verifier.StoredKey, authMessage, clientKey); // ClientSignature
+        ClientSignature(authMessage, clientKey);
         for (int i = 0; i < 32; i++)
         {
             clientKey[i] ^= proof[i]; // ClientKey = ClientProof XOR ClientSignature
@@ -258,13 +258,30 @@ public sealed class ScramServerExchange
         }
 
         Span<byte> serverSignature = stackalloc byte[32];
-        HMACSHA256.HashData(_verifier.ServerKey, authMessage, serverSignature);
+        _verifier.ServerSignature(authMessage, serverSignature); // a stored secret: a mock exchange failed above
+
         ReturnRented(rented);
         "v="u8.CopyTo(serverFinal);
         Base64.EncodeToUtf8(serverSignature, serverFinal[2..], out _, out _);
         ClientKey = clientKey.ToArray();
         error = null;
         return true;
+    }
+
+    /// <summary>
+    /// HMAC(StoredKey, AuthMessage): through the verifier's reused context for a stored secret; a mock exchange's
+    /// verifier is made for this login alone, so it computes in one shot rather than leave a context behind.
+    /// </summary>
+    private void ClientSignature(ReadOnlySpan<byte> authMessage, Span<byte> destination)
+    {
+        if (_mockFailure)
+        {
+            HMACSHA256.HashData(_verifier.StoredKey, authMessage, destination);
+        }
+        else
+        {
+            _verifier.ClientSignature(authMessage, destination);
+        }
     }
 
     private static void ReturnRented(byte[]? rented)

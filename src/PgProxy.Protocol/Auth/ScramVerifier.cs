@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Security.Cryptography;
 
 namespace PgProxy.Protocol.Auth;
 
@@ -28,6 +29,29 @@ public sealed class ScramVerifier
 
     /// <summary>HMAC(SaltedPassword, "Server Key").</summary>
     public byte[] ServerKey { get; }
+
+    // HMAC contexts keyed with StoredKey and ServerKey, made at the first login and reused under the lock: a one-shot
+    // HMAC (HMACSHA256.HashData) looks OpenSSL's HMAC implementation up and builds a context on every call, 1.37 µs
+    // here against 0.66 µs for a reused one, and every SCRAM login computes two.
+    private readonly Lock _macs = new();
+    private IncrementalHash? _storedKeyMac;
+    private IncrementalHash? _serverKeyMac;
+
+    /// <summary>ClientSignature: HMAC(StoredKey, <paramref name="authMessage"/>) into <paramref name="destination"/> (32 bytes).</summary>
+    public void ClientSignature(ReadOnlySpan<byte> authMessage, Span<byte> destination) => Mac(ref _storedKeyMac, StoredKey, authMessage, destination);
+
+    /// <summary>ServerSignature: HMAC(ServerKey, <paramref name="authMessage"/>) into <paramref name="destination"/> (32 bytes).</summary>
+    public void ServerSignature(ReadOnlySpan<byte> authMessage, Span<byte> destination) => Mac(ref _serverKeyMac, ServerKey, authMessage, destination);
+
+    private void Mac(ref IncrementalHash? mac, byte[] key, ReadOnlySpan<byte> data, Span<byte> destination)
+    {
+        lock (_macs)
+        {
+            mac ??= IncrementalHash.CreateHMAC(HashAlgorithmName.SHA256, key);
+            mac.AppendData(data);
+            mac.GetHashAndReset(destination);
+        }
+    }
 
     /// <summary>True when <paramref name="secret"/> starts like a SCRAM verifier.</summary>
     public static bool LooksLikeVerifier(string secret) => secret.StartsWith("SCRAM-SHA-256$", StringComparison.Ordinal);
