@@ -134,6 +134,63 @@ public sealed class AuthTests
     }
 
     [Fact]
+    public void Server_MutatedAndRandomMessages_AreRefusedWithAnError_NeverAnException()
+    {
+        // A client's SCRAM messages are untrusted bytes: every malformed one must come back as an error to send.
+        ScramVerifier verifier = ScramVerifier.FromPassword("pencil", Convert.FromBase64String(Salt));
+        byte[] first = System.Text.Encoding.ASCII.GetBytes(ClientFirst);
+        byte[] final = System.Text.Encoding.ASCII.GetBytes(ClientFinal);
+        byte[] alphabet = System.Text.Encoding.ASCII.GetBytes("npyrcmsiv=,+/ Aa0\u007f");
+        var random = new Random(20261206);
+        byte[] serverFinal = new byte[ScramServerExchange.ServerFinalLength];
+        for (int i = 0; i < 20_000; i++)
+        {
+            var server = new ScramServerExchange(verifier, serverNonce: ServerNonce, bindingData: i % 3 == 0 ? new byte[32] : null);
+            byte[] clientFirst = i % 4 == 0 ? first : Mutate(first, random, alphabet);
+            if (server.TryHandleClientFirst(clientFirst, plus: i % 5 == 0, out string? error))
+            {
+                Assert.Null(error);
+                bool ok = server.TryHandleClientFinal(Mutate(final, random, alphabet), serverFinal, out error);
+                Assert.True(ok == (error is null), error);
+            }
+            else
+            {
+                Assert.False(string.IsNullOrEmpty(error));
+            }
+        }
+
+        static byte[] Mutate(byte[] message, Random random, byte[] alphabet)
+        {
+            if (random.Next(10) == 0)
+            {
+                byte[] noise = new byte[random.Next(0, 80)];
+                random.NextBytes(noise);
+                return noise;
+            }
+
+            var bytes = new List<byte>(message);
+            for (int edits = random.Next(1, 4); edits > 0 && bytes.Count > 0; edits--)
+            {
+                int at = random.Next(bytes.Count);
+                switch (random.Next(3))
+                {
+                    case 0:
+                        bytes.RemoveAt(at);
+                        break;
+                    case 1:
+                        bytes.Insert(at, alphabet[random.Next(alphabet.Length)]);
+                        break;
+                    default:
+                        bytes[at] = alphabet[random.Next(alphabet.Length)];
+                        break;
+                }
+            }
+
+            return [.. bytes];
+        }
+    }
+
+    [Fact]
     public void Verifier_ReusedSignatureContexts_MatchOneShotHmac_FromManyThreadsAtOnce()
     {
         ScramVerifier verifier = ScramVerifier.FromPassword("pencil", Convert.FromBase64String(Salt));
