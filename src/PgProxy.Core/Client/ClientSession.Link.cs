@@ -130,8 +130,7 @@ public sealed partial class ClientSession
 
                 if (HasPendingOutput)
                 {
-                    await PgMessageIO.WriteAsync(Output, Builder, _connection.ConnectionClosed).ConfigureAwait(false);
-                    ReleaseBuilder();
+                    await SendBuilderAsync(_connection.ConnectionClosed).ConfigureAwait(false);
                 }
 
                 relay.Attach(backend);

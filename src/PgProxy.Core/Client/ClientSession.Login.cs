@@ -439,10 +439,9 @@ public sealed partial class ClientSession
         var exchange = new ScramServerExchange(verifier, mock, bindingData: binding);
 
         BackendMessages.AuthenticationSasl(Builder, exchange.Mechanisms);
-        await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
-        // Written out: the builder goes back to the thread's spare while the client answers, for the next login on
-        // this thread (a storm has many SCRAM logins waiting at once; each kept its own builder before).
-        ReleaseBuilder();
+        // The builder goes back to the thread's spare while the client answers, for the next login on this thread (a
+        // storm has many SCRAM logins waiting at once; each kept its own builder before).
+        await SendBuilderAsync(CancellationToken.None).ConfigureAwait(false);
 
         byte[]? initial = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (initial is null)
@@ -457,8 +456,7 @@ public sealed partial class ClientSession
         }
 
         BackendMessages.AuthenticationSaslContinue(Builder, exchange.ServerFirstMessage);
-        await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
-        ReleaseBuilder();
+        await SendBuilderAsync(CancellationToken.None).ConfigureAwait(false);
 
         byte[]? final = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (final is null)
@@ -504,9 +502,10 @@ public sealed partial class ClientSession
         string? mechanism = null;
         foreach (string m in offered)
         {
-            if (name.SequenceEqual(m == ScramSha256.PlusMechanism ? "SCRAM-SHA-256-PLUS"u8 : "SCRAM-SHA-256"u8))
+            if (Ascii.Equals(name, m))
             {
                 mechanism = m;
+                break;
             }
         }
 
@@ -529,8 +528,7 @@ public sealed partial class ClientSession
     {
         byte[] salt = SecureRandom.GetBytes(4);
         BackendMessages.AuthenticationMd5Password(Builder, salt);
-        await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
-        ReleaseBuilder();
+        await SendBuilderAsync(CancellationToken.None).ConfigureAwait(false);
         byte[]? body = await ReadPasswordMessageAsync().ConfigureAwait(false);
         if (body is null)
         {

@@ -72,6 +72,17 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         }
     }
 
+    /// <summary>
+    /// Sends what the builder holds and gives the builder back. The bytes are copied into <see cref="Output"/> at once,
+    /// so the builder is free before the flush completes, and the flush needs no async method of its own.
+    /// </summary>
+    private ValueTask<System.IO.Pipelines.FlushResult> SendBuilderAsync(CancellationToken ct)
+    {
+        Builder.FlushTo(Output);
+        ReleaseBuilder();
+        return Output.FlushAsync(ct);
+    }
+
     /// <summary>Bytes the proxy wrote for the client and has not sent yet.</summary>
     private bool HasPendingOutput => _builder is { Written.IsEmpty: false };
 
@@ -408,8 +419,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
         // Not bound to ConnectionClosed: asking for that token makes the connection's cancellation source, which an
         // idle client would then keep for its whole life. The welcome is a few hundred bytes on a fresh connection,
         // so the socket takes it at once, and a client that has gone fails the write by itself.
-        await PgMessageIO.WriteAsync(Output, Builder, CancellationToken.None).ConfigureAwait(false);
-        ReleaseBuilder();
+        await SendBuilderAsync(CancellationToken.None).ConfigureAwait(false);
         _loggedIn = true;
         pool.Stats.Login();
         LogLogin(Logger, this, (object?)_connection.RemoteEndPoint ?? "?", _database, _user, HowAuthenticated(auth));
@@ -493,7 +503,7 @@ public sealed partial class ClientSession : DeadlineQueue.Entry, ICancelTarget
             Builder.Reset();
             error.Write(Builder);
             using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(5));
-            await PgMessageIO.WriteAsync(Output, Builder, cts.Token).ConfigureAwait(false);
+            await SendBuilderAsync(cts.Token).ConfigureAwait(false);
         }
         catch (Exception ex) when (ex is OperationCanceledException || TransportErrors.IsTransportGone(ex))
         {

@@ -35,9 +35,7 @@ public sealed class ScramServerExchange
     private int _gs2Length;
     private int _serverFirstAt;
     private int _serverFirstLength;
-    private int _nonceAt; // the full nonce (client's and server's) inside server-first-message
-    private int _nonceLength;
-    private int _authPrefixLength; // client-first-message-bare "," server-first-message ","
+    private int _nonceLength; // the full nonce (client's and server's), right after server-first-message's "r="
 
     /// <summary>Creates an exchange against <paramref name="verifier"/>.</summary>
     /// <param name="verifier">The stored secret.</param>
@@ -60,6 +58,12 @@ public sealed class ScramServerExchange
 
     /// <summary>server-first-message, once <see cref="TryHandleClientFirst"/> has succeeded.</summary>
     public ReadOnlySpan<byte> ServerFirstMessage => _buffer.AsSpan(_serverFirstAt, _serverFirstLength);
+
+    /// <summary>The full nonce, inside server-first-message.</summary>
+    private ReadOnlySpan<byte> FullNonce => _buffer.AsSpan(_serverFirstAt + 2, _nonceLength);
+
+    /// <summary>The auth message's first part: client-first-message-bare "," server-first-message ",".</summary>
+    private ReadOnlySpan<byte> AuthMessagePrefix => _buffer.AsSpan(_gs2Length, _serverFirstAt + _serverFirstLength + 1 - _gs2Length);
 
     /// <summary>Handles client-first-message under <paramref name="mechanism"/>; returns server-first-message or null with an error.</summary>
     public string? HandleClientFirst(string message, out string? error, string mechanism = ScramSha256.Mechanism) =>
@@ -95,7 +99,7 @@ public sealed class ScramServerExchange
                 return Fail("malformed SCRAM message: the client selected SCRAM-SHA-256 without channel binding, but the SCRAM message includes channel binding data", out error);
             }
 
-            if (!flag[2..].SequenceEqual("tls-server-end-point"u8))
+            if (!Ascii.Equals(flag[2..], ScramSha256.EndPointBinding))
             {
                 return Fail($"unsupported SCRAM channel-binding type \"{Encoding.UTF8.GetString(flag[2..])}\"", out error);
             }
@@ -191,9 +195,7 @@ public sealed class ScramServerExchange
         _gs2Length = gs2Length;
         _serverFirstAt = serverFirstAt;
         _serverFirstLength = serverFirstEnd - serverFirstAt;
-        _nonceAt = nonceAt;
         _nonceLength = nonceLength;
-        _authPrefixLength = at - gs2Length;
         error = null;
         return true;
     }
@@ -222,7 +224,7 @@ public sealed class ScramServerExchange
             return Fail("SCRAM channel binding check failed", out error);
         }
 
-        if (!nonce.SequenceEqual(_buffer.AsSpan(_nonceAt, _nonceLength)))
+        if (!nonce.SequenceEqual(FullNonce))
         {
             return Fail("SCRAM nonce mismatch", out error);
         }
@@ -234,12 +236,13 @@ public sealed class ScramServerExchange
         }
 
         // AuthMessage = client-first-message-bare "," server-first-message "," client-final-message-without-proof
-        int authLength = _authPrefixLength + proofAt;
+        ReadOnlySpan<byte> prefix = AuthMessagePrefix;
+        int authLength = prefix.Length + proofAt;
         byte[]? rented = authLength > 1024 ? ArrayPool<byte>.Shared.Rent(authLength) : null;
         Span<byte> authMessage = rented is null ? stackalloc byte[1024] : rented;
         authMessage = authMessage[..authLength];
-        _buffer.AsSpan(_gs2Length, _authPrefixLength).CopyTo(authMessage);
-        message[..proofAt].CopyTo(authMessage[_authPrefixLength..]);
+        prefix.CopyTo(authMessage);
+        message[..proofAt].CopyTo(authMessage[prefix.Length..]);
 
         Span<byte> clientKey = stackalloc byte[32];
         ClientSignature(authMessage, clientKey);
@@ -250,17 +253,23 @@ public sealed class ScramServerExchange
 
         Span<byte> storedKey = stackalloc byte[32];
         SHA256.HashData(clientKey, storedKey);
-        bool ok = CryptographicOperations.FixedTimeEquals(storedKey, _verifier.StoredKey);
-        if (!ok || _mockFailure)
+        bool ok = CryptographicOperations.FixedTimeEquals(storedKey, _verifier.StoredKey) && !_mockFailure;
+        Span<byte> serverSignature = stackalloc byte[32];
+        if (ok)
         {
-            ReturnRented(rented);
+            _verifier.ServerSignature(authMessage, serverSignature); // a stored secret: a mock exchange is never ok
+        }
+
+        if (rented is not null)
+        {
+            ArrayPool<byte>.Shared.Return(rented);
+        }
+
+        if (!ok)
+        {
             return Fail("password does not match", out error);
         }
 
-        Span<byte> serverSignature = stackalloc byte[32];
-        _verifier.ServerSignature(authMessage, serverSignature); // a stored secret: a mock exchange failed above
-
-        ReturnRented(rented);
         "v="u8.CopyTo(serverFinal);
         Base64.EncodeToUtf8(serverSignature, serverFinal[2..], out _, out _);
         ClientKey = clientKey.ToArray();
@@ -281,14 +290,6 @@ public sealed class ScramServerExchange
         else
         {
             _verifier.ClientSignature(authMessage, destination);
-        }
-    }
-
-    private static void ReturnRented(byte[]? rented)
-    {
-        if (rented is not null)
-        {
-            ArrayPool<byte>.Shared.Return(rented);
         }
     }
 
