@@ -14,13 +14,7 @@ namespace PgProxy.Logging;
 internal static class MessageText
 {
     /// <summary>A template's pieces: literal text, or (Text null) the argument named Hole.</summary>
-    private readonly record struct Piece(string? Text, string? Hole);
-
-    /// <summary>Templates split so far, null for one this does not render; only the writer thread uses it. Bounded.</summary>
-    [ThreadStatic]
-    private static Dictionary<string, Piece[]?>? t_templates;
-
-    private const int MaxTemplates = 1000;
+    internal readonly record struct Piece(string? Text, string? Hole);
 
     /// <summary>Pieces a template may have here (the arguments' places are kept on the stack).</summary>
     private const int MaxPieces = 64;
@@ -88,23 +82,7 @@ internal static class MessageText
     }
 
     /// <summary>The pieces of <paramref name="template"/>; null when it has braces this does not render, or a name twice.</summary>
-    private static Piece[]? Split(string template)
-    {
-        Dictionary<string, Piece[]?> templates = t_templates ??= new(StringComparer.Ordinal);
-        if (templates.TryGetValue(template, out Piece[]? known))
-        {
-            return known;
-        }
-
-        if (templates.Count >= MaxTemplates)
-        {
-            templates.Clear();
-        }
-
-        Piece[]? pieces = Parse(template);
-        templates[template] = pieces;
-        return pieces;
-    }
+    private static Piece[]? Split(string template) => TemplateCache<Piece[]?>.GetOrAdd(template, Parse);
 
     private static Piece[]? Parse(string template)
     {

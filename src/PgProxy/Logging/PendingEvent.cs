@@ -43,12 +43,6 @@ internal sealed class SerilogEvent(LogEvent logEvent) : PendingEvent(logEvent.Ti
 /// <summary>Serilog events made, on the writer thread, from <see cref="ILogger"/> calls: the same properties Serilog's adapter gave them.</summary>
 internal static class LogEvents
 {
-    /// <summary>Templates parsed so far; only the writer thread uses it. Bounded, in case some caller builds its templates.</summary>
-    [ThreadStatic]
-    private static Dictionary<string, MessageTemplate>? t_templates;
-
-    private const int MaxTemplates = 1000;
-
     /// <summary>The event for a logger's state: its "{OriginalFormat}" as the template, its other values as properties, then SourceContext and EventId.</summary>
     public static LogEvent FromState<TState>(PendingEvent e, Logger binder, string category, EventId eventId, TState state)
     {
@@ -90,20 +84,6 @@ internal static class LogEvents
         return new LogEvent(new DateTimeOffset(e.Utc).ToLocalTime(), e.Level, e.Exception, template, properties);
     }
 
-    private static MessageTemplate Parse(string text)
-    {
-        Dictionary<string, MessageTemplate> templates = t_templates ??= new(StringComparer.Ordinal);
-        if (!templates.TryGetValue(text, out MessageTemplate? template))
-        {
-            if (templates.Count >= MaxTemplates)
-            {
-                templates.Clear();
-            }
-
-            template = new MessageTemplateParser().Parse(text);
-            templates[text] = template;
-        }
-
-        return template;
-    }
+    private static MessageTemplate Parse(string text) =>
+        TemplateCache<MessageTemplate>.GetOrAdd(text, static t => new MessageTemplateParser().Parse(t));
 }
