@@ -204,6 +204,34 @@ public sealed class SocketTransportTests
     }
 
     [Fact(Timeout = 30_000)]
+    public async Task ASocketThread_KnowsItsIndex_AndAConnectionNamesTheThreadThatServesIt()
+    {
+        CancellationToken ct = TestContext.Current.CancellationToken;
+        (SocketConnection a, SocketConnection b) = await PairAsync();
+        await using (a)
+        await using (b)
+        {
+            // A parked read resumes on the thread of the loop that serves the socket; that thread knows its index.
+            var seen = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
+            var reader = (PgProxy.Core.Infrastructure.IParkableReader)b.Input;
+            Assert.False(reader.TryReadOrPark(_ => seen.SetResult(PgProxy.Core.Infrastructure.ServingThread.Current), seen, out _));
+            await a.Output.WriteAsync(new byte[] { 1 }, ct);
+            int current = await seen.Task.WaitAsync(ct);
+            ReadResult read = reader.TakeParkedResult();
+            b.Input.AdvanceTo(read.Buffer.End);
+
+            Assert.True(current >= 0);
+            Assert.Equal(b.Socket.Loop!.Index, current);
+            Assert.Equal(current, b.ServingThreadIndex);
+            Assert.Equal(-1, PgProxy.Core.Infrastructure.ServingThread.Current); // the test's own thread is no socket thread
+
+            // A connection that moves names its new thread.
+            b.HandOff();
+            Assert.Equal(b.Socket.Loop!.Index, b.ServingThreadIndex);
+        }
+    }
+
+    [Fact(Timeout = 30_000)]
     public async Task AnAcceptedSocket_StaysOnTheAcceptingLoopWhileYoung_AndMovesAtItsFirstWaitOnceOld()
     {
         CancellationToken ct = TestContext.Current.CancellationToken;

@@ -26,6 +26,7 @@ public sealed partial class BackendConnection
         Host = host;
         Port = port;
         Pool = pool;
+        ServingThreadIndex = (transport as IServedOnThread)?.ServingThreadIndex ?? -1;
         CreatedAt = pool.Time.GetTimestamp();
         LastUsedAt = CreatedAt;
     }
@@ -41,6 +42,9 @@ public sealed partial class BackendConnection
 
     /// <summary>The pool this backend belongs to.</summary>
     public Pool Pool { get; }
+
+    /// <summary>The socket thread that serves this backend for its whole life (<see cref="ServingThread"/>), or -1.</summary>
+    internal int ServingThreadIndex { get; }
 
     /// <summary>The server's address (SHOW SERVERS).</summary>
     public System.Net.EndPoint? RemoteEndPoint => _transport.RemoteEndPoint;

@@ -514,11 +514,14 @@ public sealed partial class Pool
         }
     }
 
+    /// <summary>How far back from the most recently used idle backend the pool looks for one on the caller's thread.</summary>
+    private const int SameThreadLookBack = 4;
+
     private bool TryTakeIdleLocked([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out BackendConnection? backend)
     {
         while (true)
         {
-            LinkedListNode<BackendConnection>? node = Settings.Proxy.ServerRoundRobin ? _idle.First : _idle.Last;
+            LinkedListNode<BackendConnection>? node = Settings.Proxy.ServerRoundRobin ? _idle.First : SameThreadOrLast();
             if (node is null)
             {
                 backend = null;
@@ -537,6 +540,32 @@ public sealed partial class Pool
             Transition(backend, BackendState.Active);
             return true;
         }
+    }
+
+    /// <summary>
+    /// The most recently used idle backend (LIFO), unless one of the few used just before it is served by the caller's
+    /// own socket thread (<see cref="ServingThread"/>): the client's query and the backend's reply are then handled by
+    /// one thread, without waking the other.
+    /// </summary>
+    private LinkedListNode<BackendConnection>? SameThreadOrLast()
+    {
+        LinkedListNode<BackendConnection>? last = _idle.Last;
+        int thread = ServingThread.Current;
+        if (thread < 0)
+        {
+            return last;
+        }
+
+        LinkedListNode<BackendConnection>? node = last;
+        for (int i = 0; i < SameThreadLookBack && node is not null; i++, node = node.Previous)
+        {
+            if (node.Value.ServingThreadIndex == thread)
+            {
+                return node;
+            }
+        }
+
+        return last;
     }
 
     /// <summary>Takes a backend out of the pool's accounting (state Closing) and frees its shared-limit slots.</summary>

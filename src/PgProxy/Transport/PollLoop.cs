@@ -39,6 +39,7 @@ internal sealed unsafe class PollLoop
 
     internal PollLoop(int index)
     {
+        Index = index;
         _epoll = LinuxNative.EpollCreate(LinuxNative.EpollCloexec);
         if (_epoll < 0)
         {
@@ -52,6 +53,9 @@ internal sealed unsafe class PollLoop
         };
         thread.UnsafeStart();
     }
+
+    /// <summary>The loop's place in the process's set (its thread is <c>pgproxy-io-</c> this).</summary>
+    internal int Index { get; }
 
     /// <summary>Reports an exception a target threw (the loop goes on). Set once by the host, for its log.</summary>
     internal static Action<Exception>? UnhandledError { get; set; }
@@ -147,6 +151,7 @@ internal sealed unsafe class PollLoop
     [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
     private void Run()
     {
+        PgProxy.Core.Infrastructure.ServingThread.Enter(Index);
         byte* events = (byte*)NativeMemory.Alloc((nuint)(MaxEvents * LinuxNative.EpollEventSize));
         while (true)
         {

@@ -17,7 +17,8 @@ namespace PgProxy.Transport;
 /// Measured with <c>bench/load/compare.sh</c> (see the README's Performance section).
 /// </para>
 /// </summary>
-public sealed class SocketConnection : ConnectionContext, IDuplexPipe, PgProxy.Core.Infrastructure.ILoginHandOff
+public sealed class SocketConnection : ConnectionContext, IDuplexPipe, PgProxy.Core.Infrastructure.ILoginHandOff,
+    PgProxy.Core.Infrastructure.IServedOnThread
 {
     private readonly ISocketConnectionOwner? _owner;
     /// <summary>How long disposing waits for bytes the socket had no room for (a final error to a slow client).</summary>
@@ -82,6 +83,9 @@ public sealed class SocketConnection : ConnectionContext, IDuplexPipe, PgProxy.C
 
     /// <inheritdoc />
     public void HandOff() => _socket.HandOff();
+
+    /// <inheritdoc />
+    public int ServingThreadIndex => _socket.Loop?.Index ?? -1;
 
     /// <summary>The socket (tests look at its loop).</summary>
     internal PollSocket Socket => _socket;

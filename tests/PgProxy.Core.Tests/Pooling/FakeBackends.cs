@@ -17,14 +17,20 @@ internal sealed class FakeBackends
     public bool Fail;
     public string FailWith = SqlState.ConnectionFailure;
 
+    /// <summary>The socket threads the backends opened from now on are served by, in turn (none: not on a socket thread).</summary>
+    public int[] ServingThreads = [];
+
     public static BackendConnection NewBackend(Pool pool) => NewBackend(pool, out _, out _);
 
     /// <summary>A backend whose output is <paramref name="toBackend"/>'s writer and whose input is <paramref name="fromBackend"/>'s reader.</summary>
-    public static BackendConnection NewBackend(Pool pool, out Pipe toBackend, out Pipe fromBackend)
+    public static BackendConnection NewBackend(Pool pool, out Pipe toBackend, out Pipe fromBackend, int servingThread = -1)
     {
         toBackend = new Pipe();
         fromBackend = new Pipe();
-        var context = new DefaultConnectionContext(Guid.NewGuid().ToString(), new Duplex(fromBackend.Reader, toBackend.Writer), new Duplex(toBackend.Reader, fromBackend.Writer));
+        var context = new ServedContext(Guid.NewGuid().ToString(), new Duplex(fromBackend.Reader, toBackend.Writer), new Duplex(toBackend.Reader, fromBackend.Writer))
+        {
+            ServingThreadIndex = servingThread,
+        };
         return new BackendConnection(context, "fake", 1, pool);
     }
 
@@ -72,8 +78,15 @@ internal sealed class FakeBackends
         }
 
         await Task.Yield();
-        Interlocked.Increment(ref Opened);
-        return NewBackend(pool);
+        int opened = Interlocked.Increment(ref Opened);
+        return NewBackend(pool, out _, out _, ServingThreads.Length == 0 ? -1 : ServingThreads[(opened - 1) % ServingThreads.Length]);
+    }
+
+    /// <summary>A connection the way the socket transport's are: served by one socket thread.</summary>
+    private sealed class ServedContext(string id, IDuplexPipe transport, IDuplexPipe application)
+        : DefaultConnectionContext(id, transport, application), IServedOnThread
+    {
+        public int ServingThreadIndex { get; init; }
     }
 
     private sealed class Duplex(PipeReader input, PipeWriter output) : IDuplexPipe

@@ -50,6 +50,62 @@ public sealed class PoolTests
     }
 
     [Fact(Timeout = 10_000)]
+    public async Task Acquire_OnASocketThread_PrefersARecentIdleBackendServedByThatThread()
+    {
+        var fakes = new FakeBackends { ServingThreads = [0, 1, 0, 1, 1, 1, 1, 1] };
+        Pool pool = fakes.CreatePool(Small with { PoolSize = 8 });
+        var opened = new List<BackendConnection>();
+        for (int i = 0; i < 8; i++)
+        {
+            opened.Add(await pool.AcquireAsync(TestContext.Current.CancellationToken));
+        }
+
+        Assert.Equal([0, 1, 0, 1, 1, 1, 1, 1], opened.Select(b => b.ServingThreadIndex));
+        foreach (BackendConnection b in opened.Take(4))
+        {
+            await pool.ReleaseAsync(b, reusable: true); // idle, oldest first: 0 1 0 1
+        }
+
+        // On socket thread 0 the most recent idle backend served there (the third) beats the last one released (on 1).
+        Assert.Same(opened[2], TakeOnThread(pool, 0));
+        // Off the socket threads: the most recent (LIFO), as before.
+        Assert.Same(opened[3], TakeOnThread(pool, -1));
+        // On thread 1, one of its own is the most recent: LIFO and affinity agree.
+        Assert.Same(opened[1], TakeOnThread(pool, 1));
+        await pool.ReleaseAsync(opened[1], reusable: true);
+        await pool.ReleaseAsync(opened[2], reusable: true);
+        await pool.ReleaseAsync(opened[3], reusable: true);
+
+        // Idle now, oldest first, by thread: 0 1 0 1 1 1 1 1. Four backends of thread 1 went idle after the last one of
+        // thread 0: the pool looks no further back than that, and takes the most recent.
+        foreach (BackendConnection b in opened.Skip(4))
+        {
+            await pool.ReleaseAsync(b, reusable: true);
+        }
+
+        Assert.Same(opened[7], TakeOnThread(pool, 0));
+        AssertInvariant(pool, 8);
+    }
+
+    /// <summary>Takes an idle backend on a thread that is socket thread <paramref name="thread"/> (-1: an ordinary thread).</summary>
+    private static BackendConnection? TakeOnThread(Pool pool, int thread)
+    {
+        BackendConnection? taken = null;
+        var t = new Thread(() =>
+        {
+            if (thread >= 0)
+            {
+                ServingThread.Enter(thread);
+            }
+
+            pool.TryAcquireIdle(out taken);
+        });
+        t.Start();
+        t.Join();
+        return taken;
+    }
+
+    [Fact(Timeout = 10_000)]
     public async Task Waiters_AreServedInArrivalOrder_ByHandOff()
     {
         var fakes = new FakeBackends();
